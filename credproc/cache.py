@@ -1,0 +1,121 @@
+"""The encrypted credential cache.
+
+One file per entry in the cache dir, named by a keyed hash of the entry's identity (so names reveal
+no role or account), holding  MAGIC | nonce(12) | AES-256-GCM(plaintext, aad=MAGIC+identity).
+Binding the identity as associated data means an entry copied over another one's file fails to
+decrypt. Any entry that does not decrypt is a miss: never served, never a crash.
+
+Plaintext: one ASCII header line, then the body.
+    "<expires_at> <refresh_at> <config_digest> <fingerprint>\\n" + body
+For credentials the body is the exact credential_process document, so a cache hit decrypts and
+writes it without importing json. `config_digest` is a hash of the config file's bytes when the entry
+was written (the hit path compares it instead of parsing TOML); `fingerprint` is a hash of the
+resolved settings the entry was made from (checked when the config file changed).
+
+This module is on the cache-hit path: module-level imports are os, sys and time only.
+"""
+
+import os
+import sys
+import time
+
+MAGIC = b"CPC1"
+KEY_BYTES = 32
+NONCE_BYTES = 12
+_AAD_PREFIX = b"credproc-cache-v1\0"
+
+
+def _blake2b():
+    try:  # the C module behind hashlib.blake2b, without hashlib's ~5 ms of OpenSSL set-up
+        from _blake2 import blake2b
+    except ImportError:  # pragma: no cover - other interpreters
+        from hashlib import blake2b
+    return blake2b
+
+
+def _aesgcm_class():
+    try:
+        # cryptography's public AESGCM (primitives.ciphers.aead) is this very class; importing it
+        # from the bindings skips ~15 ms of typing/enum imports on every cache hit.
+        from cryptography.hazmat.bindings._rust import openssl
+
+        return openssl.aead.AESGCM
+    except (ImportError, AttributeError):  # pragma: no cover - a future cryptography layout
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        return AESGCM
+
+
+def digest(data):
+    """Hex digest for config files and fingerprints (not secret material)."""
+    return _blake2b()(data, digest_size=16).hexdigest()
+
+
+def entry_filename(key, identity):
+    return _blake2b()(identity.encode(), key=key, digest_size=20, person=b"credproc-name").hexdigest()
+
+
+class Entry:
+    __slots__ = ("expires_at", "refresh_at", "config_digest", "fingerprint", "body")
+
+    def __init__(self, expires_at, refresh_at, config_digest, fingerprint, body):
+        self.expires_at = int(expires_at)
+        self.refresh_at = int(refresh_at)
+        self.config_digest = config_digest
+        self.fingerprint = fingerprint
+        self.body = body
+
+    def encode(self):
+        head = f"{self.expires_at} {self.refresh_at} {self.config_digest} {self.fingerprint}\n"
+        return head.encode("ascii") + self.body
+
+    @classmethod
+    def decode(cls, plaintext):
+        head, sep, body = plaintext.partition(b"\n")
+        fields = head.split(b" ")
+        if not sep or len(fields) != 4:
+            raise ValueError("malformed entry header")
+        return cls(int(fields[0]), int(fields[1]), fields[2].decode("ascii"), fields[3].decode("ascii"), body)
+
+
+def read_key(path):
+    """The cache key, or None if there is none yet. Raises PermissionError-like OSError subclasses
+    unchanged; refuses (ValueError) a key that others can read or that is not ours."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        st = os.fstat(fd)
+        if os.name == "posix" and (st.st_mode & 0o077 or st.st_uid != os.getuid()):
+            raise ValueError(f"{path} must be owned by you with mode 0600 (chmod 600 '{path}')")
+        key = os.read(fd, KEY_BYTES + 1)
+    finally:
+        os.close(fd)
+    if len(key) != KEY_BYTES:
+        raise ValueError(f"{path} is not a credproc key ({len(key)} bytes); delete it to start a new cache")
+    return key
+
+
+def decrypt(key, identity, blob):
+    if len(blob) < len(MAGIC) + NONCE_BYTES + 16 or blob[: len(MAGIC)] != MAGIC:
+        raise ValueError("not a credproc cache entry")
+    nonce = blob[len(MAGIC) : len(MAGIC) + NONCE_BYTES]
+    plaintext = _aesgcm_class()(key).decrypt(nonce, blob[len(MAGIC) + NONCE_BYTES :], _AAD_PREFIX + identity.encode())
+    return Entry.decode(plaintext)
+
+
+def encrypt(key, identity, entry):
+    nonce = os.urandom(NONCE_BYTES)
+    return MAGIC + nonce + _aesgcm_class()(key).encrypt(nonce, entry.encode(), _AAD_PREFIX + identity.encode())
+
+
+def read_file(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def now():
+    return int(time.time())
+
+
+def _debug(msg):
+    if os.environ.get("CREDPROC_DEBUG"):
+        sys.stderr.write(f"credproc: debug: {msg}\n")

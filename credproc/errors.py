@@ -1,0 +1,106 @@
+"""One exception hierarchy. Each class carries its exit code; `cli.main` is the only place that
+turns them into exit codes. Messages are written for the user (what happened, what to do next)
+and never contain a secret."""
+
+
+class CredprocError(Exception):
+    """Base of every error credproc reports to the user."""
+
+    exit_code = 1
+    title = "error"
+
+    def __init__(self, message, hint=None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self):
+        if self.hint:
+            return f"{self.message} ({self.hint})"
+        return self.message
+
+
+class ConfigError(CredprocError):
+    """The configuration file is missing, unreadable or invalid."""
+
+    exit_code = 3
+    title = "configuration error"
+
+
+class LoginRequired(CredprocError):
+    """A prompt (password, MFA code, browser login) is needed and there is no terminal to ask on."""
+
+    exit_code = 4
+    title = "login required"
+
+
+class AuthenticationFailed(CredprocError):
+    """The identity provider or STS rejected who we said we are: wrong password or MFA code,
+    unknown or expired keys, revoked refresh token."""
+
+    exit_code = 5
+    title = "authentication failed"
+
+
+class AccessDenied(CredprocError):
+    """Authenticated, but not allowed: a trust policy, a role not granted to the user."""
+
+    exit_code = 6
+    title = "access denied"
+
+
+class NetworkError(CredprocError):
+    """The identity provider or STS could not be reached (DNS, refused, timeout, TLS)."""
+
+    exit_code = 7
+    title = "network error"
+
+
+class LockTimeout(CredprocError):
+    """Another credproc process held the refresh lock for too long."""
+
+    exit_code = 8
+    title = "busy"
+
+
+class ServiceError(CredprocError):
+    """The identity provider or STS answered with an error we have no better name for."""
+
+    exit_code = 9
+    title = "service error"
+
+
+class RecursionDetected(CredprocError):
+    """credproc was started by itself (a credential_process loop)."""
+
+    exit_code = 10
+    title = "recursion"
+
+
+class LocalFileError(CredprocError):
+    """A file credproc owns (key, cache) has wrong permissions or cannot be written."""
+
+    exit_code = 11
+    title = "file error"
+
+
+class Interrupted(CredprocError):
+    exit_code = 130
+    title = "interrupted"
+
+
+EXIT_CODES = [
+    (0, "success: credentials printed (or, for `login`, a summary)"),
+    (1, "unexpected internal error: a bug; run again with --debug and report it"),
+    (2, "usage error: unknown option or missing argument"),
+    (ConfigError.exit_code, "configuration error: the message names the file, the key and the problem"),
+    (LoginRequired.exit_code, "login required and no terminal to prompt on: run the `credproc login` command it prints"),
+    (AuthenticationFailed.exit_code, "authentication failed: wrong or expired keys, MFA code, password or token"),
+    (AccessDenied.exit_code, "access denied: authenticated, but the role or action is not allowed"),
+    (NetworkError.exit_code, "identity provider or STS unreachable"),
+    (LockTimeout.exit_code, "another credproc process held the refresh lock too long"),
+    (ServiceError.exit_code, "the identity provider or STS returned an unexpected error"),
+    (RecursionDetected.exit_code, "credproc was started by itself (credential_process loop)"),
+    (LocalFileError.exit_code, "a key or cache file has unsafe permissions or cannot be written"),
+    (Interrupted.exit_code, "interrupted (Ctrl-C)"),
+]
