@@ -16,7 +16,7 @@ class CredprocError(Exception):
 
     def __str__(self):
         if self.hint:
-            return f"{self.message} ({self.hint})"
+            return f"{self.message}; {self.hint}"
         return self.message
 
 

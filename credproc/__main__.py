@@ -1,0 +1,5 @@
+import sys
+
+from ._entry import main
+
+sys.exit(main())

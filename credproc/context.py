@@ -1,0 +1,20 @@
+"""What one run of credproc carries through the providers: clock, terminal, cache, deadlines."""
+
+import time
+
+# The Go SDK (Terraform) kills a credential_process after 60 s; a waiter must give up well before.
+LOCK_WAIT = 45.0
+LOGIN_LOCK_WAIT = 300.0
+
+
+class Context:
+    def __init__(self, config, store, terminal, force=False, lock_wait=LOCK_WAIT, clock=time.time):
+        self.config = config
+        self.store = store
+        self.terminal = terminal
+        self.force = force
+        self.clock = clock
+        self.lock_deadline = time.monotonic() + lock_wait
+
+    def now(self):
+        return int(self.clock())

@@ -1,0 +1,81 @@
+"""Per-entry inter-process locks that the OS releases when the holder dies (flock / msvcrt).
+
+The lock file is never deleted: unlinking a lock file another process is waiting on lets two
+processes hold "the" lock at once. It holds the holder's pid, only to tell waiters who they wait on.
+"""
+
+import os
+import time
+
+from .errors import LockTimeout
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+    import msvcrt
+
+
+def _try_lock(fd):
+    try:
+        if fcntl:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        else:  # pragma: no cover
+            os.lseek(fd, 0, os.SEEK_SET)
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        return True
+    except OSError:
+        return False
+
+
+class FileLock:
+    def __init__(self, path, what):
+        self.path = path
+        self.what = what  # for messages: "credentials for role 'admin'"
+        self.fd = None
+
+    def acquire(self, deadline, poll=0.05):
+        """Wait until `deadline` (time.monotonic()); raise LockTimeout after it. A deadline in the past
+        means a single try. Returns True if the lock had to be waited for."""
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        waited = False
+        while not _try_lock(self.fd):
+            waited = True
+            if time.monotonic() >= deadline:
+                holder = self._holder()
+                os.close(self.fd)
+                self.fd = None
+                raise LockTimeout(
+                    f"gave up waiting for another credproc process{holder} that is still getting {self.what}",
+                    hint="it may be waiting for a password, MFA code or browser login in another terminal; "
+                         "finish that, then try again",
+                )
+            time.sleep(poll)
+        try:
+            os.ftruncate(self.fd, 0)
+            os.write(self.fd, str(os.getpid()).encode())
+        except OSError:
+            pass
+        return waited
+
+    def _holder(self):
+        try:
+            pid = os.pread(self.fd, 16, 0).decode().strip() if hasattr(os, "pread") else ""
+            return f" (pid {int(pid)})" if pid else ""
+        except (OSError, ValueError):
+            return ""
+
+    def release(self):
+        if self.fd is not None:
+            try:
+                if fcntl:
+                    fcntl.flock(self.fd, fcntl.LOCK_UN)
+            finally:
+                os.close(self.fd)
+                self.fd = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()

@@ -1,0 +1,163 @@
+"""Asking the user: on the controlling terminal, or through a configured command.
+
+Under credential_process the SDK owns stdout (the protocol) and hides stderr, and the JS SDK's
+stdin is a pipe that never delivers: prompts therefore use the controlling terminal (/dev/tty,
+CONIN$/CONOUT$ on Windows) and nothing else. With no terminal, a prompt fails at once with
+LoginRequired naming the `credproc login` command to run in one.
+"""
+
+import os
+import shlex
+import subprocess
+
+from . import log
+from .errors import AuthenticationFailed, ConfigError, Interrupted, LoginRequired
+
+
+def _open_tty():
+    """(read_fd, write_fd) of the controlling terminal, or None."""
+    if os.environ.get("CREDPROC_NO_PROMPT"):
+        return None
+    if os.name == "nt":  # pragma: no cover
+        try:
+            return os.open("CONIN$", os.O_RDWR), os.open("CONOUT$", os.O_RDWR)
+        except OSError:
+            return None
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:  # ENXIO: no controlling terminal (Terraform in CI, an IDE, a daemon)
+        return None
+    return fd, fd
+
+
+class Terminal:
+    """Prompts for one top-level request; `login_command` is what a user without a terminal is
+    told to run."""
+
+    def __init__(self, login_command, interactive=True):
+        self.login_command = login_command
+        self.interactive = interactive
+        self._fds = None
+        self._opened = False
+
+    def _tty(self):
+        if not self._opened:
+            self._opened = True
+            self._fds = _open_tty() if self.interactive else None
+        return self._fds
+
+    def available(self):
+        return self._tty() is not None
+
+    def require(self, what):
+        if self._tty() is None:
+            raise LoginRequired(f"{what} is needed and there is no terminal to ask on",
+                                hint=f"run in a terminal: {self.login_command}")
+
+    def say(self, message):
+        """A line for the user on the terminal (silently dropped without one)."""
+        fds = self._tty()
+        if fds:
+            os.write(fds[1], (message + "\n").encode())
+
+    def ask(self, prompt, what, secret=False):
+        self.require(what)
+        rfd, wfd = self._tty()
+        os.write(wfd, prompt.encode())
+        old = None
+        if secret:
+            old = _echo_off(rfd)
+        try:
+            line = _read_line(rfd)
+        except KeyboardInterrupt:
+            raise Interrupted("interrupted at the prompt") from None
+        finally:
+            if old is not None:
+                _restore(rfd, old)
+                os.write(wfd, b"\n")
+        if line is None:
+            raise AuthenticationFailed(f"no answer at the {what} prompt (end of input)")
+        return line
+
+    def choose(self, title, options, what):
+        """A numbered menu; returns the chosen index."""
+        self.require(what)
+        self.say(title)
+        for i, option in enumerate(options, 1):
+            self.say(f"  {i}) {option}")
+        for _ in range(3):
+            answer = self.ask(f"Choose 1-{len(options)}: ", what).strip()
+            if answer.isdigit() and 1 <= int(answer) <= len(options):
+                return int(answer) - 1
+            self.say(f"Please type a number from 1 to {len(options)}.")
+        raise AuthenticationFailed(f"no valid choice for {what}")
+
+    def close(self):
+        if self._fds:
+            os.close(self._fds[0])
+            if self._fds[1] != self._fds[0]:
+                os.close(self._fds[1])
+        self._fds = None
+
+
+def _read_line(fd):
+    buf = bytearray()
+    while True:
+        ch = os.read(fd, 1)
+        if not ch:
+            return buf.decode(errors="replace") if buf else None
+        if ch in (b"\n", b"\r"):
+            return buf.decode(errors="replace")
+        buf += ch
+
+
+def _echo_off(fd):
+    try:
+        import termios
+    except ImportError:  # pragma: no cover - Windows console input is not echoed by os.read
+        return None
+    try:
+        old = termios.tcgetattr(fd)
+    except termios.error:
+        return None
+    new = list(old)
+    new[3] &= ~termios.ECHO
+    termios.tcsetattr(fd, termios.TCSAFLUSH, new)
+    return old
+
+
+def _restore(fd, old):
+    import termios
+
+    termios.tcsetattr(fd, termios.TCSAFLUSH, old)
+
+
+def run_secret_command(command, what, key, timeout=120):
+    """Run a user-configured command (mfa_command, password_command) without a shell and return
+    its first output line. What it prints is a secret: it is never logged or echoed."""
+    try:
+        argv = shlex.split(command)
+    except ValueError as e:
+        raise ConfigError(f"{key}: cannot parse {command!r}: {e}") from None
+    if not argv:
+        raise ConfigError(f"{key} is empty")
+    env = dict(os.environ, CREDPROC_ACTIVE=str(os.getpid()))
+    log.debug("running %s for %s: %s", key, what, argv[0])
+    try:
+        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              timeout=timeout, env=env)
+    except FileNotFoundError:
+        raise ConfigError(f"{key}: command not found: {argv[0]}") from None
+    except PermissionError:
+        raise ConfigError(f"{key}: not executable: {argv[0]}") from None
+    except subprocess.TimeoutExpired:
+        raise AuthenticationFailed(f"{key} ({argv[0]}) did not finish within {timeout} s") from None
+    if proc.returncode != 0:
+        # its stderr is diagnostics (e.g. "no YubiKey detected"), not the secret it prints on stdout
+        err = proc.stderr.decode(errors="replace").strip().splitlines()
+        detail = f": {err[-1][:200]}" if err else ""
+        raise AuthenticationFailed(f"{key} ({argv[0]}) failed with exit code {proc.returncode}{detail}")
+    lines = proc.stdout.decode(errors="replace").strip().splitlines()
+    if not lines or not lines[0].strip():
+        raise AuthenticationFailed(f"{key} ({argv[0]}) printed nothing")
+    return lines[0].strip()

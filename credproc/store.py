@@ -1,0 +1,177 @@
+"""EncryptedFileCache: key management, atomic writes, per-entry locks (the write side of cache.py)."""
+
+import os
+import stat
+import time
+
+from . import cache, log
+from .errors import LocalFileError
+from .locking import FileLock
+
+_TMP_PREFIX = ".tmp-"
+
+
+def ensure_private_dir(path):
+    """Create path (and parents) with mode 0700; tighten it if we own it and it is looser."""
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        st = os.stat(path)
+        if os.name == "posix":
+            if st.st_uid != os.getuid():
+                raise LocalFileError(f"{path} is owned by another user", hint="credproc keeps its files in directories only you own")
+            if stat.S_IMODE(st.st_mode) & 0o077:
+                os.chmod(path, 0o700)
+    except LocalFileError:
+        raise
+    except OSError as e:
+        raise LocalFileError(f"cannot create directory {path}: {e.strerror}") from None
+
+
+def atomic_write(path, data):
+    """temp file (0600, same directory) -> write -> fsync -> rename -> fsync dir. A crash at any
+    point leaves the old file or the new one, never a torn one."""
+    directory = os.path.dirname(path)
+    tmp = os.path.join(directory, f"{_TMP_PREFIX}{os.path.basename(path)}-{os.getpid()}-{os.urandom(4).hex()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    if hasattr(os, "O_DIRECTORY"):
+        try:
+            dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+        except OSError:
+            pass
+
+
+class EncryptedFileCache:
+    def __init__(self, cache_dir, key_path):
+        self.cache_dir = cache_dir
+        self.key_path = key_path
+        self._key = None
+
+    # -- the key ---------------------------------------------------------------------------
+    def key(self, create=True):
+        if self._key is None:
+            try:
+                self._key = cache.read_key(self.key_path)
+            except FileNotFoundError:
+                if not create:
+                    return None
+                self._key = self._create_key()
+            except ValueError as e:
+                raise LocalFileError(str(e)) from None
+            except OSError as e:
+                raise LocalFileError(f"cannot read the cache key {self.key_path}: {e.strerror}") from None
+        return self._key
+
+    def _create_key(self):
+        """Atomically: the full key is written to a private temp file, then linked into place;
+        if another process won the race, its key is used."""
+        directory = os.path.dirname(self.key_path)
+        ensure_private_dir(directory)
+        tmp = os.path.join(directory, f"{_TMP_PREFIX}key-{os.getpid()}-{os.urandom(4).hex()}")
+        key = os.urandom(cache.KEY_BYTES)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                os.write(fd, key)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            try:
+                os.link(tmp, self.key_path)
+            except FileExistsError:
+                log.debug("another process created the cache key first; using it")
+                return cache.read_key(self.key_path)
+            except OSError:  # no hard links (some network or FAT file systems)
+                if os.path.exists(self.key_path):
+                    return cache.read_key(self.key_path)
+                os.replace(tmp, self.key_path)
+            log.debug("created a new cache key at %s", self.key_path)
+            return key
+        except ValueError as e:
+            raise LocalFileError(str(e)) from None
+        except OSError as e:
+            raise LocalFileError(f"cannot create the cache key {self.key_path}: {e.strerror}") from None
+        finally:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+    # -- entries ---------------------------------------------------------------------------
+    def path_for(self, identity):
+        return os.path.join(self.cache_dir, cache.entry_filename(self.key(), identity))
+
+    def get(self, identity):
+        """The entry, or None: missing, unreadable, truncated, tampered with or under another key."""
+        key = self.key(create=False)
+        if key is None:
+            return None
+        path = os.path.join(self.cache_dir, cache.entry_filename(key, identity))
+        try:
+            blob = cache.read_file(path)
+        except FileNotFoundError:
+            log.debug("cache miss for %s: no entry", identity)
+            return None
+        except OSError as e:
+            log.debug("cache miss for %s: cannot read %s: %s", identity, path, e.strerror)
+            return None
+        try:
+            return cache.decrypt(key, identity, blob)
+        except Exception as e:  # InvalidTag, ValueError...: unusable, never served
+            log.debug("cache miss for %s: entry unusable (%s): will be replaced", identity, type(e).__name__)
+            return None
+
+    def put(self, identity, entry):
+        ensure_private_dir(self.cache_dir)
+        path = self.path_for(identity)
+        try:
+            atomic_write(path, cache.encrypt(self.key(), identity, entry))
+        except OSError as e:
+            raise LocalFileError(f"cannot write the cache entry {path}: {e.strerror}") from None
+        self._sweep_temps()
+
+    def delete(self, identity):
+        key = self.key(create=False)
+        if key is None:
+            return False
+        try:
+            os.unlink(os.path.join(self.cache_dir, cache.entry_filename(key, identity)))
+            return True
+        except FileNotFoundError:
+            return False
+
+    def lock(self, identity, what):
+        ensure_private_dir(self.cache_dir)
+        return FileLock(self.path_for(identity) + ".lock", what)
+
+    def _sweep_temps(self, older_than=600):
+        """Remove temp files left by a process killed between create and rename."""
+        try:
+            names = os.listdir(self.cache_dir)
+        except OSError:
+            return
+        limit = time.time() - older_than
+        for name in names:
+            if name.startswith(_TMP_PREFIX):
+                p = os.path.join(self.cache_dir, name)
+                try:
+                    if os.lstat(p).st_mtime < limit:
+                        os.unlink(p)
+                except OSError:
+                    pass

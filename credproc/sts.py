@@ -1,0 +1,134 @@
+"""STS clients built with explicit credentials (or unsigned), never from the default chain, and
+the translation of botocore failures into credproc errors.
+
+The botocore session is isolated from the caller's AWS config: AWS_PROFILE may name the very profile
+whose credential_process is credproc (or one that does not exist), and a profile's endpoint_url
+must not redirect our STS calls. The STS endpoint comes from credproc's own config only.
+"""
+
+import email.utils
+import os
+import time
+
+from . import log
+from .credentials import Credentials, mask
+from .errors import AccessDenied, AuthenticationFailed, NetworkError, ServiceError
+
+_session = None
+
+
+def _botocore_session():
+    global _session
+    if _session is None:
+        import botocore.session
+
+        _session = botocore.session.Session(session_vars={
+            "profile": (None, None, None, None),
+            "config_file": (None, None, os.devnull, None),
+            "credentials_file": (None, None, os.devnull, None),
+        })
+        _session.set_config_variable("ignore_configured_endpoint_urls", True)
+    return _session
+
+
+def client(region, endpoint_url=None, credentials=None):
+    """credentials=None: an unsigned client (AssumeRoleWithWebIdentity)."""
+    import botocore
+    import botocore.config
+
+    cfg = botocore.config.Config(connect_timeout=5, read_timeout=30, retries={"total_max_attempts": 3, "mode": "standard"},
+                                 user_agent_appid="credproc")
+    kwargs = {"region_name": region, "endpoint_url": endpoint_url}
+    if credentials is None:
+        cfg = cfg.merge(botocore.config.Config(signature_version=botocore.UNSIGNED))
+    else:
+        kwargs.update(aws_access_key_id=credentials.access_key_id, aws_secret_access_key=credentials.secret_access_key,
+                      aws_session_token=credentials.session_token)
+    return _botocore_session().create_client("sts", config=cfg, **kwargs)
+
+
+def credentials_from_response(response, sent_at):
+    """Credentials whose Expiration is safe by the local clock: STS's expiry, or the local send time
+    plus the lifetime STS granted (its Expiration minus its Date header), whichever is earlier. A
+    local clock behind STS's would otherwise keep credentials past their real end."""
+    creds = Credentials.from_sts(response["Credentials"])
+    date = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+    if date:
+        try:
+            server_now = email.utils.parsedate_to_datetime(date).timestamp()
+            lifetime = creds.expiration - int(server_now)
+            local = int(sent_at) + lifetime
+            if local < creds.expiration:
+                log.debug("local clock is %d s behind STS; shortening the expiry to match", creds.expiration - local)
+                creds.expiration = local
+        except (TypeError, ValueError):
+            pass
+    arn = (response.get("AssumedRoleUser") or {}).get("Arn")
+    if arn:
+        from .credentials import account_from_arn
+
+        creds.account_id = account_from_arn(arn)
+    return creds
+
+
+def call(sts_client, operation, context, **params):
+    """Run an STS operation; return (response, sent_at). `context` describes the caller for messages
+    (e.g. "profile corp-user (AKIA…WXYZ)")."""
+    import botocore.exceptions as bx
+
+    sent_at = time.time()
+    log.debug("STS %s at %s as %s", operation, sts_client.meta.endpoint_url, context)
+    try:
+        return getattr(sts_client, _snake(operation))(**params), sent_at
+    except bx.ClientError as e:
+        raise translate_client_error(e, operation, context, params) from None
+    except (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ReadTimeoutError, bx.SSLError,
+            bx.ProxyConnectionError, bx.ConnectionClosedError) as e:
+        raise NetworkError(f"cannot reach STS at {sts_client.meta.endpoint_url}: {type(e).__name__}",
+                           hint="check the network, proxy, and sts_endpoint_url") from None
+    except bx.ParamValidationError as e:
+        raise ServiceError(f"STS {operation} rejected the request parameters: {str(e).splitlines()[-1].strip()}") from None
+
+
+def _snake(name):
+    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+
+
+def translate_client_error(e, operation, context, params):
+    err = e.response.get("Error", {})
+    code, message = err.get("Code", "Unknown"), err.get("Message", "")
+    target = params.get("RoleArn")
+    if code in ("InvalidClientTokenId", "UnrecognizedClientException"):
+        return AuthenticationFailed(f"STS does not recognise the credentials of {context}: the access key was deleted, "
+                                    "deactivated or mistyped, or the session token is wrong",
+                                    hint="check the keys (aws configure) or create new ones in IAM")
+    if code == "SignatureDoesNotMatch":
+        return AuthenticationFailed(f"the secret access key of {context} is wrong (STS: SignatureDoesNotMatch)",
+                                    hint="re-enter the key pair with aws configure")
+    if code in ("ExpiredToken", "ExpiredTokenException", "TokenRefreshRequired"):
+        return AuthenticationFailed(f"the credentials of {context} have expired",
+                                    hint="refresh them at their source, or run credproc login --force")
+    if code == "AccessDenied" and "MultiFactorAuthentication" in message:
+        return AuthenticationFailed(f"STS rejected the MFA code for {params.get('SerialNumber')}",
+                                    hint="wait for the next code and try again; check mfa_serial")
+    if code == "AccessDenied" and operation == "AssumeRole":
+        return AccessDenied(f"{context} is not allowed to assume {target}",
+                            hint="the role's trust policy must allow this caller, and the caller's policy sts:AssumeRole")
+    if code == "AccessDenied":
+        return AccessDenied(f"STS {operation} denied for {context}: {message[:200]}")
+    if code in ("RegionDisabledException",):
+        return ServiceError(f"STS is not activated in this region for the account: {message[:200]}",
+                            hint="set region or sts_endpoint_url to an active region")
+    return ServiceError(f"STS {operation} failed for {context}: {code}: {message[:200]}")
+
+
+def describe_source(label, credentials):
+    return f"{label} ({mask(credentials.access_key_id)})"
+
+
+def caller_arn(sts_client):
+    """Best effort: who these credentials are (for an AccessDenied message)."""
+    try:
+        return sts_client.get_caller_identity()["Arn"]
+    except Exception:  # noqa: BLE001 - a diagnostic only
+        return None

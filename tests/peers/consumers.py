@@ -1,0 +1,400 @@
+"""The four real consumers of a credential_process, run as separate processes.
+
+Each function takes `env` (the complete environment for the consumer: HOME, AWS_CONFIG_FILE,
+AWS_SHARED_CREDENTIALS_FILE, XDG_* ... prepared by the test; nothing is inherited from this process
+except PATH when `env` has none) and a profile name, makes the consumer resolve that profile's
+credential_process and call STS GetCallerIdentity, and returns the caller `Arn`. On failure it
+raises AssertionError carrying the consumer's full stdout and stderr. Every run has a timeout, after
+which the consumer's whole process group (the consumer, its plugins and the credential_process it
+started) is killed.
+
+    aws_cli_caller_arn(env, profile)          AWS CLI v1 from this venv
+    boto3_caller_arn(env, profile)            boto3 in a subprocess
+    js_sdk_caller_arn(env, profile)           AWS SDK for JavaScript v3 (tests/node/caller-identity.mjs)
+    terraform_caller_arn(env, profile, sts_url, workdir)
+                                              Terraform + hashicorp/aws, data "aws_caller_identity"
+    node_available(), terraform_available()   -> (bool, reason), for pytest.skip(reason)
+
+Endpoints: the AWS CLI v1, boto3 and the JS SDK v3 all honour `endpoint_url` in the profile of the
+shared config file, so the test's config points the profile at moto. The JS SDK, though, takes
+`endpoint_url` only from the profile named by AWS_PROFILE (or [default]), whatever profile the client
+or fromProcess is given: js_sdk_caller_arn sets AWS_PROFILE=profile in the consumer's environment (the
+credential_process then inherits it, as it would for a user who exports AWS_PROFILE). It also accepts
+`sts_url=`, passed as CREDPROC_TEST_STS_URL, to set the endpoint explicitly. Terraform's provider is
+given `endpoints { sts, iam }` explicitly.
+
+See ../shared/reference/consumers.md for how each SDK runs the process.
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+
+TESTS_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NODE_DIR = os.path.join(TESTS_DIR, "node")
+NODE_SCRIPT = os.path.join(NODE_DIR, "caller-identity.mjs")
+
+DEFAULT_TIMEOUT = 60.0
+TF_INIT_TIMEOUT = 120.0
+TF_APPLY_TIMEOUT = 180.0
+
+# Where a filesystem mirror of the hashicorp/aws provider may live (each the directory that holds
+# registry.terraform.io/); CREDPROC_TF_MIRROR overrides.
+_TF_MIRROR_CANDIDATES = (
+    "/opt/tf-plugins",
+    "/opt/terraform-plugins",
+    "/opt/terraform/plugins",
+    "/usr/local/share/terraform/plugins",
+    "/usr/share/terraform/plugins",
+    "~/.terraform.d/plugins",
+    "~/.local/share/terraform/plugins",
+    "/opt",
+    "/usr/local/share",
+    "/usr/share",
+)
+
+
+# --------------------------------------------------------------------------------------------
+# running a consumer
+
+
+class ConsumerResult:
+    def __init__(self, argv, returncode, stdout, stderr, timed_out=False):
+        self.argv = argv
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+        self.timed_out = timed_out
+
+    def describe(self, what):
+        status = "timed out" if self.timed_out else f"exited with {self.returncode}"
+        return (
+            f"{what} {status}\n"
+            f"command: {' '.join(self.argv)}\n"
+            f"--- stdout ---\n{self.stdout}\n"
+            f"--- stderr ---\n{self.stderr}"
+        )
+
+
+def _full_env(env):
+    env = {str(k): str(v) for k, v in env.items()}
+    if "PATH" not in env:
+        # Go's os/exec (Terraform's provider runs the process with `sh -c`) and npm tooling look
+        # programs up on PATH.
+        env["PATH"] = os.environ.get("PATH", os.defpath)
+    return env
+
+
+def _run(argv, env, timeout, cwd=None):
+    """Run argv in its own process group; on timeout kill that group. Never raises on failure."""
+    kwargs = {}
+    if os.name == "posix":
+        kwargs["start_new_session"] = True
+    proc = subprocess.Popen(
+        argv,
+        env=env,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **kwargs,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+        timed_out = False
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        if os.name == "posix":
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        else:
+            proc.kill()
+        out, err = proc.communicate()
+    return ConsumerResult(
+        argv,
+        proc.returncode,
+        out.decode("utf-8", "replace"),
+        err.decode("utf-8", "replace"),
+        timed_out,
+    )
+
+
+def _check(result, what):
+    if result.timed_out or result.returncode != 0:
+        raise AssertionError(result.describe(what))
+    return result
+
+
+def _arn_from_json(result, what):
+    try:
+        doc = json.loads(result.stdout)
+        arn = doc["Arn"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise AssertionError(result.describe(f"{what} printed no Arn ({e!r});")) from None
+    if not isinstance(arn, str) or not arn:
+        raise AssertionError(result.describe(f"{what} printed an empty Arn;"))
+    return arn
+
+
+def _arn_from_line(result, what):
+    arn = result.stdout.strip()
+    if not arn or "\n" in arn:
+        raise AssertionError(result.describe(f"{what} did not print exactly one ARN;"))
+    return arn
+
+
+# --------------------------------------------------------------------------------------------
+# AWS CLI v1 and boto3
+
+
+def aws_cli_path():
+    """The `aws` script of the venv this test runs in (beside sys.executable)."""
+    bindir = os.path.dirname(sys.executable)
+    path = os.path.join(bindir, "aws")
+    if os.path.isfile(path):
+        return path
+    found = shutil.which("aws", path=bindir)
+    if found:
+        return found
+    raise AssertionError(f"no `aws` (PyPI awscli) beside {sys.executable}")
+
+
+def aws_cli_caller_arn(env, profile, timeout=DEFAULT_TIMEOUT):
+    # Run the script with this interpreter: no dependence on its shebang.
+    argv = [sys.executable, aws_cli_path(), "--profile", profile, "sts", "get-caller-identity", "--output", "json"]
+    result = _check(_run(argv, _full_env(env), timeout), "aws sts get-caller-identity")
+    return _arn_from_json(result, "aws sts get-caller-identity")
+
+
+_BOTO3_SNIPPET = textwrap.dedent(
+    """
+    import json, sys
+    import boto3
+    session = boto3.Session(profile_name=sys.argv[1])
+    ident = session.client("sts").get_caller_identity()
+    ident.pop("ResponseMetadata", None)
+    print(json.dumps(ident))
+    """
+)
+
+
+def boto3_caller_arn(env, profile, timeout=DEFAULT_TIMEOUT):
+    argv = [sys.executable, "-c", _BOTO3_SNIPPET, profile]
+    result = _check(_run(argv, _full_env(env), timeout), "boto3 get_caller_identity")
+    return _arn_from_json(result, "boto3 get_caller_identity")
+
+
+# --------------------------------------------------------------------------------------------
+# AWS SDK for JavaScript v3
+
+
+def _node_exe():
+    return shutil.which("node")
+
+
+def node_available():
+    node = _node_exe()
+    if not node:
+        return False, "node is not on PATH"
+    for pkg in ("@aws-sdk/client-sts", "@aws-sdk/credential-providers"):
+        if not os.path.isfile(os.path.join(NODE_DIR, "node_modules", *pkg.split("/"), "package.json")):
+            return False, f"{pkg} is not installed in {NODE_DIR}/node_modules (run npm ci there)"
+    if not os.path.isfile(NODE_SCRIPT):
+        return False, f"{NODE_SCRIPT} is missing"
+    return True, f"node at {node}"
+
+
+def js_sdk_caller_arn(env, profile, timeout=DEFAULT_TIMEOUT, sts_url=None):
+    """fromProcess({profile}) + STSClient({profile}); the endpoint comes from `endpoint_url` in the
+    profile unless sts_url is given."""
+    ok, reason = node_available()
+    if not ok:
+        raise AssertionError(f"the JS SDK consumer cannot run: {reason}")
+    env = _full_env(env)
+    # The JS SDK reads `endpoint_url` (and AWS_ENDPOINT_URL_* aside) from the profile named by
+    # AWS_PROFILE (else [default]) only: the client's own `profile` option does not select the
+    # profile for the configured endpoint. So name the profile in the environment too.
+    env["AWS_PROFILE"] = profile
+    if sts_url:
+        env["CREDPROC_TEST_STS_URL"] = sts_url
+    argv = [_node_exe(), NODE_SCRIPT, profile]
+    result = _check(_run(argv, env, timeout, cwd=NODE_DIR), "node caller-identity.mjs")
+    return _arn_from_line(result, "node caller-identity.mjs")
+
+
+# --------------------------------------------------------------------------------------------
+# Terraform
+
+
+def _terraform_exe():
+    return shutil.which("terraform") or (
+        "/usr/local/bin/terraform" if os.access("/usr/local/bin/terraform", os.X_OK) else None
+    )
+
+
+def _is_mirror_root(root):
+    return os.path.isdir(os.path.join(root, "registry.terraform.io", "hashicorp", "aws"))
+
+
+def find_tf_mirror():
+    """The filesystem-mirror root (the directory holding registry.terraform.io/) with hashicorp/aws,
+    or None. CREDPROC_TF_MIRROR, else a shallow search under a few usual roots."""
+    explicit = os.environ.get("CREDPROC_TF_MIRROR")
+    if explicit:
+        return os.path.abspath(explicit) if _is_mirror_root(explicit) else None
+    for cand in _TF_MIRROR_CANDIDATES:
+        root = os.path.expanduser(cand)
+        if not os.path.isdir(root):
+            continue
+        if _is_mirror_root(root):
+            return root
+        # one or two levels below (e.g. /opt/<something>/registry.terraform.io)
+        for depth1 in _listdirs(root):
+            if _is_mirror_root(depth1):
+                return depth1
+            for depth2 in _listdirs(depth1):
+                if _is_mirror_root(depth2):
+                    return depth2
+    return None
+
+
+def _listdirs(path):
+    try:
+        names = sorted(os.listdir(path))
+    except OSError:
+        return []
+    return [os.path.join(path, n) for n in names if os.path.isdir(os.path.join(path, n))]
+
+
+def terraform_available():
+    exe = _terraform_exe()
+    if not exe:
+        return False, "terraform is not on PATH"
+    mirror = find_tf_mirror()
+    if not mirror:
+        where = os.environ.get("CREDPROC_TF_MIRROR") or ", ".join(_TF_MIRROR_CANDIDATES)
+        return False, (
+            "no filesystem mirror of registry.terraform.io/hashicorp/aws found "
+            f"(looked in {where}; set CREDPROC_TF_MIRROR to the directory holding registry.terraform.io/)"
+        )
+    return True, f"terraform at {exe}, provider mirror at {mirror}"
+
+
+def _hcl_string(value):
+    """A quoted HCL string literal (JSON escapes, with template sequences escaped)."""
+    return json.dumps(str(value)).replace("${", "$${").replace("%{", "%%{")
+
+
+def _tf_cli_config(mirror):
+    return textwrap.dedent(
+        f"""\
+        provider_installation {{
+          filesystem_mirror {{
+            path    = {_hcl_string(mirror)}
+            include = ["registry.terraform.io/hashicorp/aws"]
+          }}
+          direct {{
+            exclude = ["registry.terraform.io/hashicorp/aws"]
+          }}
+        }}
+        """
+    )
+
+
+def _tf_main(env, profile, sts_url, region, skip_credentials_validation, skip_requesting_account_id):
+    config_file = env.get("AWS_CONFIG_FILE") or os.path.join(env["HOME"], ".aws", "config")
+    lines = [
+        "terraform {",
+        "  required_providers {",
+        '    aws = { source = "hashicorp/aws" }',
+        "  }",
+        "}",
+        "",
+        'provider "aws" {',
+        f"  profile                     = {_hcl_string(profile)}",
+        f"  shared_config_files         = [{_hcl_string(config_file)}]",
+    ]
+    if env.get("AWS_SHARED_CREDENTIALS_FILE"):
+        lines.append(f"  shared_credentials_files    = [{_hcl_string(env['AWS_SHARED_CREDENTIALS_FILE'])}]")
+    lines += [
+        f"  region                      = {_hcl_string(region)}",
+        "  skip_region_validation      = true",
+        "  skip_metadata_api_check     = true",
+        f"  skip_credentials_validation = {str(bool(skip_credentials_validation)).lower()}",
+        f"  skip_requesting_account_id  = {str(bool(skip_requesting_account_id)).lower()}",
+        "  endpoints {",
+        f"    sts = {_hcl_string(sts_url)}",
+        f"    iam = {_hcl_string(sts_url)}",
+        "  }",
+        "}",
+        "",
+        'data "aws_caller_identity" "me" {}',
+        "",
+        'output "arn" {',
+        "  value = data.aws_caller_identity.me.arn",
+        "}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def terraform_caller_arn(
+    env,
+    profile,
+    sts_url,
+    workdir,
+    region="us-east-1",
+    skip_credentials_validation=False,
+    skip_requesting_account_id=False,
+    plugin_cache_dir=None,
+    init_timeout=TF_INIT_TIMEOUT,
+    apply_timeout=TF_APPLY_TIMEOUT,
+):
+    """Terraform with hashicorp/aws from the filesystem mirror; `data "aws_caller_identity"`.
+
+    Writes main.tf and a CLI config into workdir, runs `terraform init`, `terraform apply` and
+    `terraform output -raw arn`. The provider is configured in the plan and again in the apply
+    phase, so one call runs the credential_process twice (no SDK caches process results across
+    provider instances). By default the provider also validates the credentials and looks up the
+    account id (both STS GetCallerIdentity), as a user's configuration would.
+    """
+    ok, reason = terraform_available()
+    if not ok:
+        raise AssertionError(f"the Terraform consumer cannot run: {reason}")
+    exe = _terraform_exe()
+    mirror = find_tf_mirror()
+    workdir = os.path.abspath(str(workdir))
+    os.makedirs(workdir, exist_ok=True)
+    env = _full_env(env)
+    if "HOME" not in env:
+        raise AssertionError("terraform_caller_arn needs HOME in env")
+
+    cli_config = os.path.join(workdir, "credproc-test.tfrc")
+    with open(cli_config, "w", encoding="utf-8") as f:
+        f.write(_tf_cli_config(mirror))
+    with open(os.path.join(workdir, "main.tf"), "w", encoding="utf-8") as f:
+        f.write(_tf_main(env, profile, sts_url, region, skip_credentials_validation, skip_requesting_account_id))
+
+    env.update(
+        TF_CLI_CONFIG_FILE=cli_config,
+        TF_IN_AUTOMATION="1",
+        TF_INPUT="0",
+        CHECKPOINT_DISABLE="1",
+    )
+    if plugin_cache_dir:
+        os.makedirs(str(plugin_cache_dir), exist_ok=True)
+        env["TF_PLUGIN_CACHE_DIR"] = str(plugin_cache_dir)
+
+    def step(args, timeout, what):
+        return _check(_run([exe] + args, env, timeout, cwd=workdir), what)
+
+    step(["init", "-input=false", "-no-color"], init_timeout, "terraform init")
+    step(["apply", "-auto-approve", "-input=false", "-no-color", "-lock=false"], apply_timeout, "terraform apply")
+    result = step(["output", "-raw", "-no-color", "arn"], DEFAULT_TIMEOUT, "terraform output")
+    return _arn_from_line(result, "terraform output -raw arn")
