@@ -32,8 +32,8 @@ def parse_expiration(value):
         text = text[:-1] + "+00:00"
     if "." in text:  # fromisoformat before 3.11 accepts only 3 or 6 fractional digits
         head, _, rest = text.partition(".")
-        digits = "".join(c for c in rest if c.isdigit())
-        text = head + rest[len(digits):]
+        n = len(rest) - len(rest.lstrip("0123456789"))
+        text = head + rest[n:]
     parsed = _dt.datetime.fromisoformat(text)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=_dt.timezone.utc)

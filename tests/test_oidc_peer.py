@@ -286,7 +286,6 @@ def test_code_flow_with_pkce_and_loopback_port(fresh_stats, listener):
     assert result.params["state"] == "st-1" and result.params["iss"] == op.issuer
     code = result.params["code"]
 
-    # PKCE is enforced: a wrong verifier fails (and burns nothing we need: codes are single use anyway)
     r = token(op, grant_type="authorization_code", code=code, redirect_uri=listener.redirect_uri,
               code_verifier=verifier)
     assert r.status_code == 200, r.text
@@ -317,7 +316,7 @@ def test_code_flow_wrong_verifier_is_invalid_grant(op):
 def test_code_flow_requires_pkce(op):
     result = complete_code_flow(auth_url(op, "http://127.0.0.1:9/callback"), deliver=False)
     assert result.params["error"] == "invalid_request"
-    assert "code_challenge" in result.params["error_description"]
+    assert "PKCE" in result.params["error_description"]
 
 
 def test_code_flow_unregistered_redirect_uri_is_refused(op):
@@ -333,15 +332,15 @@ def test_code_flow_user_aborts(op, listener):
     assert result.response.status_code == 200
 
 
-def test_code_flow_offline_access_survives_prompt_login(op):
-    # OIDC drops offline_access when prompt is given without "consent"; the peer can be told to
-    # issue refresh tokens anyway (always_issue_refresh_token); by default it follows the spec.
+def test_code_flow_offline_access_with_prompt_login(op):
+    # OIDC drops offline_access unless prompt has "consent"; the peer adds it (offline_access_adds_consent)
     verifier, challenge = pkce_pair()
     redirect = "http://127.0.0.1:9/callback"
-    result = complete_code_flow(auth_url(op, redirect, challenge, prompt="login consent"), deliver=False)
+    result = complete_code_flow(auth_url(op, redirect, challenge, prompt="login"), deliver=False)
     r = token(op, grant_type="authorization_code", code=result.params["code"], redirect_uri=redirect,
               code_verifier=verifier)
-    assert r.status_code == 200 and "refresh_token" in r.json()
+    assert r.status_code == 200, r.text
+    assert "offline_access" in r.json()["scope"].split() and r.json()["refresh_token"]
 
 
 # ---------------------------------------------------------------- per-start settings

@@ -22,6 +22,11 @@
 //                               the others are only published in the JWKS)
 //   always_issue_refresh_token  issue a refresh token even without offline_access (default false)
 //   token_delay_ms              delay every token endpoint request by this much (default 0)
+//   offline_access_adds_consent OIDC Core (and oidc-provider) drop offline_access from an authorization
+//                               request unless prompt contains "consent"; with this (default true)
+//                               the peer adds "consent" to prompt of GET /auth requests asking for
+//                               offline_access, so the code flow gets a refresh token without the
+//                               client sending prompt=consent. The device flow needs nothing of this.
 //
 // Test-only admin endpoints (not part of OIDC):
 //   GET  /test/stats          JSON request counts (see statsBody below)
@@ -66,6 +71,7 @@ const accessTokenTtl = Number(opt('access_token_ttl', 3600));
 const refreshTokenTtl = Number(opt('refresh_token_ttl', 86400));
 const deviceCodeTtl = Number(opt('device_code_ttl', 600));
 const alwaysRefresh = Boolean(opt('always_issue_refresh_token', false));
+const offlineAddsConsent = Boolean(opt('offline_access_adds_consent', true));
 const live = {
   tokenDelayMs: Number(opt('token_delay_ms', 0)),
   failToken: null, // {status, error, error_description, count}
@@ -224,6 +230,16 @@ provider.use(async (ctx, next) => {
       return sendJson(ctx, 200, { token_delay_ms: live.tokenDelayMs, fail_token: live.failToken });
     }
     return sendJson(ctx, 404, { error: 'not_found' });
+  }
+
+  if (offlineAddsConsent && ctx.method === 'GET' && ctx.path === '/auth') {
+    const query = { ...ctx.query };
+    const scopes = String(query.scope || '').split(' ');
+    const prompts = String(query.prompt || '').split(' ').filter(Boolean);
+    if (scopes.includes('offline_access') && !prompts.includes('consent') && !prompts.includes('none')) {
+      query.prompt = [...prompts, 'consent'].join(' ');
+      ctx.query = query;
+    }
   }
 
   const isToken = ctx.method === 'POST' && ctx.path === '/token';

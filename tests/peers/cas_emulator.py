@@ -186,7 +186,8 @@ class CasEmulator:
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.url = self.base_url + self.context_path
         self.endpoint = self.url + "/actuator/awsSts"
-        self._thread = threading.Thread(target=self.server.serve_forever, name="cas-emulator", daemon=True)
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="cas-emulator", daemon=True)
         self._thread.start()
 
     # ---- lifecycle ---------------------------------------------------------------------------

@@ -1,0 +1,125 @@
+import time
+
+import pytest
+from freezegun import freeze_time
+
+from credproc import config
+from credproc.context import Context
+from credproc.errors import LockTimeout, LoginRequired, NetworkError
+from credproc.providers.cached import CachedProvider, refresh_at
+from credproc.store import EncryptedFileCache
+from tests.fakes import CountingProvider, ScriptedTerminal
+
+CFG = b"""
+[idp.corp]
+type = "iam"
+profile = "p"
+[role.admin]
+idp = "corp"
+arn = "arn:aws:iam::111111111111:role/Admin"
+"""
+
+
+@pytest.fixture
+def ctx(tmp_path):
+    cfg = config.parse("c.toml", CFG)
+    store = EncryptedFileCache(str(tmp_path / "cache"), str(tmp_path / "data" / "key"))
+    return Context(cfg, store, ScriptedTerminal(), lock_wait=0.2)
+
+
+def cached(ctx, inner):
+    return CachedProvider(inner, ctx, "role:admin", "fp", "credentials for role 'admin'")
+
+
+def test_refresh_at_respects_margin_and_the_15_minute_rule():
+    assert refresh_at(0, 3600, 1200) == 2400  # 20 min before expiry
+    assert refresh_at(0, 3600, 0) == 3600 - 960  # never within 16 min of expiry
+    assert refresh_at(0, 1200, 1200) == 1200 - 1050  # short sessions are still cached a while
+    for lifetime in (1200, 1800, 3600, 43200):
+        for margin in (0, 600, 1200, 7200):
+            r = refresh_at(0, lifetime, margin)
+            assert 0 <= r and lifetime - r > 900
+
+
+def test_hit_until_the_refresh_margin_then_refresh(ctx):
+    with freeze_time("2026-11-21 10:00:00") as clock:
+        inner = CountingProvider(time.time)
+        p = cached(ctx, inner)
+        first = p.retrieve()
+        clock.tick(39 * 60)  # 21 min left: still a hit
+        assert p.retrieve() == first and inner.calls == 1
+        clock.tick(2 * 60)  # 19 min left: inside the 20-minute margin
+        second = p.retrieve()
+        assert inner.calls == 2 and second != first
+
+
+def test_inside_the_margin_a_failed_refresh_serves_still_valid_credentials(ctx):
+    with freeze_time("2026-11-21 10:00:00") as clock:
+        inner = CountingProvider(time.time)
+        p = cached(ctx, inner)
+        first = p.retrieve()
+        clock.tick(42 * 60)  # 18 min left
+        inner.fail = LoginRequired("an MFA code is needed")
+        assert p.retrieve() == first
+        inner.fail = NetworkError("idp down")
+        assert p.retrieve() == first
+
+
+def test_never_serves_credentials_with_15_minutes_or_less_left(ctx):
+    with freeze_time("2026-11-21 10:00:00") as clock:
+        inner = CountingProvider(time.time)
+        p = cached(ctx, inner)
+        p.retrieve()
+        clock.tick(45 * 60)  # exactly 15 min left
+        inner.fail = LoginRequired("an MFA code is needed")
+        with pytest.raises(LoginRequired):
+            p.retrieve()
+
+
+def test_an_entry_made_from_other_settings_is_not_served(ctx):
+    with freeze_time("2026-11-21 10:00:00"):
+        inner = CountingProvider(time.time)
+        cached(ctx, inner).retrieve()
+        other = CachedProvider(inner, ctx, "role:admin", "other-fp", "x")
+        other.retrieve()
+        assert inner.calls == 2
+
+
+def test_force_ignores_the_cache(ctx):
+    inner = CountingProvider(time.time)
+    cached(ctx, inner).retrieve()
+    ctx.force = True
+    cached(ctx, inner).retrieve()
+    assert inner.calls == 2
+
+
+def test_a_waiter_gives_up_with_a_reason_and_serves_cached_when_it_can(ctx):
+    with freeze_time("2026-11-21 10:00:00", tick=True) as clock:
+        inner = CountingProvider(time.time)
+        p = cached(ctx, inner)
+        first = p.retrieve()
+        holder = ctx.store.lock("role:admin", "x")
+        holder.acquire(time.monotonic())
+        try:
+            clock.tick(42 * 60)  # in the margin: another process is refreshing -> use the cache, no wait
+            assert p.retrieve() == first
+            clock.tick(10 * 60)  # now too old to serve: wait, then give up saying why
+            ctx.lock_deadline = time.monotonic() + 0.3
+            with pytest.raises(LockTimeout, match="another credproc process .* still getting credentials for role 'admin'"):
+                p.retrieve()
+        finally:
+            holder.release()
+
+
+def test_long_lived_keys_are_not_cached(ctx):
+    from credproc.credentials import Credentials
+
+    class Static:
+        def describe(self):
+            return "static"
+
+        def retrieve(self):
+            return Credentials("AKIA", "s")
+
+    cached(ctx, Static()).retrieve()
+    assert ctx.store.get("role:admin") is None

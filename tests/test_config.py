@@ -1,0 +1,115 @@
+import pytest
+
+from credproc import config
+from credproc.errors import ConfigError
+
+GOOD = b"""
+[settings]
+region = "eu-west-1"
+sts_endpoint_url = "http://127.0.0.1:5000"
+
+[idp.corp]
+type = "iam"
+profile = "corp-user"
+mfa_serial = "arn:aws:iam::123456789012:mfa/alice"
+mfa_command = "ykman oath accounts code -s aws"
+session_duration = 43200
+
+[role.admin]
+idp = "corp"
+arn = "arn:aws:iam::111111111111:role/Admin"
+duration = 3600
+session_name = "alice"
+external_id = "xyz"
+tags = { team = "platform" }
+
+[role.audit]
+source_role = "admin"
+arn = "arn:aws:iam::222222222222:role/Audit"
+"""
+
+
+def test_the_documented_example_parses():
+    cfg = config.parse("c.toml", GOOD)
+    assert cfg.roles["admin"]["arn"] == "arn:aws:iam::111111111111:role/Admin"
+    assert [r["name"] for r in cfg.chain_of("audit")] == ["audit", "admin"]
+    assert cfg.idp_of("audit")["profile"] == "corp-user"
+    assert cfg.region_for(cfg.roles["audit"]) == "eu-west-1"
+    assert cfg.settings["refresh_margin"] == 20 * 60
+
+
+def test_every_problem_is_reported_at_once_with_file_and_key():
+    bad = b"""
+[settings]
+regoin = "x"
+[idp.corp]
+type = "iam"
+[role.admin]
+idp = "nope"
+duration = "long"
+arn = "admin"
+[role.loop1]
+source_role = "loop2"
+arn = "arn:aws:iam::111111111111:role/A"
+[role.loop2]
+source_role = "loop1"
+arn = "arn:aws:iam::111111111111:role/B"
+"""
+    with pytest.raises(ConfigError) as e:
+        config.parse("/home/me/credproc.toml", bad)
+    msg = str(e.value)
+    assert msg.startswith("/home/me/credproc.toml: ")
+    for fragment in ("settings.regoin: unknown key", "idp.corp.profile: is required", "role.admin.idp: no [idp.nope]",
+                     "role.admin.duration: must be an integer", "role.admin.arn: 'admin' is not an IAM role ARN",
+                     "role chain loops"):
+        assert fragment in msg
+
+
+def test_invalid_toml_names_the_file():
+    with pytest.raises(ConfigError, match=r"^c.toml: invalid TOML"):
+        config.parse("c.toml", b"[role.admin\n")
+
+
+@pytest.mark.parametrize("duration, ok", [(900, False), (1200, True), (43200, True), (43201, False)])
+def test_duration_must_leave_room_beyond_the_sdks_15_minute_window(duration, ok):
+    text = GOOD.replace(b"duration = 3600", f"duration = {duration}".encode())
+    if ok:
+        config.parse("c.toml", text)
+    else:
+        with pytest.raises(ConfigError, match="role.admin.duration"):
+            config.parse("c.toml", text)
+
+
+def test_chained_roles_are_capped_at_one_hour():
+    text = GOOD + b"duration = 7200\n"
+    with pytest.raises(ConfigError, match=r"role.audit.duration: must be between 1200 and 3600"):
+        config.parse("c.toml", text)
+
+
+def test_missing_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="no configuration file at"):
+        config.load(str(tmp_path / "nope.toml"))
+
+
+def test_unknown_role_lists_the_configured_ones():
+    cfg = config.parse("c.toml", GOOD)
+    with pytest.raises(ConfigError, match=r"no role named 'dev' \(configured roles: admin, audit\)"):
+        cfg.role("dev")
+
+
+def test_fingerprint_changes_with_anything_that_shapes_the_credentials():
+    a = config.parse("c.toml", GOOD)
+    b = config.parse("c.toml", GOOD.replace(b"role/Admin", b"role/Other"))
+    c = config.parse("c.toml", GOOD + b"\n# a comment changes the bytes, not the meaning\n")
+    assert a.fingerprint("audit") != b.fingerprint("audit")  # the source role changed
+    assert a.fingerprint("admin") == c.fingerprint("admin")
+    assert a.digest != c.digest
+
+
+@pytest.mark.parametrize("raw, expected", [("alice", "alice"), ("alice smith@example.com", "alice-smith@example.com"),
+                                           ("a", "credproc"), ("", "credproc"), ("x" * 80, "x" * 64),
+                                           ("josé", "jos")])
+def test_session_names_are_always_valid_for_sts(raw, expected):
+    name = config.sanitize_session_name(raw)
+    assert name == expected
+    assert config.SESSION_NAME_RE.match(name)
