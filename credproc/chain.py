@@ -49,4 +49,8 @@ def _idp_chain(ctx, idp, role, session_name, region, endpoint):
             return AssumeRoleProvider(session, role, session_name, region, endpoint,
                                       f"the session of profile {idp['profile']}")
         return AssumeRoleProvider(keys, role, session_name, region, endpoint, f"profile {idp['profile']}")
+    if idp["type"] == "cas":
+        from .providers.cas import CasProvider
+
+        return CasProvider(ctx, idp, role)
     raise NotImplementedError(idp["type"])  # config validation admits only implemented types

@@ -108,6 +108,20 @@ def _url(v):
     return None
 
 
+def _secure_url(v):
+    from .http import check_url
+
+    try:
+        check_url(v, "")
+    except ConfigError:
+        return f"{v!r} must be an https:// URL (plain http only to a loopback address)"
+    return None
+
+
+def _readable_file(v):
+    return None if os.path.isfile(os.path.expanduser(v)) else f"{v!r} is not a readable file"
+
+
 def _str_list(v):
     return None if all(isinstance(x, str) for x in v) else "must be a list of strings"
 
@@ -159,6 +173,7 @@ class Config:
 
 IDP_KEYS = {
     "iam": {"type", "profile", "mfa_serial", "mfa_command", "session_duration"},
+    "cas": {"type", "url", "username", "password_command", "mfa", "ca_bundle", "timeout"},
 }
 ROLE_KEYS = {"idp", "source_role", "arn", "duration", "session_name", "external_id", "source_identity",
              "tags", "transitive_tag_keys", "policy_arns", "region", "sts_endpoint_url"}
@@ -180,6 +195,15 @@ def _check_idp(c, name, table, where):
                                         check=_range(MIN_DURATION, 129600))
         if idp["mfa_command"] and not idp["mfa_serial"]:
             c.add(f"{where}.mfa_command", "is set but mfa_serial is not (the code is sent with the MFA device serial)")
+    elif kind == "cas":
+        idp["url"] = c.get(table, "url", where, str, required=True, check=_secure_url,
+                           hint=" (the CAS prefix, e.g. https://sso.example.edu/cas)")
+        idp["username"] = c.get(table, "username", where, str)
+        idp["password_command"] = c.get(table, "password_command", where, str)
+        idp["mfa"] = c.get(table, "mfa", where, str, default="push", choices=["push", "passcode", "none"])
+        ca_bundle = c.get(table, "ca_bundle", where, str, check=_readable_file)
+        idp["ca_bundle"] = os.path.expanduser(ca_bundle) if ca_bundle else None
+        idp["timeout"] = c.get(table, "timeout", where, int, default=120, check=_range(5, 600))
     return idp
 
 

@@ -1,0 +1,90 @@
+"""A small HTTPS client on the standard library (no extra dependency, imported only on a miss).
+
+TLS verification is always on. Plain http:// is refused except to a loopback address, which is
+what the tests' local peers use.
+"""
+
+import ipaddress
+import json
+import socket
+import ssl
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from .errors import ConfigError, NetworkError
+
+
+def is_loopback(host):
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url(url, key):
+    """ConfigError unless url is https, or http to a loopback address."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return
+    if parts.scheme == "http" and parts.hostname and is_loopback(parts.hostname):
+        return
+    raise ConfigError(f"{key}: {url!r} must be an https:// URL (plain http is allowed only to a loopback address)")
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    @property
+    def text(self):
+        return self.body.decode("utf-8", errors="replace")
+
+    def json(self):
+        return json.loads(self.body)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):  # a POST with a password is never re-sent elsewhere
+        return None
+
+
+def request(method, url, *, form=None, headers=None, timeout=30, ca_bundle=None, what="the server", follow=True):
+    """Send a request; every HTTP status comes back as a Response; transport failures become
+    NetworkError. Form values may be secrets: they are never logged."""
+    data = None
+    hdrs = {"User-Agent": "credproc", "Accept": "*/*"}
+    hdrs.update(headers or {})
+    if form is not None:
+        data = urllib.parse.urlencode(form).encode()
+        hdrs["Content-Type"] = "application/x-www-form-urlencoded"
+    req = urllib.request.Request(url, data=data, method=method, headers=hdrs)
+    ctx = ssl.create_default_context(cafile=ca_bundle) if url.startswith("https:") else None
+    handlers = [urllib.request.HTTPSHandler(context=ctx)] if ctx else []
+    if not follow:
+        handlers.append(_NoRedirect())
+    opener = urllib.request.build_opener(*handlers)
+    try:
+        with opener.open(req, timeout=timeout) as resp:
+            return Response(resp.status, resp.headers, resp.read())
+    except urllib.error.HTTPError as e:
+        return Response(e.code, e.headers, e.read())
+    except urllib.error.URLError as e:
+        reason = e.reason
+        if isinstance(reason, ssl.SSLCertVerificationError):
+            raise NetworkError(f"TLS certificate of {what} ({url}) could not be verified: {reason.verify_message}",
+                               hint="set ca_bundle to your organisation's CA certificate file") from None
+        if isinstance(reason, (socket.timeout, TimeoutError)):
+            raise NetworkError(f"{what} at {url} did not answer within {timeout} s") from None
+        detail = getattr(reason, "strerror", None) or str(reason)
+        raise NetworkError(f"cannot reach {what} at {url}: {detail}", hint="check the URL, the network and any proxy") from None
+    except (socket.timeout, TimeoutError):
+        raise NetworkError(f"{what} at {url} did not answer within {timeout} s") from None
+    except ssl.SSLError as e:
+        raise NetworkError(f"TLS error talking to {what} at {url}: {e.reason}") from None
+    except OSError as e:
+        raise NetworkError(f"cannot reach {what} at {url}: {e.strerror or e}") from None
