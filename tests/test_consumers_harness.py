@@ -134,8 +134,9 @@ def test_terraform(tmp_path, sts):
     _assert_arn(arn)
     # The provider is configured in the plan and in the apply phase: one process run each.
     assert setup.calls() == 2, setup.log.read_text()
-    # data "aws_caller_identity" is read at least once (plus credential validation and account id).
-    assert sts.count("GetCallerIdentity") >= 1, sts.actions
+    # Each provider configuration validates the credentials and looks up the account id with one
+    # GetCallerIdentity; the data source is read once, in the plan phase.
+    assert sts.count("GetCallerIdentity") == 3, sts.actions
     assert elapsed < 120, elapsed
 
 
@@ -154,6 +155,11 @@ def test_failure_reports_consumer_output(tmp_path, moto_server):
     with pytest.raises(AssertionError) as info:
         consumers.boto3_caller_arn(setup.env, "p")
     assert "NO-CREDS-4711" in str(info.value)
+    if consumers.node_available()[0]:
+        with pytest.raises(AssertionError) as info:
+            consumers.js_sdk_caller_arn(setup.env, "p")
+        # fromProcess (not the default chain) reports the process's stderr
+        assert "NO-CREDS-4711" in str(info.value)
 
 
 def test_timeout_kills_consumer(tmp_path, moto_server):
@@ -194,3 +200,18 @@ def test_terraform_cli_config_points_at_mirror(monkeypatch, tmp_path):
     text = consumers._tf_cli_config(consumers.find_tf_mirror())
     assert f'path    = "{root}"' in text
     assert 'exclude = ["registry.terraform.io/hashicorp/aws"]' in text
+
+
+def test_terraform_failure_reports_consumer_output(tmp_path, moto_server):
+    """Terraform hides the process's stderr (logged only with TF_LOG) but names the exit status."""
+    ok, reason = consumers.terraform_available()
+    if not ok:
+        pytest.skip(reason)
+    setup = FakeSetup(tmp_path, moto_server.url)
+    bad = tmp_path / "bad_helper.py"
+    bad.write_text("import sys\nsys.stderr.write('fake helper refuses: NO-CREDS-4711\\n')\nsys.exit(3)\n")
+    setup.config.write_text(f"[profile p]\ncredential_process = {sys.executable} {bad}\nregion = us-east-1\n")
+    with pytest.raises(AssertionError) as info:
+        consumers.terraform_caller_arn(setup.env, "p", moto_server.url, tmp_path / "tf")
+    assert "terraform apply exited with 1" in str(info.value)
+    assert "credential_process: exit status 3" in str(info.value)

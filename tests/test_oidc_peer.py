@@ -101,7 +101,7 @@ def test_device_flow_pending_then_tokens_with_claims(fresh_stats):
     t0 = time.monotonic()
     result = complete_device_flow(d["verification_uri_complete"], login="alice")
     assert result.approved and result.page.title == "Sign-in Success"
-    assert time.monotonic() - t0 < 2
+    assert time.monotonic() - t0 < T
 
     r = token(op, grant_type=DEVICE_GRANT, device_code=d["device_code"])
     assert r.status_code == 200, r.text
@@ -348,28 +348,32 @@ def test_code_flow_offline_access_with_prompt_login(op):
 def test_settings_ttls_roles_and_key_rotation():
     roles_bob = ["arn:aws:iam::210987654321:role/bob"]
     with OidcProvider(client_id="other-client", roles=ROLES, roles_by_account={"bob": roles_bob},
-                      id_token_ttl=5, refresh_token_ttl=1, keys=2, email_domain="corp.test") as op2:
+                      id_token_ttl=5, refresh_token_ttl=2, keys=2, email_domain="corp.test") as op2:
         jwks = requests.get(op2.jwks_uri, timeout=T).json()
         assert len(jwks["keys"]) == 2
         tok = device_login(op2, login="bob")
-        header, claims = jwt_parts(tok["id_token"])
-        assert header["kid"] == jwks["keys"][0]["kid"]  # the first key signs
-        assert claims["aud"] == "other-client" and claims["exp"] - claims["iat"] == 5
-        assert claims["aws_roles"] == roles_bob and claims["email"] == "bob@corp.test"
+        r = token(op2, grant_type="refresh_token", refresh_token=tok["refresh_token"])
+        refreshed_at = time.monotonic()
+        assert r.status_code == 200, r.text
+        refreshed = r.json()
+        for t in (tok, refreshed):
+            header, claims = jwt_parts(t["id_token"])
+            assert header["kid"] == jwks["keys"][0]["kid"]  # the first key signs
+            assert claims["aud"] == "other-client" and claims["exp"] - claims["iat"] == 5
+            assert claims["aws_roles"] == roles_bob and claims["email"] == "bob@corp.test"
+        assert jwt_parts(device_login(op2, login="alice")["id_token"])[1]["aws_roles"] == ROLES
 
         rotated = op2.rotate_keys()
+        assert len(rotated["kids"]) == 3 and rotated["kids"][0] == rotated["kid"]
         jwks = requests.get(op2.jwks_uri, timeout=T).json()
-        assert [k["kid"] for k in jwks["keys"]] == rotated["kids"] and len(rotated["kids"]) == 3
-        r = token(op2, grant_type="refresh_token", refresh_token=tok["refresh_token"])
-        assert r.status_code == 200, r.text
-        tok = r.json()
-        assert jwt_parts(tok["id_token"])[0]["kid"] == rotated["kid"]
-        assert [k["kid"] for k in requests.get(op2.jwks_uri, timeout=T).json()["keys"]] == rotated["kids"]
+        assert [k["kid"] for k in jwks["keys"]] == rotated["kids"]
+        assert jwt_parts(device_login(op2)["id_token"])[0]["kid"] == rotated["kid"]
         only = op2.rotate_keys(drop_old=True)
         assert only["kids"] == [only["kid"]]
+        assert [k["kid"] for k in requests.get(op2.jwks_uri, timeout=T).json()["keys"]] == only["kids"]
 
-        time.sleep(1.3)  # refresh_token_ttl=1
-        r = token(op2, grant_type="refresh_token", refresh_token=tok["refresh_token"])
+        time.sleep(max(0.0, refreshed_at + 2.3 - time.monotonic()))  # refresh_token_ttl=2
+        r = token(op2, grant_type="refresh_token", refresh_token=refreshed["refresh_token"])
         assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
 
 

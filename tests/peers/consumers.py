@@ -307,7 +307,7 @@ def _tf_cli_config(mirror):
     )
 
 
-def _tf_main(env, profile, sts_url, region, skip_credentials_validation, skip_requesting_account_id):
+def _tf_main(env, profile, sts_url, region, skip_credentials_validation, skip_requesting_account_id, max_retries):
     config_file = env.get("AWS_CONFIG_FILE") or os.path.join(env["HOME"], ".aws", "config")
     lines = [
         "terraform {",
@@ -326,6 +326,7 @@ def _tf_main(env, profile, sts_url, region, skip_credentials_validation, skip_re
         f"  region                      = {_hcl_string(region)}",
         "  skip_region_validation      = true",
         "  skip_metadata_api_check     = true",
+        f"  max_retries                 = {int(max_retries)}",
         f"  skip_credentials_validation = {str(bool(skip_credentials_validation)).lower()}",
         f"  skip_requesting_account_id  = {str(bool(skip_requesting_account_id)).lower()}",
         "  endpoints {",
@@ -352,6 +353,7 @@ def terraform_caller_arn(
     region="us-east-1",
     skip_credentials_validation=False,
     skip_requesting_account_id=False,
+    max_retries=1,
     plugin_cache_dir=None,
     init_timeout=TF_INIT_TIMEOUT,
     apply_timeout=TF_APPLY_TIMEOUT,
@@ -362,7 +364,12 @@ def terraform_caller_arn(
     `terraform output -raw arn`. The provider is configured in the plan and again in the apply
     phase, so one call runs the credential_process twice (no SDK caches process results across
     provider instances). By default the provider also validates the credentials and looks up the
-    account id (both STS GetCallerIdentity), as a user's configuration would.
+    account id (one STS GetCallerIdentity per provider configuration, so 3 calls in all with the
+    data source's), as a user's configuration would; skip_* = True leaves the data source's one.
+    max_retries=1 makes a failure (e.g. an unreachable endpoint) fail fast instead of retrying for
+    half a minute. An unpacked filesystem mirror is symlinked into .terraform, not copied, so
+    init takes under a second and a plugin cache (plugin_cache_dir) gains nothing; the time goes
+    to starting the 600 MB provider binary (about 3 s each, 3 or 4 times per apply).
     """
     ok, reason = terraform_available()
     if not ok:
@@ -379,7 +386,7 @@ def terraform_caller_arn(
     with open(cli_config, "w", encoding="utf-8") as f:
         f.write(_tf_cli_config(mirror))
     with open(os.path.join(workdir, "main.tf"), "w", encoding="utf-8") as f:
-        f.write(_tf_main(env, profile, sts_url, region, skip_credentials_validation, skip_requesting_account_id))
+        f.write(_tf_main(env, profile, sts_url, region, skip_credentials_validation, skip_requesting_account_id, max_retries))
 
     env.update(
         TF_CLI_CONFIG_FILE=cli_config,
