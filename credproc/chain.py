@@ -53,4 +53,8 @@ def _idp_chain(ctx, idp, role, session_name, region, endpoint):
         from .providers.cas import CasProvider
 
         return CasProvider(ctx, idp, role)
+    if idp["type"] == "oidc":
+        from .providers.web_identity import OidcSession, WebIdentityProvider
+
+        return WebIdentityProvider(ctx, OidcSession(ctx, idp), role, region, endpoint)
     raise NotImplementedError(idp["type"])  # config validation admits only implemented types

@@ -56,7 +56,12 @@ def build_parser():
 
 
 def login_command(args):
-    prog = "credproc" if shutil.which("credproc") else f"{sys.executable} -m credproc"
+    argv0 = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if os.path.basename(argv0) == "credproc":  # the console script: name it as the user can run it
+        found = shutil.which("credproc")
+        prog = "credproc" if found and os.path.realpath(found) == os.path.realpath(argv0) else argv0
+    else:
+        prog = f"{sys.executable} -m credproc"
     cmd = f"{prog} login --role {shlex.quote(args.role)}"
     if args.config:
         cmd += f" --config {shlex.quote(os.path.abspath(args.config))}"

@@ -174,6 +174,8 @@ class Config:
 IDP_KEYS = {
     "iam": {"type", "profile", "mfa_serial", "mfa_command", "session_duration"},
     "cas": {"type", "url", "username", "password_command", "mfa", "ca_bundle", "timeout"},
+    "oidc": {"type", "issuer", "client_id", "client_secret", "scopes", "flow", "roles_claim", "session_name_claim",
+             "open_browser", "redirect_path", "username", "password_command", "ca_bundle", "timeout"},
 }
 ROLE_KEYS = {"idp", "source_role", "arn", "duration", "session_name", "external_id", "source_identity",
              "tags", "transitive_tag_keys", "policy_arns", "region", "sts_endpoint_url"}
@@ -204,6 +206,27 @@ def _check_idp(c, name, table, where):
         ca_bundle = c.get(table, "ca_bundle", where, str, check=_readable_file)
         idp["ca_bundle"] = os.path.expanduser(ca_bundle) if ca_bundle else None
         idp["timeout"] = c.get(table, "timeout", where, int, default=120, check=_range(5, 600))
+    elif kind == "oidc":
+        idp["issuer"] = c.get(table, "issuer", where, str, required=True, check=_secure_url,
+                              hint=" (e.g. https://example.okta.com)")
+        if idp["issuer"]:
+            idp["issuer"] = idp["issuer"].rstrip("/")
+        idp["client_id"] = c.get(table, "client_id", where, str, required=True)
+        idp["client_secret"] = c.get(table, "client_secret", where, str)
+        idp["scopes"] = c.get(table, "scopes", where, list, default=["openid", "offline_access", "email"], check=_str_list)
+        if idp["scopes"] is not None and "openid" not in idp["scopes"]:
+            c.add(f"{where}.scopes", "must include \"openid\" (the ID token is what STS accepts)")
+        idp["flow"] = c.get(table, "flow", where, str, default="device", choices=["device", "browser", "password"])
+        idp["roles_claim"] = c.get(table, "roles_claim", where, str)
+        idp["session_name_claim"] = c.get(table, "session_name_claim", where, str)
+        idp["open_browser"] = c.get(table, "open_browser", where, bool, default=True)
+        idp["redirect_path"] = c.get(table, "redirect_path", where, str, default="/callback",
+                                     check=lambda v: None if v.startswith("/") else "must start with /")
+        idp["username"] = c.get(table, "username", where, str)
+        idp["password_command"] = c.get(table, "password_command", where, str)
+        ca_bundle = c.get(table, "ca_bundle", where, str, check=_readable_file)
+        idp["ca_bundle"] = os.path.expanduser(ca_bundle) if ca_bundle else None
+        idp["timeout"] = c.get(table, "timeout", where, int, default=30, check=_range(5, 600))
     return idp
 
 
@@ -275,6 +298,9 @@ def parse(path, raw_bytes):
             continue
         roles[name] = _check_role(c, name, table, where, idps)
     for name, role in roles.items():
+        idp = idps.get(role.get("idp") or "")
+        if idp and idp.get("type") == "oidc" and not role.get("arn") and not idp.get("roles_claim"):
+            c.add(f"role.{name}.arn", f"is required: [idp.{idp['name']}] has no roles_claim to choose a role from")
         seen = [name]
         cur = role
         while cur.get("source_role"):

@@ -111,6 +111,16 @@ def translate_client_error(e, operation, context, params):
     if code == "AccessDenied" and "MultiFactorAuthentication" in message:
         return AuthenticationFailed(f"STS rejected the MFA code for {params.get('SerialNumber')}",
                                     hint="wait for the next code and try again; check mfa_serial")
+    if operation == "AssumeRoleWithWebIdentity":
+        if code in ("InvalidIdentityToken", "ExpiredTokenException"):
+            return AuthenticationFailed(f"STS rejected the ID token of {context}: {message[:200]}",
+                                        hint="is the issuer registered as an IAM OIDC identity provider with this client id as audience?")
+        if code == "AccessDenied":
+            return AccessDenied(f"{context} is not allowed to assume {target}",
+                                hint="the role's trust policy must allow sts:AssumeRoleWithWebIdentity for this provider, "
+                                     "with matching aud and sub conditions")
+        if code == "IDPCommunicationError":
+            return ServiceError(f"STS could not reach the identity provider to check the token: {message[:200]}")
     if code == "AccessDenied" and operation == "AssumeRole":
         return AccessDenied(f"{context} is not allowed to assume {target}",
                             hint="the role's trust policy must allow this caller, and the caller's policy sts:AssumeRole")

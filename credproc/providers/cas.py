@@ -8,8 +8,7 @@ CAS source and matched exactly.
 import re
 import time
 
-from .. import http, log
-from ..cache import Entry
+from .. import http, log, rolechoice
 from ..credentials import Credentials
 from ..errors import AccessDenied, AuthenticationFailed, ConfigError, ServiceError
 from ..prompt import run_secret_command
@@ -21,7 +20,6 @@ AUTHZ_FAILED = "Authorization failure"
 # CAS returns no expiry: the credentials are good for `duration` from when STS issued them, which
 # is after we sent the request. Subtract a little for clock differences between CAS and STS.
 EXPIRY_SAFETY = 60
-CHOICE_LIFETIME = 30 * 86400
 
 
 def parse_roles(text):
@@ -72,9 +70,6 @@ class CasProvider:
                                       f"idp.{self.idp['name']}.password_command")
         return self.ctx.terminal.ask(f"CAS password for {username}: ", what="a CAS password", secret=True)
 
-    def _choice_identity(self):
-        return f"cas-role-choice:{self.role['name']}"
-
     def retrieve(self):
         terminal = self.ctx.terminal
         mfa = self.idp["mfa"]
@@ -85,14 +80,14 @@ class CasProvider:
         form = {"username": username, "password": password, "duration": str(self.role["duration"])}
         if mfa == "passcode":
             form["passcode"] = terminal.ask("Duo passcode: ", what="a Duo passcode").strip()
-        arn = self.role.get("arn") or self._remembered_choice()
+        arn = self.role.get("arn") or rolechoice.remembered(self.ctx, self.role["name"], self.idp["name"])
         if arn:
             form["roleArn"] = arn
         try:
             status, text, sent_at = self._post(form)
             if status == 401 and text.startswith(MULTIPLE):
                 roles = parse_roles(text[len(MULTIPLE):])
-                arn = self._choose(roles, username)
+                arn = rolechoice.choose(self.ctx, self.role["name"], self.idp["name"], roles, f"CAS offers {username}")
                 form["roleArn"] = arn
                 status, text, sent_at = self._post(form)
         finally:
@@ -115,28 +110,6 @@ class CasProvider:
         log.debug("CAS answered HTTP %d", resp.status)
         return resp.status, resp.text.strip(), sent_at
 
-    # -- several roles --------------------------------------------------------------------------
-    def _remembered_choice(self):
-        entry = self.ctx.store.get(self._choice_identity())
-        if entry is not None and entry.fingerprint == self.ctx.config.idp_fingerprint(self.idp["name"]):
-            return entry.body.decode()
-        return None
-
-    def _choose(self, roles, username):
-        name = self.role["name"]
-        pin_hint = f"pin one in [role.{name}], e.g. arn = \"{roles[0]}\"" if roles else ""
-        terminal = self.ctx.terminal
-        if not terminal.available():
-            raise ConfigError(f"CAS offers {username} several roles and [role.{name}] names none: {', '.join(roles)}",
-                              hint=pin_hint)
-        index = terminal.choose(f"CAS offers {username} several AWS roles:", roles, what="a role choice")
-        chosen = roles[index]
-        terminal.say(f"To skip this question, add to [role.{name}]:  arn = \"{chosen}\"")
-        now = int(time.time())
-        self.ctx.store.put(self._choice_identity(), Entry(now + CHOICE_LIFETIME, now + CHOICE_LIFETIME, self.ctx.config.digest,
-                                                          self.ctx.config.idp_fingerprint(self.idp["name"]), chosen.encode()))
-        return chosen
-
     # -- failures -------------------------------------------------------------------------------
     def _error(self, status, text, username, form_arn):
         url = self.idp["url"]
@@ -152,7 +125,7 @@ class CasProvider:
                                 hint="ask the CAS administrator (cas.amazon-sts.principal-attribute-name/-value)")
         if status == 401 and text.startswith(NOT_ALLOWED):
             if not self.role.get("arn"):  # a remembered menu choice that CAS no longer offers
-                self.ctx.store.delete(self._choice_identity())
+                rolechoice.forget(self.ctx, self.role["name"])
             roles = parse_roles(text[len(NOT_ALLOWED):])
             return AccessDenied(f"CAS does not allow {username} to take {form_arn}; allowed: {', '.join(roles) or 'none'}",
                                 hint=f"set arn in [role.{self.role['name']}] to one of those")

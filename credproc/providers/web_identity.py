@@ -1,0 +1,168 @@
+"""OpenID Connect -> AssumeRoleWithWebIdentity.
+
+OidcSession is the identity session of one [idp.NAME]: its refresh token and latest validated ID
+token, in the encrypted cache under their own lock. Every role over the idp shares it, and the lock
+makes sure two processes never both spend the same (rotating) refresh token.
+"""
+
+import json
+import time
+
+from .. import log, rolechoice, sts
+from ..cache import Entry
+from ..config import sanitize_session_name
+from ..errors import ConfigError, LoginRequired
+from ..oidc import Client, Issuer
+
+DEFAULT_SESSION_LIFETIME = 90 * 86400  # when the IdP does not say how long its refresh token lasts
+MIN_TOKEN_LEFT = 120  # an ID token with less than this left is not worth sending to STS
+
+
+class OidcSession:
+    def __init__(self, ctx, idp):
+        self.ctx = ctx
+        self.idp = idp
+        self.identity = f"oidc:{idp['name']}"
+        self.issuer = Issuer(idp, ctx.store.cache_dir)
+        self.client = Client(idp, self.issuer, ctx.terminal)
+
+    def describe(self):
+        return f"OidcSession({self.idp['issuer']}, flow={self.idp['flow']})"
+
+    def _load(self):
+        entry = self.ctx.store.get(self.identity)
+        if entry is None or entry.fingerprint != self.ctx.config.idp_fingerprint(self.idp["name"]):
+            return {}
+        try:
+            return json.loads(entry.body)
+        except ValueError:
+            return {}
+
+    def _save(self, state, lifetime=None):
+        now = self.ctx.now()
+        if state.get("refresh_token"):
+            expires = now + (lifetime or DEFAULT_SESSION_LIFETIME)
+        else:  # nothing to refresh with: the session is as good as its ID token
+            expires = state.get("claims", {}).get("exp", now)
+        self.ctx.store.put(self.identity, Entry(expires, expires, self.ctx.config.digest,
+                                                self.ctx.config.idp_fingerprint(self.idp["name"]),
+                                                json.dumps(state).encode()))
+
+    def forget(self):
+        self.ctx.store.delete(self.identity)
+
+    def id_token(self):
+        """(id_token, claims): a cached one with time left, else refreshed, else a new login."""
+        lock = self.ctx.store.lock(self.identity, f"a sign-in at {self.idp['issuer']}")
+        lock.acquire(self.ctx.lock_deadline)
+        try:
+            state = {} if self.ctx.force else self._load()
+            claims = state.get("claims") or {}
+            if state.get("id_token") and claims.get("exp", 0) - self.ctx.now() > MIN_TOKEN_LEFT:
+                log.debug("%s: using the cached ID token", self.identity)
+                return state["id_token"], claims
+            if state.get("refresh_token"):
+                got = self._refresh(state)
+                if got:
+                    return got
+            if self.idp["flow"] != "password" and not self.ctx.terminal.available():
+                why = "your sign-in has ended (the refresh token was refused)" if state.get("refresh_token") \
+                    else "a sign-in"
+                raise LoginRequired(f"{why} at {self.idp['issuer']} is needed and there is no terminal to ask on",
+                                    hint=f"run in a terminal: {self.ctx.terminal.login_command}")
+            tokens = self.client.login()
+            return self._accept(tokens, {}, nonce=tokens.pop("_nonce", None))
+        finally:
+            lock.release()
+
+    def _refresh(self, state):
+        log.debug("%s: refreshing the ID token with the refresh token", self.identity)
+        tokens = self.client.refresh(state["refresh_token"])
+        if tokens is None:
+            log.debug("%s: the IdP refused the refresh token (invalid_grant)", self.identity)
+            self.forget()
+            return None
+        if not tokens.get("id_token"):
+            # Some IdPs issue no new ID token on refresh: keep the (possibly rotated) refresh token
+            # and fall back to a login.
+            if tokens.get("refresh_token"):
+                self._save({"refresh_token": tokens["refresh_token"]}, tokens.get("refresh_expires_in"))
+            return None
+        return self._accept(tokens, state)
+
+    def _accept(self, tokens, old_state, nonce=None):
+        """Store the new refresh token FIRST (a rotated one is the only one still good), then
+        validate the ID token; an invalid one is never stored nor returned."""
+        refresh_token = tokens.get("refresh_token") or old_state.get("refresh_token")
+        if refresh_token and refresh_token != old_state.get("refresh_token"):
+            self._save({"refresh_token": refresh_token}, tokens.get("refresh_expires_in"))
+        if not tokens.get("id_token"):
+            raise ConfigError(f"{self.idp['issuer']} returned no ID token", hint="scopes must include openid")
+        claims = self.issuer.validate(tokens["id_token"], nonce=nonce)
+        self._save({"refresh_token": refresh_token, "id_token": tokens["id_token"], "claims": claims},
+                   tokens.get("refresh_expires_in"))
+        return tokens["id_token"], claims
+
+    def revoke(self):
+        """Revoke the cached refresh token where the IdP supports it; forget the session."""
+        state = self._load()
+        revoked = False
+        if state.get("refresh_token"):
+            revoked = self.client.revoke(state["refresh_token"])
+        self.forget()
+        return revoked
+
+
+def session_name_from(claims, claim):
+    for name in ([claim] if claim else []) + ["email", "preferred_username", "sub"]:
+        value = claims.get(name)
+        if isinstance(value, str) and value:
+            return sanitize_session_name(value)
+    return sanitize_session_name("")
+
+
+def roles_from(claims, claim):
+    value = claims.get(claim)
+    if isinstance(value, str):
+        value = value.replace(",", " ").split()
+    if not isinstance(value, list):
+        return []
+    return [v for v in value if isinstance(v, str)]
+
+
+class WebIdentityProvider:
+    def __init__(self, ctx, session, role, region, endpoint_url):
+        self.ctx = ctx
+        self.session = session
+        self.role = role
+        self.region = region
+        self.endpoint_url = endpoint_url
+
+    def describe(self):
+        return f"AssumeRoleWithWebIdentity({self.role.get('arn') or 'from ' + str(self.session.idp.get('roles_claim'))}, " \
+               f"{self.session.describe()})"
+
+    def _role_arn(self, claims):
+        if self.role.get("arn"):
+            return self.role["arn"]
+        idp = self.session.idp
+        roles = roles_from(claims, idp["roles_claim"])
+        who = f"{idp['issuer']} gives {claims.get('sub')}"
+        if not roles:
+            raise ConfigError(f"{who} no roles in the {idp['roles_claim']!r} claim and [role.{self.role['name']}] has no arn")
+        if len(roles) == 1:
+            return roles[0]
+        remembered = rolechoice.remembered(self.ctx, self.role["name"], idp["name"])
+        if remembered in roles:
+            return remembered
+        return rolechoice.choose(self.ctx, self.role["name"], idp["name"], roles, who)
+
+    def retrieve(self):
+        token, claims = self.session.id_token()
+        arn = self._role_arn(claims)
+        session_name = self.role.get("session_name") or session_name_from(claims, self.session.idp.get("session_name_claim"))
+        client = sts.client(self.region, self.endpoint_url, None)  # unsigned: the token is the credential
+        context = f"{claims.get('sub')} from {self.session.idp['issuer']}"
+        response, sent_at = sts.call(client, "AssumeRoleWithWebIdentity", context, RoleArn=arn, RoleSessionName=session_name,
+                                     WebIdentityToken=token, DurationSeconds=self.role["duration"])
+        return sts.credentials_from_response(response, sent_at)

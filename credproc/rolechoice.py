@@ -1,0 +1,39 @@
+"""When an identity provider offers several roles and the config names none (CAS's "Found multiple
+roles", an OIDC roles claim): a numbered menu at a terminal, remembered in the cache so refreshes
+do not ask again; without a terminal, the list and how to pin one with `arn = ...`."""
+
+import time
+
+from .cache import Entry
+from .errors import ConfigError
+
+REMEMBER_FOR = 30 * 86400
+
+
+def _identity(role_name):
+    return f"role-choice:{role_name}"
+
+
+def remembered(ctx, role_name, idp_name):
+    entry = ctx.store.get(_identity(role_name))
+    if entry is not None and entry.fingerprint == ctx.config.idp_fingerprint(idp_name) and entry.expires_at > time.time():
+        return entry.body.decode()
+    return None
+
+
+def forget(ctx, role_name):
+    ctx.store.delete(_identity(role_name))
+
+
+def choose(ctx, role_name, idp_name, roles, who):
+    hint = f"pin one in [role.{role_name}], e.g. arn = \"{roles[0]}\"" if roles else None
+    terminal = ctx.terminal
+    if not terminal.available():
+        raise ConfigError(f"{who} several roles and [role.{role_name}] names none: {', '.join(roles)}", hint=hint)
+    index = terminal.choose(f"{who} several AWS roles:", roles, what="a role choice")
+    chosen = roles[index]
+    terminal.say(f"To skip this question, add to [role.{role_name}]:  arn = \"{chosen}\"")
+    now = int(time.time())
+    ctx.store.put(_identity(role_name), Entry(now + REMEMBER_FOR, now + REMEMBER_FOR, ctx.config.digest,
+                                              ctx.config.idp_fingerprint(idp_name), chosen.encode()))
+    return chosen
