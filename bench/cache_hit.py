@@ -11,6 +11,7 @@ never looks inside them), so no network and no STS are needed.
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -104,6 +105,7 @@ def main():
         print(f"  {label:<30} median {med[name] * 1000:6.1f} ms   p10 {q[0] * 1000:6.1f}   p90 {q[-1] * 1000:6.1f}   "
               f"peak RSS {max(rss[name]) / 1024:5.1f} MiB")
     print(f"ratio (median hit / median bare): {med['hit'] / med['bare']:.2f}  (target <= 4)")
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -85,7 +85,7 @@ def read_key(path):
     try:
         st = os.fstat(fd)
         if os.name == "posix" and (st.st_mode & 0o077 or st.st_uid != os.getuid()):
-            raise ValueError(f"{path} must be owned by you with mode 0600 (chmod 600 '{path}')")
+            raise ValueError(f"{path} must be owned by you and not readable by group or others (chmod 600 '{path}')")
         key = os.read(fd, KEY_BYTES + 1)
     finally:
         os.close(fd)

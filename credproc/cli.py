@@ -152,10 +152,6 @@ def main(argv=None):
         return cmd_process(args)
     except CredprocError as e:
         sys.stderr.write(f"credproc: {e}\n")
-        if args.debug:
-            import traceback
-
-            traceback.print_exc()
         return e.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("credproc: interrupted\n")

@@ -102,12 +102,6 @@ def _match(regex, what):
     return lambda v: None if regex.match(v) else f"{v!r} is not {what}"
 
 
-def _url(v):
-    if not re.match(r"^https?://[^/\s]+", v):
-        return f"{v!r} is not an http(s) URL"
-    return None
-
-
 def _secure_url(v):
     from .http import check_url
 
@@ -251,7 +245,7 @@ def _check_role(c, name, table, where, idps):
                                  check=_match(SESSION_NAME_RE, "a valid session name (2-64 of letters, digits, +=,.@_-)"))
     for key in ("external_id", "source_identity", "region"):
         role[key] = c.get(table, key, where, str)
-    role["sts_endpoint_url"] = c.get(table, "sts_endpoint_url", where, str, check=_url)
+    role["sts_endpoint_url"] = c.get(table, "sts_endpoint_url", where, str, check=_secure_url)
     role["tags"] = c.get(table, "tags", where, dict,
                          check=lambda v: None if all(isinstance(x, str) for x in v.values()) else "values must be strings")
     role["transitive_tag_keys"] = c.get(table, "transitive_tag_keys", where, list, check=_str_list)
@@ -275,7 +269,7 @@ def parse(path, raw_bytes):
     c.unknown(raw_settings, SETTINGS_KEYS, "settings")
     settings = {
         "region": c.get(raw_settings, "region", "settings", str),
-        "sts_endpoint_url": c.get(raw_settings, "sts_endpoint_url", "settings", str, check=_url),
+        "sts_endpoint_url": c.get(raw_settings, "sts_endpoint_url", "settings", str, check=_secure_url),
         "refresh_margin": c.get(raw_settings, "refresh_margin", "settings", int, default=DEFAULT_REFRESH_MARGIN,
                                 check=_range(0, 12 * 3600)),
     }
@@ -297,8 +291,16 @@ def parse(path, raw_bytes):
             c.add(where, "must be a table")
             continue
         roles[name] = _check_role(c, name, table, where, idps)
+    ignored = {
+        "cas": ("session_name", "external_id", "source_identity", "tags", "transitive_tag_keys", "policy_arns", "region",
+                "sts_endpoint_url"),
+        "oidc": ("external_id", "source_identity", "tags", "transitive_tag_keys", "policy_arns"),
+    }
     for name, role in roles.items():
         idp = idps.get(role.get("idp") or "")
+        for key in ignored.get(idp and idp.get("type"), ()):
+            if role.get(key) is not None:
+                c.add(f"role.{name}.{key}", f"has no effect for a role over a {idp['type']} identity provider (remove it)")
         if idp and idp.get("type") == "oidc" and not role.get("arn") and not idp.get("roles_claim"):
             c.add(f"role.{name}.arn", f"is required: [idp.{idp['name']}] has no roles_claim to choose a role from")
         seen = [name]

@@ -15,6 +15,8 @@ def _identity(role_name):
 
 
 def remembered(ctx, role_name, idp_name):
+    if ctx.force:  # `login --force`: choose again
+        return None
     entry = ctx.store.get(_identity(role_name))
     if entry is not None and entry.fingerprint == ctx.config.idp_fingerprint(idp_name) and entry.expires_at > time.time():
         return entry.body.decode()

@@ -113,3 +113,57 @@ def test_session_names_are_always_valid_for_sts(raw, expected):
     name = config.sanitize_session_name(raw)
     assert name == expected
     assert config.SESSION_NAME_RE.match(name)
+
+
+def test_keys_a_cas_or_oidc_role_would_ignore_are_errors():
+    text = b"""
+[idp.campus]
+type = "cas"
+url = "https://sso.example.edu/cas"
+[idp.okta]
+type = "oidc"
+issuer = "https://example.okta.com"
+client_id = "0oa1"
+[role.a]
+idp = "campus"
+external_id = "x"
+region = "eu-west-1"
+[role.b]
+idp = "okta"
+arn = "arn:aws:iam::111111111111:role/dev"
+tags = { team = "x" }
+region = "eu-west-1"
+"""
+    with pytest.raises(ConfigError) as e:
+        config.parse("c.toml", text)
+    msg = str(e.value)
+    assert "role.a.external_id: has no effect for a role over a cas identity provider" in msg
+    assert "role.a.region: has no effect" in msg and "role.b.tags: has no effect" in msg
+    assert "role.b.region" not in msg  # used for AssumeRoleWithWebIdentity
+
+
+@pytest.mark.parametrize("url, ok", [("https://sts.eu-west-1.amazonaws.com", True), ("http://127.0.0.1:5000", True),
+                                     ("http://localhost:5000", True), ("http://sts.example.com", False)])
+def test_plain_http_endpoints_only_to_loopback(url, ok):
+    text = GOOD.replace(b"http://127.0.0.1:5000", url.encode())
+    if ok:
+        config.parse("c.toml", text)
+    else:
+        with pytest.raises(ConfigError, match="settings.sts_endpoint_url: .* must be an https:// URL"):
+            config.parse("c.toml", text)
+
+
+def test_an_oidc_role_needs_an_arn_or_a_roles_claim():
+    text = b"""
+[idp.okta]
+type = "oidc"
+issuer = "https://example.okta.com"
+client_id = "0oa1"
+scopes = ["email"]
+[role.dev]
+idp = "okta"
+"""
+    with pytest.raises(ConfigError) as e:
+        config.parse("c.toml", text)
+    assert "role.dev.arn: is required: [idp.okta] has no roles_claim" in str(e.value)
+    assert 'idp.okta.scopes: must include "openid"' in str(e.value)

@@ -5,7 +5,6 @@ identity: enough to show that each consumer ran the profile's credential_process
 STS at the configured endpoint.
 """
 
-import datetime
 import os
 import sys
 import time

@@ -1,5 +1,4 @@
 import datetime as dt
-import os
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError

@@ -13,10 +13,11 @@ import time
 from .. import log
 from ..cache import Entry
 from ..credentials import MIN_REMAINING, Credentials
-from ..errors import LocalFileError, LockTimeout, LoginRequired, NetworkError, ServiceError
+from ..errors import AuthenticationFailed, LocalFileError, LockTimeout, LoginRequired, NetworkError, ServiceError
 
-# Failures after which still-valid cached credentials are better than an error.
-_SOFT = (LoginRequired, NetworkError, ServiceError, LockTimeout)
+# Failures of a refresh after which still-valid cached credentials are better than an error (the
+# next call tries again). Not AccessDenied or ConfigError: those say the credentials are unwanted.
+_SOFT = (LoginRequired, NetworkError, ServiceError, LockTimeout, AuthenticationFailed)
 
 
 def refresh_at(issued, expires, margin):
@@ -63,6 +64,11 @@ class CachedProvider:
         now = self.ctx.now()
         if entry is not None and now < entry.refresh_at:
             log.debug("cache hit for %s", self.identity)
+            if entry.config_digest != self.ctx.config.digest:
+                # the config file changed but not this entry's settings: re-stamp it so the fast
+                # path serves it again (same credentials; a concurrent refresh may win, harmlessly)
+                entry.config_digest = self.ctx.config.digest
+                self._put(entry)
             return self._creds(entry)
         servable = entry if entry is not None and entry.expires_at - now > MIN_REMAINING else None
         lock = self.ctx.store.lock(self.identity, self.what)
@@ -98,8 +104,10 @@ class CachedProvider:
             return
         now = self.ctx.now()
         margin = self.ctx.config.settings["refresh_margin"]
-        entry = Entry(creds.expiration, refresh_at(now, creds.expiration, margin), self.ctx.config.digest,
-                      self.fingerprint, creds.to_process_json())
+        self._put(Entry(creds.expiration, refresh_at(now, creds.expiration, margin), self.ctx.config.digest,
+                        self.fingerprint, creds.to_process_json()))
+
+    def _put(self, entry):
         try:
             self.ctx.store.put(self.identity, entry)
         except LocalFileError as e:  # the credentials are good; a cache we cannot write only costs speed

@@ -10,7 +10,7 @@ import time
 
 from .. import http, log, rolechoice
 from ..credentials import Credentials
-from ..errors import AccessDenied, AuthenticationFailed, ConfigError, ServiceError
+from ..errors import AccessDenied, AuthenticationFailed, ServiceError
 from ..prompt import run_secret_command
 
 MULTIPLE = "Found multiple roles and none is specified. Current roles:"
@@ -89,6 +89,9 @@ class CasProvider:
                 roles = parse_roles(text[len(MULTIPLE):])
                 arn = rolechoice.choose(self.ctx, self.role["name"], self.idp["name"], roles, f"CAS offers {username}")
                 form["roleArn"] = arn
+                if mfa == "passcode":  # Duo passcodes are single-use
+                    form["passcode"] = terminal.ask("Duo passcode (a new one, for the chosen role): ",
+                                                    what="a Duo passcode").strip()
                 status, text, sent_at = self._post(form)
         finally:
             form.clear()  # the password goes no further than this request

@@ -6,7 +6,6 @@ makes sure two processes never both spend the same (rotating) refresh token.
 """
 
 import json
-import time
 
 from .. import log, rolechoice, sts
 from ..cache import Entry

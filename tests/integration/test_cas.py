@@ -140,7 +140,7 @@ def test_several_roles_without_a_terminal_lists_them_and_says_how_to_pin(sandbox
 
 
 def test_the_role_menu_password_and_passcode_at_a_terminal(sandbox, moto_server):
-    with emulator(moto_server, roles=(ROLE_A, ROLE_B), mfa="duo", valid_passcodes={"246810"}) as cas:
+    with emulator(moto_server, roles=(ROLE_A, ROLE_B), mfa="duo", valid_passcodes={"246810", "135791"}) as cas:
         sandbox.write_config(cas_config(cas.url, None, mfa="passcode", username=None))
         p = PtyProcess([credproc_exe(), "--role", "campus"], sandbox.env)
         p.expect(f"CAS username for {cas.url}: ")
@@ -151,13 +151,15 @@ def test_the_role_menu_password_and_passcode_at_a_terminal(sandbox, moto_server)
         p.send("246810")
         p.expect("Choose 1-2: ")
         p.send("2")
+        p.expect("Duo passcode (a new one, for the chosen role): ")  # passcodes are single-use
+        p.send("135791")
         code, out, err = p.finish()
         assert code == 0, err
         assert PASSWORD.encode() not in p.screen  # typed with echo off
         assert f'arn = "{ROLE_B}"'.encode() in p.screen  # how to pin the choice
         assert caller_arn(json.loads(out), moto_server.url).startswith("arn:aws:sts::222222222222:assumed-role/campus-read/")
         assert [r.get("roleArn") for r in cas.requests] == [None, ROLE_B]
-        assert all(r["passcode"] == "246810" for r in cas.requests)
+        assert [r["passcode"] for r in cas.requests] == ["246810", "135791"]
 
 
 def test_a_duo_push_is_announced_and_waited_for(sandbox, moto_server, password_command):

@@ -10,7 +10,6 @@ import time
 import boto3
 import pytest
 
-from tests.sandbox import STATIC_KEY_ID
 
 
 def iam_config(sts_url, mfa=True, mfa_command=None, extra=""):
@@ -199,6 +198,12 @@ def test_a_comment_in_the_config_does_not_discard_the_cache(sandbox, sts, mfa_co
     sandbox.write_config(iam_config(sts.url, mfa_command=mfa_counter[0]) + "\n# tidy\n")
     sts.clear()
     assert sandbox.credentials("admin") == first and sts.actions == []
+    # ...and the entry is re-stamped with the new config digest, so the fast path serves it again
+    from credproc import cache
+    from credproc.store import EncryptedFileCache
+
+    entry = EncryptedFileCache(sandbox.cache_dir, sandbox.key_path).get("role:admin")
+    assert entry.config_digest == cache.digest(open(sandbox.config_path, "rb").read())
 
 
 def test_a_malformed_config_is_one_clear_error(sandbox):

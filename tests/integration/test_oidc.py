@@ -4,13 +4,11 @@ and moto STS; the scripted browser plays the user. Forged tokens come from a Pyt
 import json
 import os
 import sys
-import threading
 import time
 
 import boto3
 import pytest
 
-from credproc import cache
 from credproc.store import EncryptedFileCache
 from tests.fake_issuer import FORGERIES, FakeIssuer
 from tests.peers.browser import complete_code_flow, complete_device_flow
