@@ -6,11 +6,12 @@ Binding the identity as associated data means an entry copied over another one's
 decrypt. Any entry that does not decrypt is a miss: never served, never a crash.
 
 Plaintext: one ASCII header line, then the body.
-    "<expires_at> <refresh_at> <config_digest> <fingerprint>\\n" + body
+    "<expires_at> <refresh_at> <written_at> <config_digest> <fingerprint>\\n" + body
 For credentials the body is the exact credential_process document, so a cache hit decrypts and
 writes it without importing json. `config_digest` is a hash of the config file's bytes when the entry
 was written (the hit path compares it instead of parsing TOML); `fingerprint` is a hash of the
-resolved settings the entry was made from (checked when the config file changed).
+resolved settings the entry was made from (checked when the config file changed). An entry
+written "in the future" means the clock went backwards: it is not trusted (see `usable`).
 
 This module is on the cache-hit path: module-level imports are os, sys and time only.
 """
@@ -55,27 +56,37 @@ def entry_filename(key, identity):
     return _blake2b()(identity.encode(), key=key, digest_size=20, person=b"credproc-name").hexdigest()
 
 
-class Entry:
-    __slots__ = ("expires_at", "refresh_at", "config_digest", "fingerprint", "body")
+CLOCK_SLACK = 5  # seconds an entry's write time may lie ahead of now (rounding, another process)
 
-    def __init__(self, expires_at, refresh_at, config_digest, fingerprint, body):
+
+class Entry:
+    __slots__ = ("expires_at", "refresh_at", "written_at", "config_digest", "fingerprint", "body")
+
+    def __init__(self, expires_at, refresh_at, config_digest, fingerprint, body, written_at=None):
         self.expires_at = int(expires_at)
         self.refresh_at = int(refresh_at)
+        self.written_at = int(time.time()) if written_at is None else int(written_at)
         self.config_digest = config_digest
         self.fingerprint = fingerprint
         self.body = body
 
     def encode(self):
-        head = f"{self.expires_at} {self.refresh_at} {self.config_digest} {self.fingerprint}\n"
+        head = f"{self.expires_at} {self.refresh_at} {self.written_at} {self.config_digest} {self.fingerprint}\n"
         return head.encode("ascii") + self.body
 
     @classmethod
     def decode(cls, plaintext):
         head, sep, body = plaintext.partition(b"\n")
         fields = head.split(b" ")
-        if not sep or len(fields) != 4:
+        if not sep or len(fields) != 5:
             raise ValueError("malformed entry header")
-        return cls(int(fields[0]), int(fields[1]), fields[2].decode("ascii"), fields[3].decode("ascii"), body)
+        return cls(int(fields[0]), int(fields[1]), fields[3].decode("ascii"), fields[4].decode("ascii"), body,
+                   written_at=int(fields[2]))
+
+    def fresh(self, now):
+        """Servable without a refresh: before its refresh time, and the clock has not gone backwards
+        since it was written (else its times cannot be trusted)."""
+        return self.written_at - CLOCK_SLACK <= now < self.refresh_at
 
 
 def read_key(path):

@@ -19,6 +19,7 @@ MIN_DURATION = 20 * 60
 MAX_DURATION = 43200
 CHAINED_MAX_DURATION = 3600  # STS caps role chaining at one hour
 SESSION_NAME_RE = re.compile(r"^[\w+=,.@-]{2,64}$")
+REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 ROLE_ARN_RE = re.compile(r"^arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 MFA_SERIAL_RE = re.compile(r"^(arn:aws[\w-]*:iam::\d{12}:(mfa|u2f)/[\w+=,.@/-]+|GAHT[0-9A-Z]+|[\w+=/:,.@-]{9,256})$")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -203,8 +204,6 @@ def _check_idp(c, name, table, where):
     elif kind == "oidc":
         idp["issuer"] = c.get(table, "issuer", where, str, required=True, check=_secure_url,
                               hint=" (e.g. https://example.okta.com)")
-        if idp["issuer"]:
-            idp["issuer"] = idp["issuer"].rstrip("/")
         idp["client_id"] = c.get(table, "client_id", where, str, required=True)
         idp["client_secret"] = c.get(table, "client_secret", where, str)
         idp["scopes"] = c.get(table, "scopes", where, list, default=["openid", "offline_access", "email"], check=_str_list)
@@ -243,8 +242,9 @@ def _check_role(c, name, table, where, idps):
         c.add(f"{where}.arn", "is required with source_role (the role to assume from the source role's credentials)")
     role["session_name"] = c.get(table, "session_name", where, str,
                                  check=_match(SESSION_NAME_RE, "a valid session name (2-64 of letters, digits, +=,.@_-)"))
-    for key in ("external_id", "source_identity", "region"):
+    for key in ("external_id", "source_identity"):
         role[key] = c.get(table, key, where, str)
+    role["region"] = c.get(table, "region", where, str, check=_match(REGION_RE, "an AWS region (e.g. eu-west-1)"))
     role["sts_endpoint_url"] = c.get(table, "sts_endpoint_url", where, str, check=_secure_url)
     role["tags"] = c.get(table, "tags", where, dict,
                          check=lambda v: None if all(isinstance(x, str) for x in v.values()) else "values must be strings")
@@ -268,7 +268,7 @@ def parse(path, raw_bytes):
     raw_settings = c.table(data, "settings", "settings")
     c.unknown(raw_settings, SETTINGS_KEYS, "settings")
     settings = {
-        "region": c.get(raw_settings, "region", "settings", str),
+        "region": c.get(raw_settings, "region", "settings", str, check=_match(REGION_RE, "an AWS region (e.g. eu-west-1)")),
         "sts_endpoint_url": c.get(raw_settings, "sts_endpoint_url", "settings", str, check=_secure_url),
         "refresh_margin": c.get(raw_settings, "refresh_margin", "settings", int, default=DEFAULT_REFRESH_MARGIN,
                                 check=_range(0, 12 * 3600)),

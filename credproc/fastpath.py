@@ -50,7 +50,7 @@ def try_serve(argv):
         key = cache.read_key(paths.key_file())
         blob = cache.read_file(os.path.join(paths.cache_dir(), cache.entry_filename(key, identity)))
         entry = cache.decrypt(key, identity, blob)
-        if not cache.now() < entry.refresh_at:
+        if not entry.fresh(cache.now()):
             return False
         if entry.config_digest != cache.digest(cache.read_file(paths.config_file(config))):
             return False

@@ -4,6 +4,7 @@ TLS verification is always on. Plain http:// is refused except to a loopback add
 what the tests' local peers use.
 """
 
+import http.client
 import ipaddress
 import json
 import socket
@@ -48,12 +49,20 @@ class Response:
         return json.loads(self.body)
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):  # a POST with a password is never re-sent elsewhere
-        return None
+class _SafeRedirect(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect of a GET only to https (or http on loopback); never re-send a POST (it may
+    carry a password or a client secret) anywhere else."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        if req.get_method() != "GET":
+            return None
+        parts = urllib.parse.urlsplit(newurl)
+        if not (parts.scheme == "https" or (parts.scheme == "http" and is_loopback(parts.hostname or ""))):
+            return None
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-def request(method, url, *, form=None, headers=None, timeout=30, ca_bundle=None, what="the server", follow=True):
+def request(method, url, *, form=None, headers=None, timeout=30, ca_bundle=None, what="the server"):
     """Send a request; every HTTP status comes back as a Response; transport failures become
     NetworkError. Form values may be secrets: they are never logged."""
     data = None
@@ -63,11 +72,11 @@ def request(method, url, *, form=None, headers=None, timeout=30, ca_bundle=None,
         data = urllib.parse.urlencode(form).encode()
         hdrs["Content-Type"] = "application/x-www-form-urlencoded"
     req = urllib.request.Request(url, data=data, method=method, headers=hdrs)
-    ctx = ssl.create_default_context(cafile=ca_bundle) if url.startswith("https:") else None
-    handlers = [urllib.request.HTTPSHandler(context=ctx)] if ctx else []
-    if not follow:
-        handlers.append(_NoRedirect())
-    opener = urllib.request.build_opener(*handlers)
+    try:
+        ctx = ssl.create_default_context(cafile=ca_bundle)
+    except (OSError, ssl.SSLError) as e:
+        raise ConfigError(f"ca_bundle {ca_bundle!r} is not a usable PEM CA file: {getattr(e, 'strerror', None) or e}") from None
+    opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=ctx), _SafeRedirect())
     try:
         with opener.open(req, timeout=timeout) as resp:
             return Response(resp.status, resp.headers, resp.read())
@@ -88,3 +97,6 @@ def request(method, url, *, form=None, headers=None, timeout=30, ca_bundle=None,
         raise NetworkError(f"TLS error talking to {what} at {url}: {e.reason}") from None
     except OSError as e:
         raise NetworkError(f"cannot reach {what} at {url}: {e.strerror or e}") from None
+    except http.client.HTTPException as e:  # a garbled answer: a proxy, a captive portal
+        raise NetworkError(f"{what} at {url} sent a malformed HTTP answer ({type(e).__name__})",
+                           hint="check any proxy between you and it") from None

@@ -7,7 +7,7 @@ processes hold "the" lock at once. It holds the holder's pid, only to tell waite
 import os
 import time
 
-from .errors import LockTimeout
+from .errors import LocalFileError, LockTimeout
 
 try:
     import fcntl
@@ -37,7 +37,10 @@ class FileLock:
     def acquire(self, deadline, poll=0.05):
         """Wait until `deadline` (time.monotonic()); raise LockTimeout after it. A deadline in the past
         means a single try. Returns True if the lock had to be waited for."""
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        except OSError as e:
+            raise LocalFileError(f"cannot open the lock file {self.path}: {e.strerror}") from None
         waited = False
         while not _try_lock(self.fd):
             waited = True

@@ -32,6 +32,13 @@ class InvalidToken(AuthenticationFailed):
     """An ID token that failed validation: never sent to STS."""
 
 
+def _bounded_int(value, default, lo, hi):
+    try:
+        return max(lo, min(hi, int(value)))
+    except (TypeError, ValueError):
+        return default
+
+
 def _b64url(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -42,7 +49,7 @@ class Issuer:
 
     def __init__(self, idp, cache_dir):
         self.idp = idp
-        self.issuer = idp["issuer"].rstrip("/")
+        self.issuer = idp["issuer"]  # exactly as configured: some issuers end in "/", and iss must match
         self.cache_path = os.path.join(cache_dir, "oidc-" + hashlib.sha256(self.issuer.encode()).hexdigest()[:24] + ".json")
         self._meta = None
         self._jwks_refetched = False
@@ -58,13 +65,20 @@ class Issuer:
         except ValueError:
             raise ServiceError(f"{what} at {url} is not JSON") from None
 
+    def _jwks(self, url):
+        jwks = self._get_json(url, "the issuer's JWKS")
+        if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
+            raise ServiceError(f"the JWKS of {self.issuer} at {url} is not a key set")
+        return jwks
+
     def _load_cached(self):
         try:
             with open(self.cache_path, "rb") as f:
                 data = json.loads(f.read(MAX_METADATA_BYTES))
-            if data.get("issuer") == self.issuer and time.time() - data.get("fetched_at", 0) < METADATA_TTL:
+            if data.get("issuer") == self.issuer and 0 <= time.time() - float(data.get("fetched_at", 0)) < METADATA_TTL \
+                    and isinstance(data.get("discovery"), dict) and isinstance(data.get("jwks"), dict):
                 return data
-        except (OSError, ValueError, AttributeError):
+        except (OSError, ValueError, AttributeError, TypeError):
             pass
         return None
 
@@ -82,15 +96,23 @@ class Issuer:
 
     def _fetch(self):
         web.check_url(self.issuer, f"idp.{self.idp['name']}.issuer")
-        disco = self._get_json(self.issuer + "/.well-known/openid-configuration", "the OIDC discovery document")
-        if disco.get("issuer", "").rstrip("/") != self.issuer:
-            raise ServiceError(f"the discovery document of {self.issuer} names another issuer: {disco.get('issuer')!r}",
-                               hint="issuer must be exactly the IdP's issuer URL")
-        for key in ("token_endpoint", "jwks_uri"):
-            if not disco.get(key):
-                raise ServiceError(f"the discovery document of {self.issuer} has no {key}")
-            web.check_url(disco[key], f"the issuer's {key}")
-        jwks = self._get_json(disco["jwks_uri"], "the issuer's JWKS")
+        disco = self._get_json(self.issuer.rstrip("/") + "/.well-known/openid-configuration", "the OIDC discovery document")
+        if not isinstance(disco, dict) or disco.get("issuer") != self.issuer:
+            named = disco.get("issuer") if isinstance(disco, dict) else None
+            raise ServiceError(f"the discovery document of {self.issuer} names another issuer: {named!r}",
+                               hint="issuer must be exactly the IdP's issuer URL (mind a trailing /)")
+        for key in ("token_endpoint", "jwks_uri", "authorization_endpoint", "device_authorization_endpoint",
+                    "revocation_endpoint"):
+            value = disco.get(key)
+            if value is None and key not in ("token_endpoint", "jwks_uri"):
+                continue
+            if not isinstance(value, str) or not value:
+                raise ServiceError(f"the discovery document of {self.issuer} has no usable {key}")
+            web.check_url(value, f"the issuer's {key}")
+        algs = disco.get("id_token_signing_alg_values_supported")
+        if algs is not None and not (isinstance(algs, list) and all(isinstance(a, str) for a in algs)):
+            raise ServiceError(f"the discovery document of {self.issuer} has a malformed id_token_signing_alg_values_supported")
+        jwks = self._jwks(disco["jwks_uri"])
         meta = {"issuer": self.issuer, "fetched_at": time.time(), "discovery": disco, "jwks": jwks}
         self._save(meta)
         return meta
@@ -108,7 +130,7 @@ class Issuer:
             return False
         self._jwks_refetched = True
         meta = self.metadata()
-        meta["jwks"] = self._get_json(meta["discovery"]["jwks_uri"], "the issuer's JWKS")
+        meta["jwks"] = self._jwks(meta["discovery"]["jwks_uri"])
         meta["fetched_at"] = time.time()
         self._save(meta)
         return True
@@ -130,12 +152,18 @@ class Issuer:
         allowed = self.allowed_algorithms()
         if alg not in allowed:
             raise InvalidToken(f"the ID token from {self.issuer} uses algorithm {alg!r}; accepted: {', '.join(allowed) or 'none'}")
-        key = self._key_for(header.get("kid"), alg)
+        keys = self._keys_for(header.get("kid"), alg)
         try:
-            claims = jwt.decode(
-                id_token, key=key, algorithms=[alg], audience=self.idp["client_id"], issuer=self.issuer, leeway=LEEWAY,
-                options={"require": ["iss", "aud", "exp", "iat", "sub"]},
-            )
+            for i, key in enumerate(keys):  # several only without a kid, e.g. during a key rotation
+                try:
+                    claims = jwt.decode(
+                        id_token, key=key, algorithms=[alg], audience=self.idp["client_id"], issuer=self.issuer,
+                        leeway=LEEWAY, options={"require": ["iss", "aud", "exp", "iat", "sub"]},
+                    )
+                    break
+                except jwt.InvalidSignatureError:
+                    if i == len(keys) - 1:
+                        raise
         except jwt.ExpiredSignatureError:
             raise InvalidToken(f"the ID token from {self.issuer} has expired", hint="check the system clock") from None
         except jwt.InvalidAudienceError:
@@ -148,27 +176,29 @@ class Issuer:
             raise InvalidToken(f"the ID token's signature does not verify against {self.issuer}'s keys") from None
         except jwt.PyJWTError as e:
             raise InvalidToken(f"the ID token from {self.issuer} is invalid: {e}") from None
-        if isinstance(claims.get("aud"), list) and len(claims["aud"]) > 1 and claims.get("azp") != self.idp["client_id"]:
-            raise InvalidToken(f"the ID token from {self.issuer} has several audiences and azp is not {self.idp['client_id']}")
+        several = isinstance(claims.get("aud"), list) and len(claims["aud"]) > 1
+        if (several or "azp" in claims) and claims.get("azp") != self.idp["client_id"]:
+            raise InvalidToken(f"the ID token from {self.issuer} was issued to another client (azp)")
         if nonce is not None and claims.get("nonce") != nonce:
             raise InvalidToken(f"the ID token from {self.issuer} does not carry the nonce of this login (replayed?)")
         return claims
 
-    def _key_for(self, kid, alg):
+    def _keys_for(self, kid, alg):
+        """The issuer's signing keys usable for this token: the one with its kid, or, without a kid,
+        every key of the right type. An unknown kid refetches the JWKS once (key rotation)."""
         import jwt
 
         for attempt in range(2):
-            try:
-                keyset = jwt.PyJWKSet.from_dict(self.metadata()["jwks"])
-            except jwt.PyJWTError as e:
-                raise ServiceError(f"the JWKS of {self.issuer} is unusable: {e}") from None
-            candidates = [k for k in keyset.keys if (kid is None or k.key_id == kid)
-                          and (k.public_key_use in (None, "sig"))]
-            for k in candidates:
+            found = []
+            for jwk in self.metadata()["jwks"].get("keys", []):
+                if not isinstance(jwk, dict) or jwk.get("use", "sig") != "sig" or (kid is not None and jwk.get("kid") != kid):
+                    continue
                 try:
-                    return jwt.PyJWK(k._jwk_data, algorithm=alg).key
-                except jwt.PyJWTError:
-                    continue  # a key of another type (e.g. an EC key for an RS256 token)
+                    found.append(jwt.PyJWK(jwk, algorithm=alg).key)
+                except (jwt.PyJWTError, ValueError, TypeError, KeyError):
+                    continue  # a key of another type (an EC key for an RS256 token), or a broken one
+            if found:
+                return found
             if attempt == 0 and not self.refetch_jwks():
                 break
         raise InvalidToken(f"the ID token from {self.issuer} is signed with a key ({kid or 'no kid'}) that is not in its JWKS")
@@ -220,8 +250,8 @@ class Client:
         if body.get("verification_uri_complete"):
             self.terminal.say(f"  (or open {body['verification_uri_complete']})")
         self._open_browser(uri)
-        interval = int(body.get("interval") or 5)
-        deadline = self.clock() + min(int(body.get("expires_in") or 600), 1800)
+        interval = _bounded_int(body.get("interval"), 5, 1, 60)
+        deadline = self.clock() + _bounded_int(body.get("expires_in"), 600, 30, 1800)
         self.terminal.say("Waiting for the sign-in to complete...")
         while True:
             self.sleep(interval)
@@ -234,7 +264,7 @@ class Client:
             if error == "authorization_pending":
                 continue
             if error == "slow_down":
-                interval += 5
+                interval = min(interval + 5, 60)
                 continue
             if error == "expired_token":
                 raise AuthenticationFailed("the sign-in code expired before the sign-in completed", hint="run the command again")
@@ -247,7 +277,7 @@ class Client:
         self.terminal.require("a browser sign-in")
         verifier = _b64url(secrets.token_bytes(32))
         state, nonce = _b64url(secrets.token_bytes(16)), _b64url(secrets.token_bytes(16))
-        listener = _Listener(self.idp["redirect_path"])
+        listener = _Listener(self.idp["redirect_path"], state)
         try:
             redirect_uri = f"http://127.0.0.1:{listener.port}{self.idp['redirect_path']}"
             query = {"response_type": "code", "client_id": self.idp["client_id"], "redirect_uri": redirect_uri,
@@ -262,8 +292,6 @@ class Client:
             listener.stop()
         if params is None:
             raise AuthenticationFailed(f"no sign-in arrived within {wait} s")
-        if params.get("state") != state:
-            raise AuthenticationFailed("the sign-in answer does not match this login (state); try again")
         if params.get("error"):
             raise AuthenticationFailed(f"the sign-in failed: {params['error']} {params.get('error_description', '')}".strip())
         status, tokens = self._token({"grant_type": "authorization_code", "code": params.get("code", ""),
@@ -326,12 +354,23 @@ class Client:
         if not (os.environ.get("BROWSER") or os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
                 or os.name == "nt" or os.uname().sysname == "Darwin"):
             return
+        # The browser (and webbrowser's launcher) must not inherit stdout, the credential_process
+        # pipe: its chatter would corrupt the document and the SDK would wait for it to exit.
+        saved = [os.dup(1), os.dup(2)]
+        devnull = os.open(os.devnull, os.O_WRONLY)
         try:
+            os.dup2(devnull, 1)
+            os.dup2(devnull, 2)
             import webbrowser
 
             webbrowser.open(url)
         except Exception as e:  # noqa: BLE001 - the URL is on the terminal anyway
-            log.debug("could not open a browser: %s", e)
+            log.debug("could not open a browser: %s", type(e).__name__)
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved + [devnull]:
+                os.close(fd)
 
 
 class _Listener:
@@ -341,30 +380,44 @@ class _Listener:
             b"<body style='font-family:sans-serif;margin:3em'><h2>Signed in.</h2>"
             b"<p>You can close this tab and return to the terminal.</p></body>")
 
-    def __init__(self, path):
+    def __init__(self, path, state):
         self.path = path
+        self.state = state
         self.params = None
         self.done = threading.Event()
         listener = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
+            timeout = 5  # an idle connection (a browser's preconnect) cannot block the real answer
+
             def log_message(self, *args):
                 pass
 
             def do_GET(self):
                 parts = urllib.parse.urlsplit(self.path)
-                if parts.path != listener.path or listener.done.is_set():
+                params = {k: v[0] for k, v in urllib.parse.parse_qs(parts.query).items()}
+                # only the answer to this login counts: a stray request cannot end or spoil it
+                if parts.path != listener.path or params.get("state") != listener.state or listener.done.is_set():
                     self.send_error(404)
                     return
-                listener.params = {k: v[0] for k, v in urllib.parse.parse_qs(parts.query).items()}
-                self.send_response(200)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Length", str(len(listener.PAGE)))
-                self.end_headers()
-                self.wfile.write(listener.PAGE)
+                listener.params = params
                 listener.done.set()
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/html; charset=utf-8")
+                    self.send_header("Content-Length", str(len(listener.PAGE)))
+                    self.end_headers()
+                    self.wfile.write(listener.PAGE)
+                except OSError:
+                    pass
 
-        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        class Server(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request, client_address):  # no tracebacks on the user's stderr
+                log.debug("loopback listener: a connection failed")
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
         self.thread = None
 

@@ -27,6 +27,13 @@ def _open_tty():
         fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
     except OSError:  # ENXIO: no controlling terminal (Terraform in CI, an IDE, a daemon)
         return None
+    try:
+        foreground = os.tcgetpgrp(fd) == os.getpgrp()
+    except OSError:
+        foreground = False
+    if not foreground:  # a background job: reading the terminal would stop us (SIGTTIN), not fail
+        os.close(fd)
+        return None
     return fd, fd
 
 
@@ -63,10 +70,9 @@ class Terminal:
     def ask(self, prompt, what, secret=False):
         self.require(what)
         rfd, wfd = self._tty()
+        # Echo goes off before the prompt appears, so nothing typed in answer to it is ever shown.
+        old = _echo_off(rfd) if secret else None
         os.write(wfd, prompt.encode())
-        old = None
-        if secret:
-            old = _echo_off(rfd)
         try:
             line = _read_line(rfd)
         except KeyboardInterrupt:
@@ -129,7 +135,7 @@ def _echo_off(fd):
 def _restore(fd, old):
     import termios
 
-    termios.tcsetattr(fd, termios.TCSAFLUSH, old)
+    termios.tcsetattr(fd, termios.TCSADRAIN, old)
 
 
 def run_secret_command(command, what, key, timeout=120):

@@ -83,6 +83,11 @@ class EncryptedFileCache:
         if another process won the race, its key is used."""
         directory = os.path.dirname(self.key_path)
         ensure_private_dir(directory)
+        with FileLock(self.key_path + ".lock", "the cache key") as lock:
+            lock.acquire(time.monotonic() + 10)
+            return self._create_key_locked(directory)
+
+    def _create_key_locked(self, directory):
         tmp = os.path.join(directory, f"{_TMP_PREFIX}key-{os.getpid()}-{os.urandom(4).hex()}")
         key = os.urandom(cache.KEY_BYTES)
         try:

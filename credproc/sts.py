@@ -44,7 +44,12 @@ def client(region, endpoint_url=None, credentials=None):
     else:
         kwargs.update(aws_access_key_id=credentials.access_key_id, aws_secret_access_key=credentials.secret_access_key,
                       aws_session_token=credentials.session_token)
-    return _botocore_session().create_client("sts", config=cfg, **kwargs)
+    import botocore.exceptions as bx
+
+    try:
+        return _botocore_session().create_client("sts", config=cfg, **kwargs)
+    except bx.BotoCoreError as e:
+        raise ServiceError(f"cannot set up an STS client for region {region!r}: {type(e).__name__}") from None
 
 
 def credentials_from_response(response, sent_at):
@@ -86,8 +91,13 @@ def call(sts_client, operation, context, **params):
             bx.ProxyConnectionError, bx.ConnectionClosedError) as e:
         raise NetworkError(f"cannot reach STS at {sts_client.meta.endpoint_url}: {type(e).__name__}",
                            hint="check the network, proxy, and sts_endpoint_url") from None
-    except bx.ParamValidationError as e:
-        raise ServiceError(f"STS {operation} rejected the request parameters: {str(e).splitlines()[-1].strip()}") from None
+    except bx.ParamValidationError:
+        # botocore's message can quote a parameter's value (an MFA code, a token): never shown
+        raise ServiceError(f"STS {operation} rejected the request parameters; check the role's settings") from None
+    except bx.HTTPClientError as e:
+        raise NetworkError(f"the connection to STS at {sts_client.meta.endpoint_url} failed: {type(e).__name__}") from None
+    except bx.BotoCoreError as e:
+        raise ServiceError(f"STS {operation} failed: {type(e).__name__}") from None
 
 
 def _snake(name):

@@ -11,7 +11,7 @@ Timeline of an entry (epoch seconds):  written ... refresh_at ... expires_at - 1
 import time
 
 from .. import log
-from ..cache import Entry
+from ..cache import CLOCK_SLACK, Entry
 from ..credentials import MIN_REMAINING, Credentials
 from ..errors import AuthenticationFailed, LocalFileError, LockTimeout, LoginRequired, NetworkError, ServiceError
 
@@ -62,7 +62,10 @@ class CachedProvider:
     def retrieve(self):
         entry = None if self.ctx.force else self._load()
         now = self.ctx.now()
-        if entry is not None and now < entry.refresh_at:
+        if entry is not None and entry.written_at - CLOCK_SLACK > now:
+            log.debug("cache miss for %s: written in the future (the clock went backwards)", self.identity)
+            entry = None
+        if entry is not None and entry.fresh(now):
             log.debug("cache hit for %s", self.identity)
             if entry.config_digest != self.ctx.config.digest:
                 # the config file changed but not this entry's settings: re-stamp it so the fast
@@ -83,7 +86,7 @@ class CachedProvider:
         try:
             if waited or not self.ctx.force:
                 fresh = self._load()
-                if fresh is not None and self.ctx.now() < fresh.refresh_at:
+                if fresh is not None and fresh.fresh(self.ctx.now()):
                     log.debug("cache hit for %s after waiting for the lock", self.identity)
                     return self._creds(fresh)
             try:
@@ -105,7 +108,7 @@ class CachedProvider:
         now = self.ctx.now()
         margin = self.ctx.config.settings["refresh_margin"]
         self._put(Entry(creds.expiration, refresh_at(now, creds.expiration, margin), self.ctx.config.digest,
-                        self.fingerprint, creds.to_process_json()))
+                        self.fingerprint, creds.to_process_json(), written_at=now))
 
     def _put(self, entry):
         try:

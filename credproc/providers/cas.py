@@ -109,7 +109,7 @@ class CasProvider:
         sent_at = time.time()
         log.debug("CAS POST %s (user %s, roleArn %s)", self.endpoint, form.get("username"), form.get("roleArn", "-"))
         resp = http.request("POST", self.endpoint, form=form, timeout=self.idp["timeout"], ca_bundle=self.idp.get("ca_bundle"),
-                            what="the CAS server", follow=False, headers={"Accept": "text/plain"})
+                            what="the CAS server", headers={"Accept": "text/plain"})
         log.debug("CAS answered HTTP %d", resp.status)
         return resp.status, resp.text.strip(), sent_at
 

@@ -39,6 +39,10 @@ class OidcSession:
 
     def _save(self, state, lifetime=None):
         now = self.ctx.now()
+        try:
+            lifetime = int(lifetime) if lifetime else None
+        except (TypeError, ValueError):
+            lifetime = None
         if state.get("refresh_token"):
             expires = now + (lifetime or DEFAULT_SESSION_LIFETIME)
         else:  # nothing to refresh with: the session is as good as its ID token
@@ -52,14 +56,16 @@ class OidcSession:
 
     def id_token(self):
         """(id_token, claims): a cached one with time left, else refreshed, else a new login."""
+        got = self._cached_token()
+        if got:  # no lock needed to read: another process may be busy signing in for minutes
+            return got
         lock = self.ctx.store.lock(self.identity, f"a sign-in at {self.idp['issuer']}")
         lock.acquire(self.ctx.lock_deadline)
         try:
+            got = self._cached_token()
+            if got:
+                return got
             state = {} if self.ctx.force else self._load()
-            claims = state.get("claims") or {}
-            if state.get("id_token") and claims.get("exp", 0) - self.ctx.now() > MIN_TOKEN_LEFT:
-                log.debug("%s: using the cached ID token", self.identity)
-                return state["id_token"], claims
             if state.get("refresh_token"):
                 got = self._refresh(state)
                 if got:
@@ -73,6 +79,17 @@ class OidcSession:
             return self._accept(tokens, {}, nonce=tokens.pop("_nonce", None))
         finally:
             lock.release()
+
+    def _cached_token(self):
+        if self.ctx.force:
+            return None
+        state = self._load()
+        claims = state.get("claims") or {}
+        exp = claims.get("exp")
+        if state.get("id_token") and isinstance(exp, (int, float)) and exp - self.ctx.now() > MIN_TOKEN_LEFT:
+            log.debug("%s: using the cached ID token", self.identity)
+            return state["id_token"], claims
+        return None
 
     def _refresh(self, state):
         log.debug("%s: refreshing the ID token with the refresh token", self.identity)
@@ -104,12 +121,16 @@ class OidcSession:
 
     def revoke(self):
         """Revoke the cached refresh token where the IdP supports it; forget the session."""
-        state = self._load()
-        revoked = False
-        if state.get("refresh_token"):
-            revoked = self.client.revoke(state["refresh_token"])
-        self.forget()
-        return revoked
+        lock = self.ctx.store.lock(self.identity, f"a sign-in at {self.idp['issuer']}")
+        lock.acquire(self.ctx.lock_deadline)
+        try:
+            state = self._load()
+            self.forget()  # first: whatever the IdP says, this machine is signed out
+            if state.get("refresh_token"):
+                return self.client.revoke(state["refresh_token"])
+            return False
+        finally:
+            lock.release()
 
 
 def session_name_from(claims, claim):

@@ -20,7 +20,7 @@ ROLE_DEV = "arn:aws:iam::111111111111:role/dev"
 ROLE_OPS = "arn:aws:iam::222222222222:role/ops"
 
 
-def oidc_config(issuer, client_id, sts_url, flow="device", arn=ROLE_DEV, extra_idp="", extra_role=""):
+def oidc_config(issuer, client_id, sts_url, flow="device", arn=ROLE_DEV, extra_idp="", extra_role="", open_browser=False):
     arn_line = f'arn = "{arn}"' if arn else ""
     return f"""
 [settings]
@@ -31,7 +31,7 @@ type = "oidc"
 issuer = "{issuer}"
 client_id = "{client_id}"
 flow = "{flow}"
-open_browser = false
+open_browser = {str(open_browser).lower()}
 {extra_idp}
 [role.dev]
 idp = "corp"
@@ -102,6 +102,23 @@ def test_browser_flow_with_pkce_and_a_loopback_listener(sandbox, op, sts):
     code, out, err = p.finish(timeout=30)
     assert code == 0, err
     assert caller_arn(json.loads(out), sts.url) == "arn:aws:sts::111111111111:assumed-role/dev/bob@example.com"
+
+
+def test_a_chatty_browser_cannot_corrupt_stdout(sandbox, op, sts, tmp_path):
+    """The browser is started by credproc; it must not inherit the credential_process pipe."""
+    script = tmp_path / "browser.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {os.getcwd()!r})\n"
+        "print('Opening in existing browser session.'); sys.stderr.write('Gtk-WARNING **: noise\\n')\n"
+        "from tests.peers.browser import complete_code_flow\n"
+        "complete_code_flow(sys.argv[1], login='carol')\n")
+    sandbox.write_config(oidc_config(op.issuer, op.client_id, sts.url, flow="browser", open_browser=True))
+    p = PtyProcess([credproc_exe(), "--role", "dev"], {**sandbox.env, "BROWSER": f"{sys.executable} {script} %s"})
+    code, out, err = p.finish(timeout=60)
+    assert code == 0, (err, p.screen)
+    assert out.startswith(b'{"Version":1') and out.count(b"\n") == 1 and err == b""
+    assert caller_arn(json.loads(out), sts.url) == "arn:aws:sts::111111111111:assumed-role/dev/carol@example.com"
 
 
 def test_refresh_is_silent_and_the_rotated_token_is_stored(sandbox, op, sts):
