@@ -84,6 +84,13 @@ class LocalFileError(CredprocError):
     title = "file error"
 
 
+class ChecksFailed(CredprocError):
+    """credproc doctor: at least one check failed (each is listed with its fix)."""
+
+    exit_code = 12
+    title = "checks failed"
+
+
 class Interrupted(CredprocError):
     exit_code = 130
     title = "interrupted"
@@ -102,5 +109,6 @@ EXIT_CODES = [
     (ServiceError.exit_code, "the identity provider or STS returned an unexpected error"),
     (RecursionDetected.exit_code, "credproc was started by itself (credential_process loop)"),
     (LocalFileError.exit_code, "a key or cache file has unsafe permissions or cannot be written"),
+    (ChecksFailed.exit_code, "credproc doctor: at least one check failed"),
     (Interrupted.exit_code, "interrupted (Ctrl-C)"),
 ]

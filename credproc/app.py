@@ -1,0 +1,72 @@
+"""What every command needs: the run's Context (config, cache, terminal) and a role's credentials.
+Commands call these; none of them prints."""
+
+import os
+import shlex
+import shutil
+import sys
+
+from . import log, paths
+from .errors import RecursionDetected, ServiceError
+
+
+def login_command(args, role=None):
+    """The exact command a user without a terminal is told to run in one."""
+    argv0 = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if os.path.basename(argv0) == "credproc":  # the console script: name it as the user can run it
+        found = shutil.which("credproc")
+        prog = "credproc" if found and os.path.realpath(found) == os.path.realpath(argv0) else argv0
+    else:
+        prog = f"{sys.executable} -m credproc"
+    cmd = f"{prog} login --role {shlex.quote(role or args.role)}"
+    if getattr(args, "config", None):
+        cmd += f" --config {shlex.quote(os.path.abspath(args.config))}"
+    return cmd
+
+
+def guard_recursion():
+    if os.environ.get("CREDPROC_ACTIVE"):
+        raise RecursionDetected(
+            "credproc was started by a command credproc itself runs (mfa_command or password_command, or a "
+            "credential_process loop); refusing to recurse",
+            hint="make that command independent of credproc")
+    os.environ["CREDPROC_ACTIVE"] = str(os.getpid())
+
+
+def load_config(args):
+    from . import config as config_mod
+
+    return config_mod.load(paths.config_file(getattr(args, "config", None)))
+
+
+def store():
+    from .store import EncryptedFileCache
+
+    return EncryptedFileCache(paths.cache_dir(), paths.key_file())
+
+
+def context(args, interactive=True, force=False, lock_wait=None, role=None, cfg=None):
+    """role: the role the login hint names (default args.role)."""
+    from .context import LOCK_WAIT, Context
+    from .prompt import Terminal
+
+    guard_recursion()
+    cfg = cfg or load_config(args)
+    terminal = Terminal(login_command(args, role), interactive=interactive)
+    return Context(cfg, store(), terminal, force=force, lock_wait=lock_wait or LOCK_WAIT)
+
+
+def credentials(ctx, role):
+    """A role's credentials through its whole chain (cache, lock, refresh, prompts)."""
+    from .chain import build
+    from .credentials import MIN_REMAINING
+
+    provider = build(ctx, role)
+    log.debug("chain for role %s: %s", role, provider.describe())
+    creds = provider.retrieve()
+    left = creds.remaining(ctx.now())
+    if left is not None and left <= MIN_REMAINING:
+        raise ServiceError(f"the credentials obtained for role {role!r} expire in {left} s; SDKs reject credentials "
+                           "with 15 minutes or less left",
+                           hint="raise the role's duration, and check the system clock")
+    return creds

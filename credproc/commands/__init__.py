@@ -1,0 +1,11 @@
+"""One module per command. Each defines HELP (one line), DESCRIPTION, EXAMPLES (shown in --help),
+add_arguments(parser) and run(args) -> exit code. cli.py registers them in this order."""
+
+NAMES = ["login", "status", "logout", "export", "exec", "serve", "console", "doctor", "setup"]
+MODULES = {"exec": "exec_cmd"}  # `exec` would shadow the builtin as a module name
+
+
+def load(name):
+    import importlib
+
+    return importlib.import_module(f"{__name__}.{MODULES.get(name, name)}")
