@@ -32,6 +32,9 @@ class FakeIssuer:
         self.kid = "k1"
         self.forge = None  # None, or a callable(claims, headers) -> token string
         self.token_requests = []
+        self.nonce_override = None  # the code flow answers with this nonce instead of the client's
+        self.pkce_ok = []
+        self._codes = {}
         issuer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -47,6 +50,15 @@ class FakeIssuer:
                 self.wfile.write(data)
 
             def do_GET(self):
+                if self.path.startswith("/auth?"):  # signs the user in at once and redirects back
+                    q = {k: v[0] for k, v in urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query).items()}
+                    code = f"code-{len(issuer._codes)}"
+                    issuer._codes[code] = q
+                    self.send_response(302)
+                    self.send_header("Location", f"{q['redirect_uri']}?code={code}&state={urllib.parse.quote(q['state'])}")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if self.path == "/.well-known/openid-configuration":
                     self._json(200, issuer.discovery())
                 elif self.path == "/jwks":
@@ -57,6 +69,16 @@ class FakeIssuer:
             def do_POST(self):
                 form = {k: v[0] for k, v in urllib.parse.parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode()).items()}
                 issuer.token_requests.append(form.get("grant_type"))
+                if form.get("grant_type") == "authorization_code":
+                    q = issuer._codes.pop(form.get("code"), None)
+                    if q is None or form.get("redirect_uri") != q["redirect_uri"]:
+                        return self._json(400, {"error": "invalid_grant"})
+                    import hashlib
+
+                    challenge = base64.urlsafe_b64encode(hashlib.sha256(form["code_verifier"].encode()).digest()).rstrip(b"=")
+                    issuer.pkce_ok.append(challenge.decode() == q["code_challenge"] and q["code_challenge_method"] == "S256")
+                    nonce = issuer.nonce_override or q["nonce"]
+                    return self._json(200, {"id_token": issuer.sign(issuer.claims(nonce=nonce)), "token_type": "Bearer"})
                 if form.get("grant_type") != "password" or form.get("client_id") != issuer.client_id:
                     return self._json(400, {"error": "unsupported_grant_type"})
                 if form.get("password") != issuer.password:

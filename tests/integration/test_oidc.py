@@ -228,3 +228,21 @@ def test_forged_tokens_are_rejected_before_any_sts_call(sandbox, fake, sts, tmp_
     assert r.returncode == 5, r.stderr
     assert r.stdout == b"" and b"Traceback" not in r.stderr
     assert sts.actions == []
+
+
+@pytest.mark.parametrize("nonce_override", [None, "a-nonce-from-another-login"])
+def test_the_browser_flow_rejects_a_token_with_the_wrong_nonce(sandbox, fake, sts, tmp_path, nonce_override):
+    fake.nonce_override = nonce_override
+    script = tmp_path / "browser.py"
+    script.write_text("import sys, urllib.request\nurllib.request.urlopen(sys.argv[1], timeout=10).read()\n")
+    sandbox.write_config(oidc_config(fake.url, fake.client_id, sts.url, flow="browser", open_browser=True))
+    p = PtyProcess([credproc_exe(), "--role", "dev"], {**sandbox.env, "BROWSER": f"{sys.executable} {script} %s"})
+    code, out, err = p.finish(timeout=60)
+    assert fake.pkce_ok == [True]
+    if nonce_override is None:
+        assert code == 0, err
+        assert caller_arn(json.loads(out), sts.url) == "arn:aws:sts::111111111111:assumed-role/dev/alice@example.com"
+    else:
+        assert code == 5 and out == b""
+        assert b"does not carry the nonce of this login" in err
+        assert sts.actions == []
