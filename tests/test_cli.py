@@ -1,0 +1,35 @@
+import subprocess
+import sys
+
+import pytest
+
+from credproc import __version__, commands
+from credproc.cli import build_parser, main
+
+
+def test_python_dash_m_and_version():
+    r = subprocess.run([sys.executable, "-m", "credproc", "--version"], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == f"credproc {__version__}"
+
+
+@pytest.mark.parametrize("name", commands.NAMES)
+def test_every_command_has_help_with_an_example(name, capsys):
+    with pytest.raises(SystemExit) as e:
+        build_parser().parse_args([name, "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    examples = commands.load(name).EXAMPLES
+    assert f"credproc {name} " in examples  # a real, copy-pasteable example of this command
+    assert "examples:\n" + examples in out
+
+
+def test_no_role_is_a_usage_error(capsys):
+    assert main([]) == 2
+    assert "pass --role NAME" in capsys.readouterr().err
+
+
+def test_main_help_lists_exit_codes(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "exit codes:" in out and "login required" in out
