@@ -25,7 +25,11 @@ def login_command(args, role=None):
 
 
 def guard_recursion():
-    if os.environ.get("CREDPROC_ACTIVE"):
+    """Refuse to run under a process credproc started (an mfa_command calling credproc again...).
+    Our own mark (set below, inherited by our children) is not recursion: a long-running process
+    (serve, exec --server) builds a context per request."""
+    mark = os.environ.get("CREDPROC_ACTIVE")
+    if mark and mark != str(os.getpid()):
         raise RecursionDetected(
             "credproc was started by a command credproc itself runs (mfa_command or password_command, or a "
             "credential_process loop); refusing to recurse",
@@ -52,7 +56,13 @@ def context(args, interactive=True, force=False, lock_wait=None, role=None, cfg=
 
     guard_recursion()
     cfg = cfg or load_config(args)
-    terminal = Terminal(login_command(args, role), interactive=interactive)
+    command = login_command(args, role)
+    gui = None
+    if interactive and cfg.settings.get("prompt") == "gui":  # opt-in; gui.py is not imported otherwise
+        from .gui import detect
+
+        gui = detect(command)
+    terminal = Terminal(command, interactive=interactive, gui=gui)
     return Context(cfg, store(), terminal, force=force, lock_wait=lock_wait or LOCK_WAIT)
 
 

@@ -174,7 +174,7 @@ IDP_KEYS = {
 }
 ROLE_KEYS = {"idp", "source_role", "arn", "duration", "session_name", "external_id", "source_identity",
              "tags", "transitive_tag_keys", "policy_arns", "region", "sts_endpoint_url"}
-SETTINGS_KEYS = {"region", "sts_endpoint_url", "refresh_margin"}
+SETTINGS_KEYS = {"region", "sts_endpoint_url", "refresh_margin", "prompt", "federation_url"}
 
 
 def _check_idp(c, name, table, where):
@@ -272,6 +272,8 @@ def parse(path, raw_bytes):
         "sts_endpoint_url": c.get(raw_settings, "sts_endpoint_url", "settings", str, check=_secure_url),
         "refresh_margin": c.get(raw_settings, "refresh_margin", "settings", int, default=DEFAULT_REFRESH_MARGIN,
                                 check=_range(0, 12 * 3600)),
+        "prompt": c.get(raw_settings, "prompt", "settings", str, default="terminal", choices=["terminal", "gui"]),
+        "federation_url": c.get(raw_settings, "federation_url", "settings", str, check=_secure_url),
     }
     idps = {}
     for name, table in c.table(data, "idp", "idp").items():

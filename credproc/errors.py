@@ -20,6 +20,24 @@ class CredprocError(Exception):
         return self.message
 
 
+class UsageError(CredprocError):
+    """A request that cannot be carried out as asked (a value a format cannot carry, a port in use)."""
+
+    exit_code = 2
+    title = "usage error"
+
+
+class CommandNotRun(CredprocError):
+    """credproc exec: the command could not be started (as a shell says: 127 not found, 126 not
+    executable)."""
+
+    title = "command not run"
+
+    def __init__(self, message, exit_code=127, hint=None):
+        super().__init__(message, hint)
+        self.exit_code = exit_code
+
+
 class ConfigError(CredprocError):
     """The configuration file is missing, unreadable or invalid."""
 
@@ -99,7 +117,7 @@ class Interrupted(CredprocError):
 EXIT_CODES = [
     (0, "success: credentials printed (or, for `login`, a summary)"),
     (1, "unexpected internal error: a bug; run again with --debug and report it"),
-    (2, "usage error: unknown option or missing argument"),
+    (2, "usage error: unknown option, missing argument, or a request that cannot be carried out as asked"),
     (ConfigError.exit_code, "configuration error: the message names the file, the key and the problem"),
     (LoginRequired.exit_code, "login required and no terminal to prompt on: run the `credproc login` command it prints"),
     (AuthenticationFailed.exit_code, "authentication failed: wrong or expired keys, MFA code, password or token"),
@@ -110,5 +128,7 @@ EXIT_CODES = [
     (RecursionDetected.exit_code, "credproc was started by itself (credential_process loop)"),
     (LocalFileError.exit_code, "a key or cache file has unsafe permissions or cannot be written"),
     (ChecksFailed.exit_code, "credproc doctor: at least one check failed"),
+    (126, "credproc exec: the command is not executable"),
+    (127, "credproc exec: the command was not found"),
     (Interrupted.exit_code, "interrupted (Ctrl-C)"),
 ]

@@ -3,7 +3,8 @@
 Under credential_process the SDK owns stdout (the protocol) and hides stderr, and the JS SDK's
 stdin is a pipe that never delivers: prompts therefore use the controlling terminal (/dev/tty,
 CONIN$/CONOUT$ on Windows) and nothing else. With no terminal, a prompt fails at once with
-LoginRequired naming the `credproc login` command to run in one.
+LoginRequired naming the `credproc login` command to run in one, unless `prompt = "gui"` found a
+desktop session: then it is a dialog (gui.py).
 """
 
 import os
@@ -41,9 +42,10 @@ class Terminal:
     """Prompts for one top-level request; `login_command` is what a user without a terminal is
     told to run."""
 
-    def __init__(self, login_command, interactive=True):
+    def __init__(self, login_command, interactive=True, gui=None):
         self.login_command = login_command
         self.interactive = interactive
+        self.gui = gui if interactive else None  # dialogs, used only when there is no terminal
         self._fds = None
         self._opened = False
 
@@ -54,10 +56,10 @@ class Terminal:
         return self._fds
 
     def available(self):
-        return self._tty() is not None
+        return self._tty() is not None or self.gui is not None
 
     def require(self, what):
-        if self._tty() is None:
+        if self._tty() is None and self.gui is None:
             raise LoginRequired(f"{what} is needed and there is no terminal to ask on",
                                 hint=f"run in a terminal: {self.login_command}")
 
@@ -66,8 +68,12 @@ class Terminal:
         fds = self._tty()
         if fds:
             os.write(fds[1], (message + "\n").encode())
+        elif self.gui:
+            self.gui.say(message)
 
     def ask(self, prompt, what, secret=False):
+        if self.gui and self._tty() is None:
+            return self.gui.ask(prompt, what, secret=secret)
         self.require(what)
         rfd, wfd = self._tty()
         # Echo goes off before the prompt appears, so nothing typed in answer to it is ever shown.
@@ -87,6 +93,8 @@ class Terminal:
 
     def choose(self, title, options, what):
         """A numbered menu; returns the chosen index."""
+        if self.gui and self._tty() is None:
+            return self.gui.choose(title, options, what)
         self.require(what)
         self.say(title)
         for i, option in enumerate(options, 1):

@@ -1,15 +1,336 @@
-"""credproc doctor: not implemented yet."""
+"""credproc doctor: check the setup end to end and say how to fix what is wrong.
 
-from ..errors import CredprocError
+Every check prints one line, "✓ what" or "✗ what: problem — fix" ("!" for a warning, which does
+not fail the run). Network checks have 5-second timeouts and run in parallel. Nothing here prints
+a secret or changes a file.
+"""
 
-HELP = "(not implemented yet)"
-DESCRIPTION = HELP
-EXAMPLES = "  (none yet)"
+import os
+import shlex
+import stat
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+from .. import app, paths
+from ..errors import ChecksFailed, ConfigError, CredprocError
+
+HELP = "check the configuration, files, terminal, endpoints and AWS profiles"
+DESCRIPTION = """\
+Checks, each printed as "✓ what" or "✗ what: problem — fix" ("ok"/"FAIL" when the output cannot
+show those characters; "!" marks a warning, which does not fail the run):
+  - the configuration parses and every role's provider chain resolves; an iam idp's profile has keys
+  - the cache key is mode 0600 and yours; the cache and data directories are 0700 and yours
+  - a terminal is available for prompts (a warning when not: run `credproc login` in one)
+  - each identity provider answers (CAS: its URL; OpenID Connect: its discovery document) and each
+    STS endpoint in use answers (any HTTP answer counts; 5-second timeouts)
+  - every ~/.aws/config profile whose credential_process runs credproc names an absolute, existing
+    path (no unquoted spaces, no '#' or ';') and a --role that exists
+Exit code 0 when every check passes, 12 when one fails."""
+EXAMPLES = """\
+  credproc doctor
+  credproc doctor --config ~/work/credproc.toml"""
+
+TIMEOUT = 5
 
 
 def add_arguments(parser):
     pass
 
 
+class Check:
+    __slots__ = ("status", "what", "problem", "fix")
+
+    def __init__(self, status, what, problem=None, fix=None):
+        self.status = status  # "ok", "fail" or "warn"
+        self.what = what
+        self.problem = problem
+        self.fix = fix
+
+
+def ok(what):
+    return Check("ok", what)
+
+
+def fail(what, problem, fix=None):
+    return Check("fail", what, problem, fix)
+
+
+def warn(what, problem, fix=None):
+    return Check("warn", what, problem, fix)
+
+
+def _symbols(stream):
+    encoding = getattr(stream, "encoding", None) or "ascii"
+    try:
+        "✓✗—".encode(encoding)
+        return {"ok": "✓", "fail": "✗", "warn": "!"}, "—"
+    except (UnicodeEncodeError, LookupError):
+        return {"ok": "ok", "fail": "FAIL", "warn": "WARN"}, "-"
+
+
+def format_check(check, symbols, dash):
+    line = f"{symbols[check.status]} {check.what}"
+    if check.problem:
+        problem = str(check.problem).replace("\n", "\n    ")
+        line += f": {problem}"
+        if check.fix:
+            line += f" {dash} {check.fix}"
+    return line
+
+
 def run(args):
-    raise CredprocError("credproc doctor is not implemented yet")
+    symbols, dash = _symbols(sys.stdout)
+    checks = []
+
+    def emit(check):
+        checks.append(check)
+        print(format_check(check, symbols, dash), flush=True)
+
+    cfg = None
+    config_path = paths.config_file(getattr(args, "config", None))
+    try:
+        cfg = app.load_config(args)
+        emit(ok(f"configuration {config_path} parses"))
+    except ConfigError as e:
+        emit(fail(f"configuration {config_path}", e.message,
+                  e.hint or "fix the keys listed (see the README's configuration reference)"))
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        pending = [pool.submit(fn, *a) for fn, *a in network_checks(cfg)] if cfg is not None else []
+        if cfg is not None:
+            for check in config_checks(cfg):
+                emit(check)
+        for check in file_checks():
+            emit(check)
+        emit(terminal_check())
+        for future in pending:
+            emit(future.result())
+    for check in aws_profile_checks(cfg, config_path):
+        emit(check)
+    failed = sum(c.status == "fail" for c in checks)
+    warned = sum(c.status == "warn" for c in checks)
+    note = f" ({warned} warning{'s' if warned != 1 else ''})" if warned else ""
+    if failed:
+        raise ChecksFailed(f"{failed} of {len(checks)} checks failed{note}")
+    print(f"all {len(checks) - warned} checks passed{note}")
+    return 0
+
+
+# -- the configuration ----------------------------------------------------------------------------
+def config_checks(cfg):
+    from ..chain import build
+    from ..context import Context
+    from ..prompt import Terminal
+    from ..providers.static_keys import StaticKeysProvider
+
+    if not cfg.roles:
+        yield fail("roles", f"{cfg.path} configures none", "add a [role.NAME] table")
+    ctx = Context(cfg, app.store(), Terminal("credproc login --role NAME", interactive=False))
+    for name in cfg.roles:
+        try:
+            build(ctx, name)  # no network: the factory only composes providers
+            yield ok(f"role {name} resolves")
+        except CredprocError as e:
+            yield fail(f"role {name}", e.message, e.hint)
+        except Exception as e:  # noqa: BLE001 - a check reports, it does not crash
+            yield fail(f"role {name}", f"does not resolve ({type(e).__name__})", "run credproc --role "
+                       f"{name} --debug")
+    for name, idp in cfg.idps.items():
+        if idp["type"] != "iam":
+            continue
+        try:
+            StaticKeysProvider(idp["profile"], name).retrieve()  # reads the keys; never shown
+            yield ok(f"idp {name}: profile {idp['profile']} holds access keys")
+        except CredprocError as e:
+            yield fail(f"idp {name}: profile {idp['profile']}", e.message, e.hint)
+
+
+# -- files and permissions ------------------------------------------------------------------------------
+def _private(path, want, kind):
+    """A check that `path` (if it exists) has no group/other bits beyond `want` and is ours."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return ok(f"{kind} {path}: not created yet (the first login creates it)")
+    except OSError as e:
+        return fail(f"{kind} {path}", f"cannot inspect it: {e.strerror}")
+    if os.name != "posix":
+        return ok(f"{kind} {path} exists")
+    mode = stat.S_IMODE(st.st_mode)
+    chmod = f"chmod {want:o} '{path}'"
+    if stat.S_ISLNK(st.st_mode):
+        return fail(f"{kind} {path}", "is a symbolic link", f"replace it with a real {'directory' if want == 0o700 else 'file'}")
+    if st.st_uid != os.getuid():
+        return fail(f"{kind} {path}", f"is owned by uid {st.st_uid}, not by you (uid {os.getuid()})",
+                    "remove it and let credproc create it again (a new key means a new cache)"
+                    if want == 0o600 else "remove it (as its owner) and let credproc create it again")
+    if mode & 0o077:
+        return fail(f"{kind} {path}", f"has mode {mode:04o}: others can read or change it", chmod)
+    return ok(f"{kind} {path}: mode {mode:04o}, yours")
+
+
+def file_checks():
+    yield _private(paths.key_file(), 0o600, "cache key")
+    yield _private(paths.cache_dir(), 0o700, "cache directory")
+    yield _private(os.path.dirname(paths.key_file()), 0o700, "data directory")
+
+
+def terminal_check():
+    from ..prompt import _open_tty
+
+    fds = _open_tty()
+    if fds is not None:
+        for fd in set(fds):
+            os.close(fd)
+        return ok("a terminal is available for prompts")
+    why = "CREDPROC_NO_PROMPT is set" if os.environ.get("CREDPROC_NO_PROMPT") else "this process has no controlling terminal"
+    return warn("no terminal for prompts", f"{why}, so a password, MFA code or sign-in cannot be asked for here",
+                "fine under an IDE or CI if you run `credproc login --role NAME` in a terminal first")
+
+
+# -- the network -----------------------------------------------------------------------------------------
+def _reachable(label, what, url, ca_bundle=None):
+    """label: who this is ("idp corp"); what: the thing at url, for messages."""
+    from .. import http
+
+    try:
+        resp = http.request("GET", url, timeout=TIMEOUT, ca_bundle=ca_bundle, what=what)
+    except CredprocError as e:
+        return fail(label, e.message, e.hint or "check the URL, the network and any proxy")
+    except Exception as e:  # noqa: BLE001
+        return fail(label, f"cannot reach {what} at {url} ({type(e).__name__})", "check the URL, the network and any proxy")
+    return ok(f"{label}: {what} {url} is reachable (HTTP {resp.status})")
+
+
+def sts_endpoints(cfg):
+    """{url: [who uses it]} for every STS endpoint credproc itself calls."""
+    used = {}
+    for name, role in cfg.roles.items():
+        idp = cfg.idps[cfg.chain_of(name)[-1]["idp"]]
+        if idp["type"] == "cas":  # CAS calls STS itself
+            continue
+        url = cfg.sts_endpoint_for(role) or f"https://sts.{cfg.region_for(role)}.amazonaws.com"
+        used.setdefault(url, []).append(f"role {name}")
+    for name, idp in cfg.idps.items():
+        # the IAM (MFA) session is fetched with [settings]' region and endpoint
+        if idp["type"] == "iam" and (idp.get("mfa_serial") or any(
+                r.get("idp") == name and not r.get("arn") for r in cfg.roles.values())):
+            region = cfg.settings.get("region") or "us-east-1"
+            url = cfg.settings.get("sts_endpoint_url") or f"https://sts.{region}.amazonaws.com"
+            used.setdefault(url, []).append(f"idp {name}")
+    return used
+
+
+def network_checks(cfg):
+    """(function, args...) tuples, run in parallel."""
+    for name, idp in cfg.idps.items():
+        if idp["type"] == "cas":
+            yield _reachable, f"idp {name}", "the CAS server", idp["url"], idp.get("ca_bundle")
+        elif idp["type"] == "oidc":
+            yield (_reachable, f"idp {name}", "the OIDC discovery document",
+                   idp["issuer"].rstrip("/") + "/.well-known/openid-configuration", idp.get("ca_bundle"))
+    for url, users in sts_endpoints(cfg).items():
+        yield _reachable, f"STS for {', '.join(users)}", "the STS endpoint", url
+
+
+# -- ~/.aws/config -------------------------------------------------------------------------------------
+def _credentials_file_profiles():
+    import configparser
+
+    path = os.path.expanduser(os.environ.get("AWS_SHARED_CREDENTIALS_FILE") or "~/.aws/credentials")
+    parser = configparser.RawConfigParser(strict=False)
+    try:
+        parser.read(path, encoding="utf-8")
+    except (configparser.Error, UnicodeDecodeError):
+        return path, {}
+    return path, {s: dict(parser.items(s)) for s in parser.sections()}
+
+
+def aws_profile_checks(cfg, config_path):
+    from .setup import aws_config_path, parse_profiles
+
+    path = aws_config_path()
+    try:
+        with open(path, "rb") as f:
+            text = f.read().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        yield warn(f"AWS config {path}", "does not exist, so no AWS profile runs credproc", "run: credproc setup")
+        return
+    except OSError as e:
+        yield fail(f"AWS config {path}", f"cannot be read: {e.strerror}")
+        return
+    profiles = {p: v for p, v in parse_profiles(text).items() if "credproc" in v.get("credential_process", "")}
+    if not profiles:
+        yield warn(f"AWS config {path}", "no profile runs credproc", "run: credproc setup")
+        return
+    creds_path, creds_profiles = _credentials_file_profiles()
+    configs = {os.path.abspath(config_path): cfg}
+    for profile, values in profiles.items():
+        problems, fixes = _profile_problems(values["credential_process"], configs)
+        keys = creds_profiles.get(profile, {})
+        if keys.get("aws_access_key_id"):
+            problems.append(f"{creds_path} has static keys for [{profile}], which the SDKs use instead")
+            fixes.append(f"remove them from [{profile}] in {creds_path}")
+        what = f"profile {profile} in {path}"
+        if problems:
+            yield fail(what, "; ".join(problems), "; ".join(dict.fromkeys(fixes)))
+        else:
+            yield ok(f"{what} runs credproc correctly")
+
+
+def _profile_problems(value, configs):
+    problems, fixes = [], []
+    setup_fix = "rewrite it with: credproc setup --role ROLE (after removing the old stanza)"
+    if "#" in value or ";" in value:
+        problems.append("the credential_process line contains '#' or ';' (the Go SDK cuts the line there)")
+        fixes.append("install credproc under a path without them, then " + setup_fix)
+    if "\n" in value:
+        problems.append("credential_process spans several lines")
+        fixes.append(setup_fix)
+    try:
+        argv = shlex.split(value)
+    except ValueError as e:
+        return problems + [f"credential_process cannot be parsed ({e})"], fixes + [setup_fix]
+    if not argv:
+        return problems + ["credential_process is empty"], fixes + [setup_fix]
+    exe = argv[0]
+    if not os.path.isabs(exe):
+        problems.append(f"{exe!r} is not an absolute path (botocore runs it without a shell: no ~ or $HOME)")
+        fixes.append(setup_fix)
+    elif not (os.path.isfile(exe) and os.access(exe, os.X_OK)):
+        unquoted = value.split(" --", 1)[0].strip()
+        if unquoted != exe and os.path.isfile(unquoted):
+            problems.append(f"the path {unquoted!r} has spaces and is not quoted")
+            fixes.append("quote it with single quotes, or " + setup_fix)
+        else:
+            problems.append(f"{exe} does not exist or is not executable")
+            fixes.append(setup_fix)
+    role, config = _option(argv, "--role"), _option(argv, "--config")
+    if role is None:
+        problems.append("it names no --role")
+        fixes.append(setup_fix)
+        return problems, fixes
+    cpath = os.path.abspath(os.path.expanduser(config) if config else paths.config_file(None))
+    if cpath not in configs:
+        try:
+            from .. import config as config_mod
+
+            configs[cpath] = config_mod.load(cpath)
+        except ConfigError:
+            configs[cpath] = None
+    cfg = configs[cpath]
+    if cfg is None:
+        problems.append(f"its configuration {cpath} does not load")
+        fixes.append(f"run: credproc doctor --config {shlex.quote(cpath)}")
+    elif role not in cfg.roles:
+        problems.append(f"--role {role}: no such role in {cpath} (configured: {', '.join(cfg.roles) or 'none'})")
+        fixes.append(f"add [role.{role}] or correct the profile")
+    return problems, fixes
+
+
+def _option(argv, name):
+    for i, arg in enumerate(argv[1:], 1):
+        if arg == name and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(name + "="):
+            return arg[len(name) + 1:]
+    return None

@@ -1,15 +1,258 @@
-"""credproc logout: not implemented yet."""
+"""credproc logout: remove cached credentials, MFA sessions, sign-ins (revoking refresh tokens) and
+remembered role choices.
 
-from ..errors import CredprocError
+Safe while other credproc processes run: each entry's lock is taken with a short wait before the
+entry is deleted, and the entry is deleted anyway if the lock cannot be had (a reader mid-way just
+misses and fetches again). Lock files are never deleted (see locking.py), nor the cache key.
+"""
 
-HELP = "(not implemented yet)"
-DESCRIPTION = HELP
-EXAMPLES = "  (none yet)"
+import os
+import re
+import time
+
+from .. import app, log
+from ..errors import ConfigError, CredprocError, LocalFileError, LockTimeout
+
+HELP = "remove cached credentials, MFA sessions and sign-ins (revoking refresh tokens)"
+DESCRIPTION = """\
+--role NAME removes the role's cached credentials (and those of the roles it is assumed from),
+the identity session at the root of its chain (the IAM MFA session, or the OpenID Connect sign-in,
+whose refresh token is revoked at the IdP when it offers revocation) and its remembered role choice.
+Other roles over the same identity provider keep their cached credentials until they expire.
+
+--all removes every cache entry, including those of roles no longer configured, after revoking
+every OpenID Connect refresh token it can.
+
+Prints one line per thing removed, never a secret. If a revocation fails (IdP unreachable), the
+local copy is removed anyway, a warning goes to stderr, and the exit code is still 0."""
+EXAMPLES = """\
+  credproc logout --role admin
+  credproc logout --all"""
+
+LOCK_WAIT = 3.0  # seconds to wait for an entry's lock before deleting it anyway
+_ENTRY_NAME = re.compile(r"^[0-9a-f]{40}$")  # cache.entry_filename: 20-byte keyed BLAKE2b, hex
 
 
 def add_arguments(parser):
-    pass
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--role", metavar="NAME", help="log out of this role (and the identity session it uses)")
+    which.add_argument("--all", action="store_true", help="remove everything credproc has cached")
 
 
 def run(args):
-    raise CredprocError("credproc logout is not implemented yet")
+    if args.all:
+        return _logout_all(args)
+    return _logout_role(args)
+
+
+# -- removing one entry ------------------------------------------------------------------------
+def remove_file(path, what):
+    """Delete a cache entry file under its lock (bounded wait; deleted anyway without it).
+    True if a file was removed."""
+    from ..locking import FileLock
+
+    if not os.path.exists(path):
+        return False
+    lock = FileLock(path + ".lock", what)
+    try:
+        lock.acquire(time.monotonic() + LOCK_WAIT)
+    except LockTimeout:
+        log.debug("another credproc process holds the lock of %s; removing it anyway", what)
+    except LocalFileError as e:
+        log.debug("cannot lock %s (%s); removing it anyway", what, e)
+    try:
+        os.unlink(path)
+        return True
+    except FileNotFoundError:
+        return False
+    except OSError as e:
+        raise LocalFileError(f"cannot remove the cache entry {path}: {e.strerror}") from None
+    finally:
+        lock.release()
+
+
+def _remove(store, identity, what):
+    return remove_file(store.path_for(identity), what)
+
+
+def _context(cfg, store):
+    from ..context import Context
+    from ..prompt import Terminal
+
+    # no prompts: logout never authenticates; a fresh Context per sign-in gives each its own lock wait
+    return Context(cfg, store, Terminal("credproc login --role NAME", interactive=False), lock_wait=LOCK_WAIT)
+
+
+def _revoke_oidc(cfg, store, idp, say):
+    """Revoke and remove the sign-in of an [idp.NAME] of type oidc. True if there was one."""
+    from ..providers.web_identity import OidcSession
+
+    identity = f"oidc:{idp['name']}"
+    entry = store.get(identity)
+    if entry is None:  # nothing we can read: remove whatever file is there
+        if _remove(store, identity, f"a sign-in at {idp['issuer']}"):
+            say(f"removed the sign-in at {idp['issuer']} (unreadable; not revoked)")
+            return True
+        return False
+    where = f"the sign-in at {idp['issuer']}"
+    if entry.fingerprint != cfg.idp_fingerprint(idp["name"]):
+        _remove(store, identity, where)
+        say(f"removed {where} (made from other settings; not revoked)")
+        return True
+    session = OidcSession(_context(cfg, store), idp)
+    try:
+        try:
+            revoked = session.revoke()
+        except LockTimeout:  # another process is refreshing or signing in: do it without the lock
+            log.debug("%s is busy in another credproc process; revoking without its lock", where)
+            state = session._load()
+            store.delete(identity)
+            revoked = session.client.revoke(state["refresh_token"]) if state.get("refresh_token") else False
+    except CredprocError as e:
+        store.delete(identity)
+        log.warn(f"could not revoke the refresh token at {idp['issuer']}: {e}; removed it from this machine anyway "
+                 "(it stays valid at the IdP until it expires)")
+        say(f"removed {where} (not revoked: see the warning)")
+        return True
+    if revoked:
+        say(f"revoked and removed {where}")
+        return True
+    has_token = _has_refresh_token(entry)
+    endpoint = None
+    if has_token:
+        try:
+            endpoint = session.issuer.metadata()["discovery"].get("revocation_endpoint")
+        except CredprocError:
+            endpoint = None
+    if not has_token:
+        say(f"removed {where} (it held no refresh token)")
+    elif not endpoint:
+        say(f"removed {where} (the IdP offers no token revocation; the refresh token lapses when it expires)")
+    else:
+        log.warn(f"the revocation endpoint of {idp['issuer']} did not confirm the revocation; removed the sign-in "
+                 "from this machine anyway")
+        say(f"removed {where} (revocation not confirmed: see the warning)")
+    return True
+
+
+def _has_refresh_token(entry):
+    import json
+
+    try:
+        return bool(json.loads(entry.body).get("refresh_token"))
+    except (ValueError, AttributeError):
+        return False
+
+
+def _remove_idp_session(cfg, store, idp, say):
+    """The identity session of one idp: the IAM (MFA) session or the OIDC sign-in."""
+    from ..chain import idp_identity
+
+    if idp["type"] == "iam":
+        kind = "MFA session" if idp.get("mfa_serial") else "session"
+        if _remove(store, idp_identity(idp["name"]), f"the {kind} of idp {idp['name']!r}"):
+            say(f"removed the {kind} of idp {idp['name']}")
+            return True
+        return False
+    if idp["type"] == "oidc":
+        return _revoke_oidc(cfg, store, idp, say)
+    return False  # CAS: no session is cached apart from the role's credentials
+
+
+def _remove_role(store, name, say):
+    from ..chain import role_identity
+
+    if _remove(store, role_identity(name), f"credentials for role {name!r}"):
+        say(f"removed credentials for role {name}")
+        return True
+    return False
+
+
+def _remove_role_choice(store, name, say):
+    if _remove(store, f"role-choice:{name}", f"the role choice of role {name!r}"):
+        say(f"removed the remembered role choice for role {name}")
+        return True
+    return False
+
+
+def _say(line):
+    print(line, flush=True)
+
+
+# -- the two modes -------------------------------------------------------------------------------
+def _logout_role(args):
+    cfg = app.load_config(args)
+    chain = cfg.chain_of(args.role)  # ConfigError naming the configured roles if unknown
+    store = app.store()
+    if store.key(create=False) is None:
+        _say(f"nothing cached for role {args.role}")
+        return 0
+    root = chain[-1]
+    idp = cfg.idps[root["idp"]]
+    removed = False
+    for role in chain:  # the role, then the roles it is assumed from (else they would re-make it silently)
+        removed |= _remove_role(store, role["name"], _say)
+    removed |= _remove_role_choice(store, root["name"], _say)
+    removed |= _remove_idp_session(cfg, store, idp, _say)
+    if not removed:
+        _say(f"nothing cached for role {args.role}")
+    others = _others_over(cfg, store, idp["name"], {r["name"] for r in chain})
+    if others:
+        _say(f"note: other roles over idp {idp['name']} keep their cached credentials until they expire "
+             f"({', '.join(others)}); `credproc logout --all` removes them too")
+    return 0
+
+
+def _others_over(cfg, store, idp_name, exclude):
+    from ..chain import role_identity
+
+    return [name for name in cfg.roles if name not in exclude and cfg.chain_of(name)[-1]["idp"] == idp_name
+            and store.get(role_identity(name)) is not None]
+
+
+def _logout_all(args):
+    store = app.store()
+    cfg = None
+    try:
+        cfg = app.load_config(args)
+        if store.key(create=False) is None:
+            cfg = None  # no key: nothing readable to revoke; the sweep below removes any files
+    except (ConfigError, LocalFileError) as e:
+        log.warn(f"{e}; refresh tokens are not revoked, only removed from this machine")
+        cfg = None
+    count = 0
+    if cfg is not None:
+        def say(line):
+            nonlocal count
+            count += 1
+            _say(line)
+
+        for idp in cfg.idps.values():  # revoke first, while the refresh tokens can still be read
+            _remove_idp_session(cfg, store, idp, say)
+        for name in cfg.roles:
+            _remove_role(store, name, say)
+        for name in cfg.roles:
+            _remove_role_choice(store, name, say)
+    swept = _sweep(store.cache_dir)
+    if swept:
+        _say(f"removed {swept} other cache entr{'ies' if swept > 1 else 'y'} (roles or sessions no longer "
+             "configured, or unreadable)")
+    if not count and not swept:
+        _say("nothing was cached")
+    return 0
+
+
+def _sweep(cache_dir):
+    """Every remaining entry file (not the lock files, not temp files in flight, not the public
+    OIDC metadata)."""
+    try:
+        names = os.listdir(cache_dir)
+    except FileNotFoundError:
+        return 0
+    except OSError as e:
+        raise LocalFileError(f"cannot list the cache directory {cache_dir}: {e.strerror}") from None
+    removed = 0
+    for name in sorted(names):
+        if _ENTRY_NAME.match(name) and remove_file(os.path.join(cache_dir, name), "a cache entry"):
+            removed += 1
+    return removed

@@ -1,15 +1,278 @@
-"""credproc setup: not implemented yet."""
+"""credproc setup: write the `[profile P]` stanza that makes the AWS SDKs run credproc.
 
-from ..errors import CredprocError
+The line every SDK reads: botocore shlex-splits it (no shell), the JavaScript and Go SDKs run it
+with `sh -c`, and Go's INI parser cuts a line at the first '#' or ';'. So the path is quoted with
+single quotes when it needs quoting (both readings agree on those) and a path with '#' or ';' is
+refused. The file is backed up, then replaced atomically with the old bytes plus the new stanza.
+"""
 
-HELP = "(not implemented yet)"
-DESCRIPTION = HELP
-EXAMPLES = "  (none yet)"
+import os
+import re
+import shlex
+import shutil
+import stat
+import sys
+import time
+
+from .. import app, paths
+from ..errors import ConfigError, LocalFileError
+
+HELP = "add [profile NAME] stanzas for credproc to ~/.aws/config"
+DESCRIPTION = """\
+Write a [profile P] stanza to ~/.aws/config ($AWS_CONFIG_FILE if set) for a role, or for every
+role when --role is omitted:
+
+  [profile admin]
+  credential_process = /absolute/path/to/credproc --role admin
+  region = eu-west-1            (only if the role or [settings] sets one)
+
+--config PATH is added to the command when a configuration file other than the default one is in
+use. The file is backed up first (config.bak-YYYYmmddTHHMMSS beside it, mode 0600); everything
+else in it is kept byte for byte. A profile that already runs the same command is left alone; a
+profile of that name that does something else is an error (exit 3): pick another name with
+--profile-name."""
+EXAMPLES = """\
+  credproc setup --role admin
+  credproc setup --role admin --profile-name work-admin
+  credproc setup                        # every configured role, each as a profile of the same name
+  credproc setup --role admin --print   # show the stanza, write nothing"""
+
+_PROFILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@+:/-]{0,127}$")
+_SECTION = re.compile(r"\[(.+)\]")
 
 
 def add_arguments(parser):
-    pass
+    parser.add_argument("--role", metavar="NAME", help="the role to set up (default: every configured role)")
+    parser.add_argument("--profile-name", metavar="P", help="the AWS profile name (default: the role's name)")
+    parser.add_argument("--print", action="store_true", help="print the stanza(s) instead of writing them")
+
+
+# -- what to write -------------------------------------------------------------------------------
+def aws_config_path():
+    return os.path.abspath(os.path.expanduser(os.environ.get("AWS_CONFIG_FILE") or "~/.aws/config"))
+
+
+def executable():
+    """The absolute path of this credproc console script."""
+    argv0 = sys.argv[0] if sys.argv else ""
+    if argv0 and os.path.basename(argv0) == "credproc" and os.path.isfile(argv0):
+        return os.path.abspath(argv0)
+    found = shutil.which("credproc")
+    if found:
+        return os.path.abspath(found)
+    raise ConfigError("cannot find the credproc executable to name in credential_process (it is not on PATH)",
+                      hint="run setup through the installed `credproc` command (e.g. pipx install credproc)")
+
+
+def quote(value, what):
+    """A word both shlex.split (botocore) and sh -c (JS, Go) read back as `value`."""
+    if "#" in value or ";" in value:
+        raise ConfigError(f"{what} {value!r} contains '#' or ';': the Go SDK (Terraform) cuts the "
+                          "credential_process line there",
+                          hint="install credproc (or move the file) under a path without '#' or ';'")
+    if "\n" in value or "\r" in value or "\0" in value:
+        raise ConfigError(f"{what} {value!r} contains a line break")
+    return shlex.quote(value)
+
+
+def _is_default_config(path):
+    """The one credproc finds without --config or $CREDPROC_CONFIG (an SDK's environment may lack those)."""
+    return os.path.abspath(path) == os.path.abspath(os.path.join(paths.user_dir("config"), "config.toml"))
+
+
+def command_for(exe, role, config_path=None):
+    cmd = f"{quote(exe, 'the credproc path')} --role {quote(role, 'the role name')}"
+    if config_path and not _is_default_config(config_path):
+        cmd += f" --config {quote(os.path.abspath(config_path), 'the config path')}"
+    return cmd
+
+
+def header_for(profile):
+    return "[default]" if profile == "default" else f"[profile {profile}]"
+
+
+def stanza(profile, command, region=None):
+    lines = [header_for(profile), f"credential_process = {command}"]
+    if region:
+        lines.append(f"region = {region}")
+    return lines
+
+
+# -- reading ~/.aws/config ----------------------------------------------------------------------------
+def profile_of_section(header):
+    """The profile a section header names, as botocore reads it, or None (sso-session, services...)."""
+    header = header.strip()
+    if header == "default":
+        return "default"
+    parts = header.split(None, 1)
+    if len(parts) == 2 and parts[0] == "profile":
+        return parts[1].strip()
+    return None
+
+
+def parse_profiles(text):
+    """{profile: {key: value}} of an AWS config file's text (configparser's rules, as botocore:
+    '#'/';' comment lines, key = value or key: value, indented continuation lines, keys lowercased)."""
+    profiles = {}
+    current = None
+    key = None
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped[0] in "#;":
+            continue
+        if line[:1] in (" ", "\t") and current is not None and key is not None:
+            current[key] += "\n" + stripped
+            continue
+        m = _SECTION.match(stripped)
+        if m:
+            name = profile_of_section(m.group(1))
+            current = profiles.setdefault(name, {}) if name is not None else None
+            key = None
+            continue
+        if current is None:
+            key = None
+            continue
+        k, sep, v = _split_option(stripped)
+        if sep:
+            key = k.strip().lower()
+            current[key] = v.strip()
+    return profiles
+
+
+def _split_option(line):
+    i = min((p for p in (line.find("="), line.find(":")) if p >= 0), default=-1)
+    if i < 0:
+        return line, "", ""
+    return line[:i], line[i], line[i + 1:]
+
+
+# -- writing ----------------------------------------------------------------------------------------
+def _backup(path, data, mode=0o600):
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    base = f"{path}.bak-{stamp}"
+    for n in range(100):
+        candidate = base if n == 0 else f"{base}-{n}"
+        try:
+            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), mode)
+        except FileExistsError:
+            continue
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return candidate
+    raise LocalFileError(f"cannot pick a backup name for {path}")
+
+
+def _write_atomic(path, data, mode, expected_old):
+    directory = os.path.dirname(path)
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.credproc-{os.getpid()}-{os.urandom(4).hex()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        try:
+            os.write(fd, data)
+            if hasattr(os, "fchmod"):
+                os.fchmod(fd, mode)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if _read(path) != expected_old:
+            raise LocalFileError(f"{path} changed while credproc was updating it; nothing was written",
+                                 hint="run credproc setup again")
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _read(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
 
 
 def run(args):
-    raise CredprocError("credproc setup is not implemented yet")
+    cfg = app.load_config(args)
+    config_path = paths.config_file(getattr(args, "config", None))
+    if args.role:
+        names = [cfg.role(args.role)["name"]]
+    else:
+        names = list(cfg.roles)
+        if not names:
+            raise ConfigError(f"{cfg.path}: no roles configured", hint="add a [role.NAME] table first")
+    if args.profile_name and len(names) > 1:
+        sys.stderr.write("credproc setup: error: --profile-name needs --role (it names one profile)\n")
+        return 2
+    profile_names = {name: args.profile_name or name for name in names}
+    for profile in profile_names.values():
+        if not _PROFILE_NAME.match(profile):
+            raise ConfigError(f"{profile!r} is not a usable AWS profile name",
+                              hint="use letters, digits and _ . @ + : / - (pick one with --profile-name)")
+    exe = executable()
+    stanzas = []
+    for name in names:
+        role = cfg.roles[name]
+        region = role.get("region") or cfg.settings.get("region")
+        stanzas.append((name, profile_names[name], command_for(exe, name, config_path), region))
+    if args.print:
+        print("\n\n".join("\n".join(stanza(*s[1:])) for s in stanzas))
+        return 0
+    return _write(stanzas)
+
+
+def _write(stanzas):
+    shown = aws_config_path()
+    path = os.path.realpath(shown)  # a symlinked ~/.aws/config (dotfiles): update the file it points to
+    old = _read(path)
+    text = (old or b"").decode("utf-8", errors="surrogateescape")
+    existing = parse_profiles(text)
+    new, conflicts, done = [], [], []
+    for role, profile, command, region in stanzas:
+        have = existing.get(profile)
+        if have is None:
+            new.append((profile, command, region))
+        elif have.get("credential_process", "").strip() == command:
+            done.append(profile)
+        else:
+            # not quoted back: another tool's command line may carry something private
+            what = "runs a different credential_process" if have.get("credential_process") else "holds other settings"
+            conflicts.append((role, profile, f"{header_for(profile)} already exists in {shown} and {what}"))
+    if conflicts:
+        role, profile, _ = conflicts[0]
+        raise ConfigError("; ".join(c[2] for c in conflicts) + "; nothing was written",
+                          hint=f"choose another profile name: credproc setup --role {role} --profile-name {profile}-credproc")
+    for profile in done:
+        print(f"{header_for(profile)} is already set up in {shown}")
+    if not new:
+        return 0
+    nl = b"\r\n" if b"\r\n" in (old or b"") else b"\n"
+    data = old or b""
+    if data and not data.endswith(b"\n"):
+        data += nl
+    if data and not data.endswith(nl + nl) and data.strip():
+        data += nl
+    data += nl.join(nl.join(line.encode() for line in stanza(*s)) + nl for s in new)
+    directory = os.path.dirname(path)
+    try:
+        if not os.path.isdir(directory):
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+        if old is not None:
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+            backup = _backup(path, old)
+        else:
+            mode, backup = 0o600, None
+        _write_atomic(path, data, mode, old)
+    except OSError as e:
+        raise LocalFileError(f"cannot update {shown}: {e.strerror}") from None
+    for profile, _, _ in new:
+        print(f"added {header_for(profile)} to {shown}")
+    if backup:
+        print(f"backup of the previous file: {backup}")
+    print(f"try it: aws sts get-caller-identity --profile {new[0][0]}")
+    return 0

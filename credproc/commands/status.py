@@ -1,15 +1,212 @@
-"""credproc status: not implemented yet."""
+"""credproc status: what is cached for each role and identity session, read-only.
 
-from ..errors import CredprocError
+Reads the cache without taking a lock, refreshing or prompting, and shows no secret (not even an
+access key id): states, times left and account ids only.
+"""
 
-HELP = "(not implemented yet)"
-DESCRIPTION = HELP
-EXAMPLES = "  (none yet)"
+import json
+import time
 
+from .. import app
+
+HELP = "show what is cached for each role and sign-in (read-only, no secrets)"
+DESCRIPTION = """\
+Show every configured role and identity session with the state of its cached entry. Never
+refreshes, never prompts, never takes a lock, never prints a secret; needs no terminal.
+
+States:
+  valid        served from the cache
+  refresh due  past its refresh time: the next use refreshes it (or serves it while it can)
+  expired      past its expiry, or 15 minutes or less left: never served
+  stale        made from other settings (the config changed): never served
+  none         nothing cached
+
+--json prints one object (a stable structure for scripts):
+  {"roles": [{"role": NAME, "idp": ROOT_IDP, "idp_type": "iam"|"cas"|"oidc",
+              "source_role": NAME|null, "state": STATE, "expires_at": "YYYY-mm-ddTHH:MM:SSZ"|null,
+              "seconds_left": INT|null, "account": "123456789012"|null, "role_choice": ARN|null}],
+   "sessions": [{"identity": "idp:NAME"|"oidc:NAME", "idp": NAME, "type": "iam"|"oidc",
+                 "kind": "mfa session"|"session"|"oidc sign-in", "state": STATE,
+                 "expires_at": ...|null, "seconds_left": INT|null,
+                 "refresh_token": BOOL (oidc only), "id_token_seconds_left": INT|null (oidc only),
+                 "issuer": URL (oidc only)}]}
+Keys may be added later, never renamed or removed."""
+EXAMPLES = """\
+  credproc status
+  credproc status --json
+  credproc status --json | jq -r '.roles[] | select(.state != "valid") | .role'"""
 
 def add_arguments(parser):
-    pass
+    parser.add_argument("--json", action="store_true", help="print a JSON document (structure above) instead of a table")
 
 
 def run(args):
-    raise CredprocError("credproc status is not implemented yet")
+    cfg = app.load_config(args)
+    report = collect(cfg, app.store(), int(time.time()))
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(render(report))
+    return 0
+
+
+# -- collecting --------------------------------------------------------------------------------
+def _state(entry, fingerprint, now):
+    from ..credentials import MIN_REMAINING  # never served with this much or less left
+
+    if entry is None:
+        return "none"
+    if entry.fingerprint != fingerprint:
+        return "stale"
+    if entry.expires_at - now <= MIN_REMAINING:
+        return "expired"
+    if not entry.fresh(now):  # past its refresh time, or written "in the future" (the clock went back)
+        return "refresh due"
+    return "valid"
+
+
+def _times(entry, now):
+    if entry is None:
+        return None, None
+    from ..credentials import format_expiration
+
+    return format_expiration(entry.expires_at), entry.expires_at - now
+
+
+def _account(entry, role):
+    from ..credentials import account_from_arn
+
+    if entry is not None:
+        try:
+            account = json.loads(entry.body).get("AccountId")
+            if isinstance(account, str) and account.isdigit():
+                return account
+        except (ValueError, AttributeError):
+            pass
+    return account_from_arn(role.get("arn"))
+
+
+def _role_choice(store, name):
+    entry = store.get(f"role-choice:{name}")
+    if entry is None or entry.expires_at <= time.time():
+        return None
+    return entry.body.decode(errors="replace")
+
+
+def _uses_iam_session(cfg, idp_name):
+    idp = cfg.idps[idp_name]
+    return bool(idp.get("mfa_serial")) or any(r.get("idp") == idp_name and not r.get("arn") for r in cfg.roles.values())
+
+
+def collect(cfg, store, now):
+    """The status report as plain data (what --json prints)."""
+    from ..chain import idp_identity, role_identity
+
+    roles = []
+    for name, role in cfg.roles.items():
+        root = cfg.chain_of(name)[-1]
+        idp = cfg.idps[root["idp"]]
+        entry = store.get(role_identity(name))
+        state = _state(entry, cfg.fingerprint(name), now)
+        expires_at, left = _times(entry, now)
+        choice = _role_choice(store, root["name"]) if not role.get("source_role") else None
+        account = _account(entry if state != "stale" else None, role)
+        if account is None and choice:
+            from ..credentials import account_from_arn
+
+            account = account_from_arn(choice)
+        roles.append({"role": name, "idp": idp["name"], "idp_type": idp["type"], "source_role": role.get("source_role"),
+                      "state": state, "expires_at": expires_at, "seconds_left": left, "account": account,
+                      "role_choice": choice})
+    sessions = []
+    for name, idp in cfg.idps.items():
+        if idp["type"] == "iam" and _uses_iam_session(cfg, name):
+            entry = store.get(idp_identity(name))
+            expires_at, left = _times(entry, now)
+            sessions.append({"identity": idp_identity(name), "idp": name, "type": "iam",
+                             "kind": "mfa session" if idp.get("mfa_serial") else "session",
+                             "state": _state(entry, cfg.idp_fingerprint(name), now),
+                             "expires_at": expires_at, "seconds_left": left})
+        elif idp["type"] == "oidc":
+            sessions.append(_oidc_session(cfg, store, name, idp, now))
+    return {"roles": roles, "sessions": sessions}
+
+
+def _oidc_session(cfg, store, name, idp, now):
+    identity = f"oidc:{name}"
+    entry = store.get(identity)
+    state = {}
+    if entry is not None:
+        try:
+            state = json.loads(entry.body)
+        except ValueError:
+            state = {}
+    if not isinstance(state, dict):
+        state = {}
+    exp = (state.get("claims") or {}).get("exp") if isinstance(state.get("claims"), dict) else None
+    id_left = int(exp) - now if isinstance(exp, (int, float)) and state.get("id_token") else None
+    has_refresh = bool(state.get("refresh_token"))
+    if entry is None:
+        st = "none"
+    elif entry.fingerprint != cfg.idp_fingerprint(name):
+        st = "stale"
+    elif entry.expires_at <= now or not (has_refresh or (id_left is not None and id_left > 0)):
+        st = "expired"
+    else:
+        st = "valid"
+    expires_at, left = _times(entry, now)
+    return {"identity": identity, "idp": name, "type": "oidc", "kind": "oidc sign-in", "state": st,
+            "expires_at": expires_at, "seconds_left": left, "refresh_token": has_refresh,
+            "id_token_seconds_left": id_left, "issuer": idp["issuer"]}
+
+
+# -- rendering ---------------------------------------------------------------------------------
+def format_left(seconds):
+    if seconds is None or seconds <= 0:
+        return "-"
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    if seconds < 48 * 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+    return f"{seconds // 86400} days"
+
+
+def _table(header, rows):
+    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
+    lines = []
+    for r in [header] + rows:
+        lines.append("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
+    return "\n".join(lines)
+
+
+def render(report):
+    out = []
+    if report["roles"]:
+        rows = [[r["role"], f"via {r['source_role']}" if r["source_role"] else r["idp"], r["state"],
+                 format_left(r["seconds_left"]) if r["state"] != "none" else "-", r["account"] or "-"]
+                for r in report["roles"]]
+        out.append(_table(["ROLE", "IDP", "CACHED", "LEFT", "ACCOUNT"], rows))
+    else:
+        out.append("no roles configured")
+    if report["sessions"]:
+        rows = []
+        for s in report["sessions"]:
+            if s["type"] == "oidc":
+                left = s["id_token_seconds_left"]
+                if left is None:
+                    id_token = "none"
+                elif left > 0:
+                    id_token = f"{format_left(left)} left"
+                else:
+                    id_token = "expired"
+                detail = f"refresh token: {'yes' if s['refresh_token'] else 'no'}; ID token: {id_token}"
+                what = f"{s['kind']} at {s['issuer']}"
+            else:
+                detail = ""
+                what = s["kind"]
+            rows.append([s["identity"], what, s["state"], format_left(s["seconds_left"]), detail])
+        out.append("")
+        out.append(_table(["SESSION", "WHAT", "STATE", "LEFT", "DETAIL"], rows))
+    return "\n".join(out)

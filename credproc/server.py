@@ -1,0 +1,141 @@
+"""The container credentials endpoint the AWS SDKs speak (what ECS and EKS Pod Identity serve), on
+loopback, for `credproc serve` and `credproc exec --server`.
+
+A program finds it through two environment variables:
+    AWS_CONTAINER_CREDENTIALS_FULL_URI=http://127.0.0.1:PORT/
+    AWS_CONTAINER_AUTHORIZATION_TOKEN=TOKEN
+and sends `GET <uri>` with the header `Authorization: TOKEN`. The answer (botocore
+ContainerProvider, JS fromHttp, Go endpointcreds) is
+    {"AccessKeyId": ..., "SecretAccessKey": ..., "Token": ..., "Expiration": "...Z", "AccountId": ...}
+SDKs accept plain http only to a loopback address (botocore: any loopback IP, or localhost), so the
+server binds 127.0.0.1 and nothing else. Every request runs the role's chain afresh (cache, refresh,
+prompts), so a long-running program refreshes its credentials and never holds expired ones.
+"""
+
+import hmac
+import http.server
+import ipaddress
+import json
+import secrets
+import sys
+import threading
+
+from .errors import CredprocError, LockTimeout, UsageError
+
+HOST = "127.0.0.1"
+
+
+
+
+def container_document(creds):
+    """The container-credentials JSON for one Credentials value."""
+    from .credentials import format_expiration
+
+    if creds.expiration is None:  # every SDK requires Expiration here; long-lived keys have none
+        raise CredprocError("the role's credentials are long-lived keys, which the container protocol cannot serve")
+    doc = {"AccessKeyId": creds.access_key_id, "SecretAccessKey": creds.secret_access_key,
+           "Token": creds.session_token, "Expiration": format_expiration(creds.expiration)}
+    if creds.account_id:
+        doc["AccountId"] = creds.account_id
+    return doc
+
+
+def log_line(message):
+    sys.stderr.write(f"credproc: {message}\n")
+    sys.stderr.flush()
+
+
+class CredentialServer:
+    """fetch() -> Credentials is called once per request, never two at a time (so at most one
+    prompt is on the terminal); a request that cannot get its turn within `wait` seconds fails."""
+
+    def __init__(self, fetch, port=0, token=None, wait=45.0, log=log_line):
+        self.fetch = fetch
+        self.token = token or secrets.token_urlsafe(32)
+        self.wait = wait
+        self.log = log
+        self._turn = threading.Lock()
+        self._thread = None
+        handler = _handler_class(self)
+        try:
+            self.httpd = http.server.ThreadingHTTPServer((HOST, port), handler)
+        except OSError as e:
+            raise UsageError(f"cannot listen on {HOST}:{port}: {e.strerror}",
+                              hint="choose another --port, or leave it out for a random free one") from None
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://{HOST}:{self.port}/"
+
+    def env(self):
+        """The variables a program needs to use this server."""
+        return {"AWS_CONTAINER_CREDENTIALS_FULL_URI": self.url, "AWS_CONTAINER_AUTHORIZATION_TOKEN": self.token}
+
+    def start(self):
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="credproc-server", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        if self._thread is not None:
+            self.httpd.shutdown()
+            self._thread.join(5)
+            self._thread = None
+        self.httpd.server_close()
+
+    def authorized(self, headers):
+        values = headers.get_all("Authorization") or []
+        if len(values) != 1:
+            return False
+        return hmac.compare_digest(values[0].encode("utf-8", "surrogateescape"), self.token.encode())
+
+    def answer(self):
+        """(status, document) for an authorized request."""
+        if not self._turn.acquire(timeout=self.wait):
+            e = LockTimeout("another request is still getting credentials (waiting for a prompt?)")
+            self.log(f"serve: request failed: {e}")
+            return 500, {"Code": "LockTimeout", "Message": str(e)}
+        try:
+            return 200, container_document(self.fetch())
+        except CredprocError as e:
+            self.log("serve: request failed: " + "; ".join(l.strip() for l in str(e).splitlines() if l.strip()))
+            return 500, {"Code": type(e).__name__, "Message": str(e)}
+        except Exception as e:  # a bug: say which, without internals that could hold secrets
+            self.log(f"serve: request failed: unexpected error ({type(e).__name__}); run with --debug and report it")
+            return 500, {"Code": "InternalError", "Message": f"unexpected error ({type(e).__name__})"}
+        finally:
+            self._turn.release()
+
+
+def _handler_class(server):
+    class Handler(http.server.BaseHTTPRequestHandler):
+        server_version = "credproc"
+        sys_version = ""
+        timeout = 30  # a client that connects and sends nothing does not hold a thread forever
+
+        def log_message(self, fmt, *args):  # no access log (the default writes every request to stderr)
+            pass
+
+        def _send(self, status, doc=None):
+            body = b"" if doc is None else json.dumps(doc).encode()
+            self.send_response(status)
+            if doc is not None:
+                self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self):
+            if not _loopback(self.client_address[0]) or not server.authorized(self.headers):
+                self._send(403)
+                return
+            self._send(*server.answer())
+
+    return Handler
+
+
+def _loopback(address):
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,435 @@
+"""credproc status, setup, doctor (and logout's sweep), run in-process through cli.main with an
+isolated HOME, XDG dirs and AWS files."""
+
+import http.server
+import json
+import os
+import shlex
+import stat
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from credproc import cli, config, log
+from credproc.cache import Entry
+from credproc.credentials import Credentials
+from credproc.store import EncryptedFileCache
+
+ISSUER = "https://sso.example.com"
+SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+KEY_ID = "ASIAEXAMPLEKEYID1234"
+TOKEN = "FwoGZXIvYXdzEXAMPLESESSIONTOKEN"
+REFRESH = "refresh-token-that-must-never-show"
+
+
+class Env:
+    def __init__(self, root, monkeypatch):
+        self.root = root
+        self.home = root / "home"
+        self.home.mkdir()
+        self.aws_config = self.home / ".aws" / "config"
+        self.aws_credentials = self.home / ".aws" / "credentials"
+        self.config_path = root / "credproc.toml"
+        self.cache_dir = root / "xdg-cache" / "credproc"
+        self.key_path = root / "xdg-data" / "credproc" / "cache.key"
+        for var, value in {"HOME": self.home, "XDG_CONFIG_HOME": root / "xdg-config", "XDG_CACHE_HOME": root / "xdg-cache",
+                           "XDG_DATA_HOME": root / "xdg-data", "AWS_CONFIG_FILE": self.aws_config,
+                           "AWS_SHARED_CREDENTIALS_FILE": self.aws_credentials, "CREDPROC_CONFIG": self.config_path,
+                           "CREDPROC_NO_PROMPT": "1"}.items():
+            monkeypatch.setenv(var, str(value))
+        monkeypatch.delenv("CREDPROC_DEBUG", raising=False)
+        monkeypatch.setattr(log, "enabled", False)  # an earlier test's --debug may have left it on
+        monkeypatch.delenv("CREDPROC_ACTIVE", raising=False)
+
+    def write_config(self, text):
+        self.config_path.write_text(text)
+        return config.parse(str(self.config_path), text.encode())
+
+    def store(self):
+        return EncryptedFileCache(str(self.cache_dir), str(self.key_path))
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    return Env(tmp_path, monkeypatch)
+
+
+def run(capsys, *argv):
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+CONFIG = """
+[settings]
+region = "eu-west-1"
+sts_endpoint_url = "{sts}"
+
+[idp.corp]
+type = "iam"
+profile = "corp-user"
+mfa_serial = "arn:aws:iam::123456789012:mfa/alice"
+
+[idp.sso]
+type = "oidc"
+issuer = "{issuer}"
+client_id = "credproc"
+
+[role.admin]
+idp = "corp"
+arn = "arn:aws:iam::111111111111:role/Admin"
+
+[role.readonly]
+idp = "corp"
+arn = "arn:aws:iam::111111111111:role/ReadOnly"
+
+[role.audit]
+source_role = "admin"
+arn = "arn:aws:iam::222222222222:role/Audit"
+
+[role.ops]
+idp = "corp"
+arn = "arn:aws:iam::333333333333:role/Ops"
+
+[role.dev]
+idp = "sso"
+arn = "arn:aws:iam::444444444444:role/dev"
+"""
+
+
+# -- setup -------------------------------------------------------------------------------------------
+@pytest.fixture
+def fake_exe(tmp_path, monkeypatch):
+    """A `credproc` executable at a chosen directory, as sys.argv[0] (like the console script)."""
+    def make(dirname="bin"):
+        d = tmp_path / dirname
+        d.mkdir(parents=True, exist_ok=True)
+        exe = d / "credproc"
+        exe.write_text('#!/bin/sh\nfor a in "$@"; do echo "arg:$a"; done\n')
+        exe.chmod(0o755)
+        monkeypatch.setattr(sys, "argv", [str(exe)])
+        return str(exe)
+    return make
+
+
+EXISTING = (b"# my AWS config: keep this comment\n"
+            b"[default]\nregion = us-east-1   ; trailing comment\n\n"
+            b"[profile other]\n# a comment inside\nrole_arn = arn:aws:iam::999999999999:role/x\nsource_profile = default\n"
+            b"[sso-session corp]\nsso_start_url = https://example.awsapps.com/start")  # no final newline
+
+
+def test_setup_appends_a_stanza_keeps_every_byte_and_backs_up(env, capsys, fake_exe):
+    exe = fake_exe()
+    env.write_config(CONFIG.format(sts="https://sts.eu-west-1.amazonaws.com", issuer=ISSUER))
+    env.aws_config.parent.mkdir()
+    env.aws_config.write_bytes(EXISTING)
+    env.aws_config.chmod(0o640)
+    code, out, err = run(capsys, "setup", "--role", "admin")
+    assert code == 0, err
+    data = env.aws_config.read_bytes()
+    assert data.startswith(EXISTING)
+    assert data[len(EXISTING):] == (f"\n\n[profile admin]\ncredential_process = {exe} --role admin --config "
+                                    f"{env.config_path}\nregion = eu-west-1\n").encode()
+    assert stat.S_IMODE(os.stat(env.aws_config).st_mode) == 0o640  # the file's mode is kept
+    backups = [p for p in env.aws_config.parent.iterdir() if p.name.startswith("config.bak-")]
+    assert len(backups) == 1 and backups[0].read_bytes() == EXISTING
+    assert stat.S_IMODE(os.stat(backups[0]).st_mode) == 0o600
+    assert len(backups[0].name) == len("config.bak-20260101T120000")
+    assert "added [profile admin]" in out and str(backups[0]) in out
+    # the result is what botocore reads
+    from botocore.configloader import raw_config_parse
+
+    parsed = raw_config_parse(str(env.aws_config))
+    assert shlex.split(parsed["profile admin"]["credential_process"])[:3] == [exe, "--role", "admin"]
+    assert parsed["profile other"]["source_profile"] == "default"
+    # a second run changes nothing and makes no second backup
+    code, out, err = run(capsys, "setup", "--role", "admin")
+    assert code == 0 and "already set up" in out
+    assert env.aws_config.read_bytes() == data
+    assert len([p for p in env.aws_config.parent.iterdir() if p.name.startswith("config.bak-")]) == 1
+
+
+def test_setup_every_role_and_the_default_config_needs_no_config_option(env, capsys, fake_exe, monkeypatch):
+    exe = fake_exe()
+    default = env.root / "xdg-config" / "credproc" / "config.toml"
+    default.parent.mkdir(parents=True)
+    default.write_text(CONFIG.format(sts="https://sts.eu-west-1.amazonaws.com", issuer=ISSUER))
+    monkeypatch.delenv("CREDPROC_CONFIG")
+    code, out, err = run(capsys, "setup")
+    assert code == 0, err
+    text = env.aws_config.read_text()
+    for role in ("admin", "readonly", "audit", "ops", "dev"):
+        assert f"[profile {role}]\ncredential_process = {exe} --role {role}\nregion = eu-west-1\n" in text
+    assert "--config" not in text and "\n\n\n" not in text
+    # a new ~/.aws and file are private
+    assert stat.S_IMODE(os.stat(env.aws_config.parent).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(env.aws_config).st_mode) == 0o600
+    assert not [p for p in env.aws_config.parent.iterdir() if p.name.startswith("config.bak-")]  # nothing to back up
+
+
+def test_setup_refuses_a_profile_that_does_something_else(env, capsys, fake_exe):
+    fake_exe()
+    env.write_config(CONFIG.format(sts="https://sts.eu-west-1.amazonaws.com", issuer=ISSUER))
+    env.aws_config.parent.mkdir()
+    original = b"[profile admin]\ncredential_process = /opt/other-tool --x\n"
+    env.aws_config.write_bytes(original)
+    code, out, err = run(capsys, "setup", "--role", "admin")
+    assert code == 3
+    assert "[profile admin] already exists" in err and "--profile-name" in err
+    assert env.aws_config.read_bytes() == original
+    assert not [p for p in env.aws_config.parent.iterdir() if p.name.startswith("config.bak-")]
+    code, out, err = run(capsys, "setup", "--role", "admin", "--profile-name", "admin-credproc")
+    assert code == 0, err
+    assert b"[profile admin-credproc]\ncredential_process = " in env.aws_config.read_bytes()
+
+
+def test_setup_print_writes_nothing(env, capsys, fake_exe):
+    exe = fake_exe()
+    env.write_config(CONFIG.format(sts="https://sts.eu-west-1.amazonaws.com", issuer=ISSUER))
+    code, out, err = run(capsys, "setup", "--role", "dev", "--profile-name", "work", "--print")
+    assert code == 0, err
+    assert out == f"[profile work]\ncredential_process = {exe} --role dev --config {env.config_path}\nregion = eu-west-1\n"
+    assert not env.aws_config.exists()
+
+
+def test_setup_refuses_a_path_with_a_hash(env, capsys, fake_exe):
+    fake_exe("tools#1")
+    env.write_config(CONFIG.format(sts="https://sts.eu-west-1.amazonaws.com", issuer=ISSUER))
+    for extra in ([], ["--print"]):
+        code, out, err = run(capsys, "setup", "--role", "admin", *extra)
+        assert code == 3 and "contains '#' or ';'" in err and "Go SDK" in err
+    assert not env.aws_config.exists()
+
+
+def test_setup_quotes_a_path_with_a_space_for_botocore_and_sh(env, capsys, fake_exe):
+    exe = fake_exe("my tools")
+    env.write_config(CONFIG.format(sts="https://sts.eu-west-1.amazonaws.com", issuer=ISSUER))
+    code, out, err = run(capsys, "setup", "--role", "admin")
+    assert code == 0, err
+    from botocore.configloader import raw_config_parse
+
+    line = raw_config_parse(str(env.aws_config))["profile admin"]["credential_process"]
+    assert line.startswith(f"'{exe}' --role admin")
+    assert shlex.split(line)[0] == exe  # botocore: shlex.split, no shell
+    shell = subprocess.run(["sh", "-c", line], capture_output=True, text=True)  # JS and Go: sh -c
+    assert shell.returncode == 0 and shell.stdout.splitlines()[:2] == ["arg:--role", "arg:admin"]
+
+
+# -- status -------------------------------------------------------------------------------------------
+def _creds_entry(cfg, role, now, left, refresh_in, fingerprint=None, account="111111111111"):
+    body = Credentials(KEY_ID, SECRET, TOKEN, now + left, account).to_process_json()
+    return Entry(now + left, now + refresh_in, cfg.digest, fingerprint or cfg.fingerprint(role), body, written_at=now - 60)
+
+
+def prepared_cache(env, issuer=ISSUER):
+    cfg = env.write_config(CONFIG.format(sts="https://sts.eu-west-1.amazonaws.com", issuer=issuer))
+    store = env.store()
+    now = int(time.time())
+    store.put("role:admin", _creds_entry(cfg, "admin", now, 47 * 60 + 30, 27 * 60))
+    store.put("role:readonly", _creds_entry(cfg, "readonly", now, 3000, 2000, fingerprint="other-settings"))
+    store.put("role:audit", _creds_entry(cfg, "audit", now, 10 * 60, -300, account="222222222222"))
+    store.put("role:ops", _creds_entry(cfg, "ops", now, 30 * 60, -60, account="333333333333"))
+    session = Credentials(KEY_ID, SECRET, TOKEN, now + 11 * 3600 - 30).to_process_json()
+    store.put("idp:corp", Entry(now + 11 * 3600 - 30, now + 10 * 3600, cfg.digest, cfg.idp_fingerprint("corp"), session))
+    state = {"refresh_token": REFRESH, "id_token": "eyJ.secret.sig", "claims": {"exp": now + 330, "sub": "alice"}}
+    store.put("oidc:sso", Entry(now + 89 * 86400 + 3600, now + 89 * 86400 + 3600, cfg.digest, cfg.idp_fingerprint("sso"),
+                                json.dumps(state).encode()))
+    return store
+
+
+def test_status_table_shows_states_times_and_accounts_but_no_secret(env, capsys):
+    prepared_cache(env)
+    before = sorted(os.listdir(env.cache_dir))
+    code, out, err = run(capsys, "status")
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[0].split() == ["ROLE", "IDP", "CACHED", "LEFT", "ACCOUNT"]
+    rows = {line.split()[0]: line for line in lines[1:6]}
+    assert rows["admin"].split() == ["admin", "corp", "valid", "47", "min", "111111111111"]
+    assert rows["readonly"].split() == ["readonly", "corp", "stale", "50", "min", "111111111111"]
+    assert rows["audit"].split() == ["audit", "via", "admin", "expired", "10", "min", "222222222222"]
+    assert rows["ops"].split() == ["ops", "corp", "refresh", "due", "30", "min", "333333333333"]
+    assert rows["dev"].split() == ["dev", "sso", "none", "-", "444444444444"]
+    sessions = out.split("\n\n", 1)[1]
+    assert "idp:corp" in sessions and "mfa session" in sessions and "10 h 59 min" in sessions
+    assert "oidc:sso" in sessions and "refresh token: yes" in sessions and "ID token: 5 min left" in sessions
+    assert "89 days" in sessions
+    for secret in (SECRET, KEY_ID, TOKEN, REFRESH, "eyJ.secret.sig", "ASIA"):
+        assert secret not in out
+    assert sorted(os.listdir(env.cache_dir)) == before  # no lock files, nothing written
+
+
+def test_status_json_is_the_documented_structure(env, capsys):
+    prepared_cache(env)
+    code, out, err = run(capsys, "status", "--json")
+    assert code == 0 and err == ""
+    doc = json.loads(out)
+    assert set(doc) == {"roles", "sessions"}
+    roles = {r["role"]: r for r in doc["roles"]}
+    assert list(roles) == ["admin", "readonly", "audit", "ops", "dev"]
+    admin = roles["admin"]
+    assert set(admin) == {"role", "idp", "idp_type", "source_role", "state", "expires_at", "seconds_left", "account",
+                          "role_choice"}
+    assert admin["state"] == "valid" and admin["account"] == "111111111111" and admin["idp"] == "corp"
+    assert 47 * 60 <= admin["seconds_left"] <= 47 * 60 + 30 and admin["expires_at"].endswith("Z")
+    assert roles["audit"]["source_role"] == "admin" and roles["audit"]["idp"] == "corp"
+    assert [roles[r]["state"] for r in ("readonly", "audit", "ops", "dev")] == ["stale", "expired", "refresh due", "none"]
+    assert roles["dev"]["seconds_left"] is None and roles["dev"]["expires_at"] is None
+    sessions = {s["identity"]: s for s in doc["sessions"]}
+    assert sessions["idp:corp"]["state"] == "valid" and sessions["idp:corp"]["kind"] == "mfa session"
+    sso = sessions["oidc:sso"]
+    assert sso["state"] == "valid" and sso["refresh_token"] is True and 300 < sso["id_token_seconds_left"] <= 330
+    assert sso["issuer"] == "https://sso.example.com" and sso["type"] == "oidc"
+    for secret in (SECRET, KEY_ID, TOKEN, REFRESH, "eyJ.secret.sig"):
+        assert secret not in out
+
+
+def test_status_with_nothing_cached_creates_no_key(env, capsys):
+    env.write_config(CONFIG.format(sts="https://sts.eu-west-1.amazonaws.com", issuer=ISSUER))
+    code, out, err = run(capsys, "status", "--json")
+    assert code == 0
+    assert {r["state"] for r in json.loads(out)["roles"]} == {"none"}
+    assert not env.key_path.exists() and not env.cache_dir.exists()
+
+
+@pytest.fixture
+def dead_url():
+    """A loopback URL where nothing listens (bound, not listening: connections are refused)."""
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    yield f"http://127.0.0.1:{s.getsockname()[1]}"
+    s.close()
+
+
+# -- logout's sweep ------------------------------------------------------------------------------------
+def test_logout_all_removes_entries_of_unconfigured_roles_but_not_key_locks_or_temp_files(env, capsys, dead_url):
+    store = prepared_cache(env, issuer=dead_url)
+    cfg = config.parse("x", env.config_path.read_bytes())
+    store.put("role:gone", _creds_entry(cfg, "admin", int(time.time()), 3000, 2000))
+    with store.lock("role:admin", "test"):
+        pass  # leaves a lock file, as real use does
+    (env.cache_dir / ".tmp-inflight").write_bytes(b"x")
+    (env.cache_dir / "oidc-0123456789abcdef01234567.json").write_text("{}")
+    # the OIDC sign-in's issuer does not exist: revocation fails, the local removal still happens
+    code, out, err = run(capsys, "logout", "--all")
+    assert code == 0, err
+    assert "removed credentials for role admin" in out and "removed the MFA session of idp corp" in out
+    assert f"removed the sign-in at {dead_url} (not revoked" in out
+    assert "could not revoke" in err
+    assert "removed 1 other cache entry" in out
+    left = sorted(os.listdir(env.cache_dir))
+    assert not [n for n in left if len(n) == 40]
+    assert ".tmp-inflight" in left and any(n.endswith(".lock") for n in left) and any(n.startswith("oidc-") for n in left)
+    assert env.key_path.exists()
+    for secret in (SECRET, KEY_ID, TOKEN, REFRESH):
+        assert secret not in out + err
+
+
+# -- doctor ----------------------------------------------------------------------------------------------
+@pytest.fixture
+def http_peer():
+    """Any HTTP answer counts as reachable: a loopback server that answers 404 to everything."""
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+IAM_ONLY = """
+[settings]
+sts_endpoint_url = "{sts}"
+[idp.corp]
+type = "iam"
+profile = "corp-user"
+[role.admin]
+idp = "corp"
+arn = "arn:aws:iam::111111111111:role/Admin"
+"""
+
+
+def _healthy(env, http_peer, fake_exe):
+    exe = fake_exe()
+    env.write_config(IAM_ONLY.format(sts=http_peer))
+    env.aws_config.parent.mkdir(exist_ok=True)
+    env.aws_credentials.write_text(f"[corp-user]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = {SECRET}\n")
+    env.aws_config.write_text(f"[profile admin]\ncredential_process = {exe} --role admin\n")
+    return exe
+
+
+def test_doctor_all_good(env, capsys, http_peer, fake_exe):
+    _healthy(env, http_peer, fake_exe)
+    code, out, err = run(capsys, "doctor")
+    assert code == 0, out + err
+    assert "✓ configuration" in out and "✓ role admin resolves" in out
+    assert f"the STS endpoint {http_peer} is reachable (HTTP 404)" in out
+    assert "✓ profile admin in" in out
+    assert "! no terminal for prompts" in out and "credproc login" in out  # a warning, not a failure
+    assert "✗" not in out and out.rstrip().splitlines()[-1].startswith("all ")
+    assert SECRET not in out and "AKIAIOSFODNN7EXAMPLE" not in out
+
+
+def test_doctor_with_a_broken_config(env, capsys, http_peer, fake_exe):
+    _healthy(env, http_peer, fake_exe)
+    env.config_path.write_text('[role.admin]\nidp = "nowhere"\nduration = 5\n')
+    code, out, err = run(capsys, "doctor")
+    assert code == 12
+    assert f"✗ configuration {env.config_path}:" in out and "role.admin.idp" in out and "role.admin.duration" in out
+    assert "does not load" in out  # the profile's --role cannot be checked against it
+    assert "checks failed" in err and err.count("\n") == 1
+
+
+def test_doctor_with_bad_permissions_and_bad_profiles(env, capsys, http_peer, fake_exe):
+    exe = _healthy(env, http_peer, fake_exe)
+    env.store().key()  # creates the key and the data dir
+    env.cache_dir.mkdir(parents=True)
+    os.chmod(env.key_path, 0o644)
+    os.chmod(env.cache_dir, 0o755)
+    with open(env.aws_config, "a") as f:
+        f.write("[profile rel]\ncredential_process = credproc --role admin\n"
+                f"[profile nosuch]\ncredential_process = {exe} --role nosuch\n"
+                f"[profile hash]\ncredential_process = {exe} --role admin # comment\n")
+    code, out, err = run(capsys, "doctor")
+    assert code == 12
+    assert f"✗ cache key {env.key_path}: has mode 0644" in out and f"chmod 600 '{env.key_path}'" in out
+    assert f"✗ cache directory {env.cache_dir}: has mode 0755" in out and f"chmod 700 '{env.cache_dir}'" in out
+    assert "✓ data directory" in out
+    assert "✗ profile rel in" in out and "'credproc' is not an absolute path" in out
+    assert "✗ profile nosuch in" in out and "--role nosuch: no such role" in out
+    assert "✗ profile hash in" in out and "'#' or ';'" in out
+    assert "✓ profile admin in" in out
+    assert "5 of" in err and "checks failed" in err
+
+
+def test_doctor_names_an_unreachable_sts_endpoint(env, capsys, fake_exe, dead_url):
+    fake_exe()
+    env.write_config(IAM_ONLY.format(sts=dead_url))
+    code, out, err = run(capsys, "doctor")
+    assert code == 12
+    assert [line for line in out.splitlines() if line.startswith("✗ STS for role admin") and dead_url in line]
+
+
+def test_doctor_falls_back_to_ascii_markers():
+    from credproc.commands import doctor
+
+    class Ascii:
+        encoding = "ascii"
+
+    symbols, dash = doctor._symbols(Ascii())
+    line = doctor.format_check(doctor.fail("thing", "is broken", "fix it"), symbols, dash)
+    assert line == "FAIL thing: is broken - fix it"
+    assert doctor.format_check(doctor.ok("fine"), symbols, dash) == "ok fine"
