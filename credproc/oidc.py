@@ -253,6 +253,10 @@ class Client:
         interval = _bounded_int(body.get("interval"), 5, 1, 60)
         deadline = self.clock() + _bounded_int(body.get("expires_in"), 600, 30, 1800)
         self.terminal.say("Waiting for the sign-in to complete...")
+        with self.terminal.progress("  waiting for the sign-in..."):
+            return self._poll_device(body, interval, deadline)
+
+    def _poll_device(self, body, interval, deadline):
         while True:
             self.sleep(interval)
             if self.clock() > deadline:
@@ -287,7 +291,8 @@ class Client:
             self.terminal.say(f"To sign in, open this URL in a browser on this machine:\n  {url}")
             listener.start()
             self._open_browser(url)
-            params = listener.wait(wait)
+            with self.terminal.progress("  waiting for the sign-in..."):
+                params = listener.wait(wait)
         finally:
             listener.stop()
         if params is None:

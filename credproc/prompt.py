@@ -71,6 +71,11 @@ class Terminal:
         elif self.gui:
             self.gui.say(message)
 
+    def progress(self, text):
+        """A context manager: while it lasts, one line on the terminal counts the seconds spent
+        waiting (for a Duo push, a browser sign-in). Nothing without a terminal."""
+        return _Progress(self._tty(), text)
+
     def ask(self, prompt, what, secret=False):
         if self.gui and self._tty() is None:
             return self.gui.ask(prompt, what, secret=secret)
@@ -112,6 +117,42 @@ class Terminal:
             if self._fds[1] != self._fds[0]:
                 os.close(self._fds[1])
         self._fds = None
+
+
+class _Progress:
+    def __init__(self, fds, text):
+        self.fds = fds
+        self.text = text
+        self.stop = None
+        self.thread = None
+
+    def __enter__(self):
+        if self.fds:
+            import threading
+            import time
+
+            self.stop = threading.Event()
+            start = time.monotonic()
+
+            def tick():
+                while not self.stop.wait(1.0):
+                    try:
+                        os.write(self.fds[1], f"\r{self.text} {int(time.monotonic() - start)} s ".encode())
+                    except OSError:
+                        return
+
+            self.thread = threading.Thread(target=tick, daemon=True)
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.thread:
+            self.stop.set()
+            self.thread.join(2)
+            try:
+                os.write(self.fds[1], b"\r\x1b[K")  # clear the line
+            except OSError:
+                pass
 
 
 def _read_line(fd):

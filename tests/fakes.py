@@ -48,5 +48,10 @@ class ScriptedTerminal:
     def say(self, message):
         self.said.append(message)
 
+    def progress(self, text):
+        import contextlib
+
+        return contextlib.nullcontext()
+
     def close(self):
         pass

@@ -5,6 +5,7 @@ Wire protocol: ../shared/reference/cas-awssts.md. The failure strings below are 
 CAS source and matched exactly.
 """
 
+import contextlib
 import re
 import time
 
@@ -108,8 +109,11 @@ class CasProvider:
             self.ctx.terminal.say("Approve the Duo push on your phone...")
         sent_at = time.time()
         log.debug("CAS POST %s (user %s, roleArn %s)", self.endpoint, form.get("username"), form.get("roleArn", "-"))
-        resp = http.request("POST", self.endpoint, form=form, timeout=self.idp["timeout"], ca_bundle=self.idp.get("ca_bundle"),
-                            what="the CAS server", headers={"Accept": "text/plain"})
+        waiting = self.ctx.terminal.progress("  waiting for the Duo push...") if self.idp["mfa"] == "push" \
+            else contextlib.nullcontext()
+        with waiting:
+            resp = http.request("POST", self.endpoint, form=form, timeout=self.idp["timeout"],
+                                ca_bundle=self.idp.get("ca_bundle"), what="the CAS server", headers={"Accept": "text/plain"})
         log.debug("CAS answered HTTP %d", resp.status)
         return resp.status, resp.text.strip(), sent_at
 

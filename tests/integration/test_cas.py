@@ -167,6 +167,7 @@ def test_a_duo_push_is_announced_and_waited_for(sandbox, moto_server, password_c
         sandbox.write_config(cas_config(cas.url, ROLE_A, mfa="push", password_command=password_command))
         p = PtyProcess([credproc_exe(), "--role", "campus"], sandbox.env)
         p.expect("Approve the Duo push on your phone...")
+        p.expect("waiting for the Duo push... 1 s")  # a progress line while the request blocks
         cas.approve_push(timeout=10)
         code, out, err = p.finish()
         assert code == 0, err
