@@ -117,6 +117,11 @@ def _readable_file(v):
     return None if os.path.isfile(os.path.expanduser(v)) else f"{v!r} is not a readable file"
 
 
+def _ca_bundle(c, table, where):
+    path = c.get(table, "ca_bundle", where, str, check=_readable_file)
+    return os.path.expanduser(path) if path else None
+
+
 def _str_list(v):
     return None if all(isinstance(x, str) for x in v) else "must be a list of strings"
 
@@ -198,8 +203,7 @@ def _check_idp(c, name, table, where):
         idp["username"] = c.get(table, "username", where, str)
         idp["password_command"] = c.get(table, "password_command", where, str)
         idp["mfa"] = c.get(table, "mfa", where, str, default="push", choices=["push", "passcode", "none"])
-        ca_bundle = c.get(table, "ca_bundle", where, str, check=_readable_file)
-        idp["ca_bundle"] = os.path.expanduser(ca_bundle) if ca_bundle else None
+        idp["ca_bundle"] = _ca_bundle(c, table, where)
         idp["timeout"] = c.get(table, "timeout", where, int, default=120, check=_range(5, 600))
     elif kind == "oidc":
         idp["issuer"] = c.get(table, "issuer", where, str, required=True, check=_secure_url,
@@ -217,8 +221,7 @@ def _check_idp(c, name, table, where):
                                      check=lambda v: None if v.startswith("/") else "must start with /")
         idp["username"] = c.get(table, "username", where, str)
         idp["password_command"] = c.get(table, "password_command", where, str)
-        ca_bundle = c.get(table, "ca_bundle", where, str, check=_readable_file)
-        idp["ca_bundle"] = os.path.expanduser(ca_bundle) if ca_bundle else None
+        idp["ca_bundle"] = _ca_bundle(c, table, where)
         idp["timeout"] = c.get(table, "timeout", where, int, default=30, check=_range(5, 600))
     return idp
 

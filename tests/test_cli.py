@@ -33,3 +33,13 @@ def test_main_help_lists_exit_codes(capsys):
         main(["--help"])
     out = capsys.readouterr().out
     assert "exit codes:" in out and "login required" in out
+
+
+def test_the_readme_documents_every_exit_code():
+    import os
+
+    from credproc.errors import EXIT_CODES
+
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md")).read()
+    for code, text in EXIT_CODES:
+        assert f"| {code} | {text} |" in readme
