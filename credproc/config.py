@@ -256,6 +256,18 @@ def _check_role(c, name, table, where, idps):
     return role
 
 
+def _named_tables(c, data, section):
+    """(name, table, "section.name") for each well-formed [section.NAME] table."""
+    for name, table in c.table(data, section, section).items():
+        where = f"{section}.{name}"
+        if not NAME_RE.match(name):
+            c.add(where, "name must be letters, digits, '.', '_' or '-'")
+        if not isinstance(table, dict):
+            c.add(where, "must be a table")
+            continue
+        yield name, table, where
+
+
 def parse(path, raw_bytes):
     """Config from the file's bytes; raises ConfigError listing every problem."""
     try:
@@ -278,24 +290,8 @@ def parse(path, raw_bytes):
         "prompt": c.get(raw_settings, "prompt", "settings", str, default="terminal", choices=["terminal", "gui"]),
         "federation_url": c.get(raw_settings, "federation_url", "settings", str, check=_secure_url),
     }
-    idps = {}
-    for name, table in c.table(data, "idp", "idp").items():
-        where = f"idp.{name}"
-        if not NAME_RE.match(name):
-            c.add(where, "name must be letters, digits, '.', '_' or '-'")
-        if not isinstance(table, dict):
-            c.add(where, "must be a table")
-            continue
-        idps[name] = _check_idp(c, name, table, where)
-    roles = {}
-    for name, table in c.table(data, "role", "role").items():
-        where = f"role.{name}"
-        if not NAME_RE.match(name):
-            c.add(where, "name must be letters, digits, '.', '_' or '-'")
-        if not isinstance(table, dict):
-            c.add(where, "must be a table")
-            continue
-        roles[name] = _check_role(c, name, table, where, idps)
+    idps = {name: _check_idp(c, name, table, where) for name, table, where in _named_tables(c, data, "idp")}
+    roles = {name: _check_role(c, name, table, where, idps) for name, table, where in _named_tables(c, data, "role")}
     ignored = {
         "cas": ("session_name", "external_id", "source_identity", "tags", "transitive_tag_keys", "policy_arns", "region",
                 "sts_endpoint_url"),

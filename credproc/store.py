@@ -27,18 +27,23 @@ def ensure_private_dir(path):
         raise LocalFileError(f"cannot create directory {path}: {e.strerror}") from None
 
 
-def atomic_write(path, data):
-    """temp file (0600, same directory) -> write -> fsync -> rename -> fsync dir. A crash at any
-    point leaves the old file or the new one, never a torn one."""
+def atomic_write(path, data, mode=0o600, before_replace=None):
+    """temp file (same directory) -> write -> fsync -> rename -> fsync dir. A crash at any point
+    leaves the old file or the new one, never a torn one. `before_replace()` may raise to abandon
+    the write at the last moment (e.g. the file changed meanwhile)."""
     directory = os.path.dirname(path)
     tmp = os.path.join(directory, f"{_TMP_PREFIX}{os.path.basename(path)}-{os.getpid()}-{os.urandom(4).hex()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
     try:
         try:
             os.write(fd, data)
+            if mode != 0o600 and hasattr(os, "fchmod"):
+                os.fchmod(fd, mode)
             os.fsync(fd)
         finally:
             os.close(fd)
+        if before_replace:
+            before_replace()
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -84,3 +84,12 @@ class Sandbox:
         r = self.run("--role", role, **kw)
         assert r.returncode == 0, f"exit {r.returncode}: {r.stderr.decode()}"
         return json.loads(r.stdout)
+
+
+def caller_arn(doc, sts_url):
+    """Who a credential_process document's keys are, per STS GetCallerIdentity."""
+    import boto3
+
+    c = boto3.client("sts", endpoint_url=sts_url, region_name="us-east-1", aws_access_key_id=doc["AccessKeyId"],
+                     aws_secret_access_key=doc["SecretAccessKey"], aws_session_token=doc.get("SessionToken"))
+    return c.get_caller_identity()["Arn"]

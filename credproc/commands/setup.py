@@ -16,6 +16,7 @@ import time
 
 from .. import app, paths
 from ..errors import ConfigError, LocalFileError
+from ..store import atomic_write
 
 HELP = "add [profile NAME] stanzas for credproc to ~/.aws/config"
 DESCRIPTION = """\
@@ -166,27 +167,12 @@ def _backup(path, data, mode=0o600):
 
 
 def _write_atomic(path, data, mode, expected_old):
-    directory = os.path.dirname(path)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.credproc-{os.getpid()}-{os.urandom(4).hex()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
-    try:
-        try:
-            os.write(fd, data)
-            if hasattr(os, "fchmod"):
-                os.fchmod(fd, mode)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    def unchanged():
         if _read(path) != expected_old:
             raise LocalFileError(f"{path} changed while credproc was updating it; nothing was written",
                                  hint="run credproc setup again")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+
+    atomic_write(path, data, mode, before_replace=unchanged)
 
 
 def _read(path):

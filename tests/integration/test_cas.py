@@ -7,12 +7,11 @@ import sys
 import threading
 import time
 
-import boto3
 import pytest
 
 from tests.peers.cas_emulator import CasEmulator
 from tests.pty_helper import PtyProcess
-from tests.sandbox import credproc_exe
+from tests.sandbox import caller_arn, credproc_exe
 
 ROLE_A = "arn:aws:iam::111111111111:role/campus-admin"
 ROLE_B = "arn:aws:iam::222222222222:role/campus-read"
@@ -44,12 +43,6 @@ def emulator(moto_server, roles=(ROLE_A,), mfa=None, **kw):
     kw.setdefault("rbac_enabled", True)
     kw.setdefault("principal_attribute_name", "awsroles")
     return CasEmulator(moto_server.url, users, **kw)
-
-
-def caller_arn(doc, sts_url):
-    c = boto3.client("sts", endpoint_url=sts_url, region_name="us-east-1", aws_access_key_id=doc["AccessKeyId"],
-                     aws_secret_access_key=doc["SecretAccessKey"], aws_session_token=doc["SessionToken"])
-    return c.get_caller_identity()["Arn"]
 
 
 def test_rbac_role_through_credproc_and_the_aws_cli(sandbox, moto_server, password_command):

@@ -20,14 +20,12 @@ from contextlib import contextmanager
 
 import pytest
 
-from tests.integration import test_iam_moto
 from tests.integration.test_iam_moto import iam_config
 from tests.peers import consumers
 from tests.peers.net import free_port
 from tests.pty_helper import PtyProcess
 from tests.sandbox import STATIC_SECRET, credproc_exe
 
-mfa_counter = test_iam_moto.mfa_counter  # the fixture: an mfa_command that counts its runs
 
 ADMIN_ARN = "arn:aws:sts::111111111111:assumed-role/Admin/alice"
 TIMEOUT = 60

@@ -4,11 +4,11 @@ with calls counted at the endpoint (a counting proxy in front of moto)."""
 import json
 import os
 import signal
-import sys
 import time
 
-import boto3
 import pytest
+
+from tests.sandbox import caller_arn
 
 
 
@@ -38,21 +38,6 @@ arn = "arn:aws:iam::111111111111:role/ReadOnly"
 source_role = "admin"
 arn = "arn:aws:iam::222222222222:role/Audit"
 {extra}"""
-
-
-@pytest.fixture
-def mfa_counter(tmp_path):
-    """An mfa_command that prints a code and counts how often it ran."""
-    log = tmp_path / "mfa-calls"
-    script = tmp_path / "mfa.py"
-    script.write_text(f"import sys\nopen({str(log)!r}, 'a').write('x\\n')\nprint('123456')\n")
-    return f"{sys.executable} {script}", lambda: len(log.read_text().splitlines()) if log.exists() else 0
-
-
-def caller_arn(doc, sts_url):
-    c = boto3.client("sts", endpoint_url=sts_url, region_name="us-east-1", aws_access_key_id=doc["AccessKeyId"],
-                     aws_secret_access_key=doc["SecretAccessKey"], aws_session_token=doc["SessionToken"])
-    return c.get_caller_identity()["Arn"]
 
 
 def test_role_credentials_are_the_assumed_role_and_the_document_is_well_formed(sandbox, sts, mfa_counter):

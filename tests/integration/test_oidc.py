@@ -6,18 +6,15 @@ import os
 import sys
 import time
 
-import boto3
 import pytest
 
 from credproc.store import EncryptedFileCache
 from tests.fake_issuer import FORGERIES, FakeIssuer
 from tests.peers.browser import complete_code_flow, complete_device_flow
-from tests.peers.oidc import OidcProvider, node_available
 from tests.pty_helper import PtyProcess
-from tests.sandbox import credproc_exe
+from tests.sandbox import caller_arn, credproc_exe
 
-ROLE_DEV = "arn:aws:iam::111111111111:role/dev"
-ROLE_OPS = "arn:aws:iam::222222222222:role/ops"
+from tests.integration.conftest import ROLE_DEV, ROLE_OPS  # noqa: E402
 
 
 def oidc_config(issuer, client_id, sts_url, flow="device", arn=ROLE_DEV, extra_idp="", extra_role="", open_browser=False):
@@ -38,23 +35,6 @@ idp = "corp"
 {arn_line}
 {extra_role}
 """
-
-
-def caller_arn(doc, sts_url):
-    c = boto3.client("sts", endpoint_url=sts_url, region_name="us-east-1", aws_access_key_id=doc["AccessKeyId"],
-                     aws_secret_access_key=doc["SecretAccessKey"], aws_session_token=doc["SessionToken"])
-    return c.get_caller_identity()["Arn"]
-
-
-@pytest.fixture
-def op():
-    reason = node_available()
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    with OidcProvider(roles=[ROLE_DEV, ROLE_OPS], id_token_ttl=60) as provider:
-        yield provider
 
 
 def device_login(sandbox, op, *args):

@@ -12,34 +12,12 @@ import pytest
 
 from tests.integration.test_cas import PASSWORD, ROLE_A
 from tests.integration.test_iam_moto import iam_config
-from tests.integration.test_oidc import ROLE_DEV, ROLE_OPS, device_login, oidc_config, session_state
+from tests.integration.conftest import ROLE_DEV
+from tests.integration.test_oidc import device_login, oidc_config, session_state
 from tests.peers.cas_emulator import CasEmulator
-from tests.peers.oidc import OidcProvider, node_available
 from tests.sandbox import STATIC_KEY_ID, STATIC_SECRET
 
 ENTRY = re.compile(r"^[0-9a-f]{40}$")
-
-
-@pytest.fixture
-def mfa_counter(tmp_path):
-    """An mfa_command that prints a code and counts how often it ran."""
-    import sys
-
-    log = tmp_path / "mfa-calls"
-    script = tmp_path / "mfa.py"
-    script.write_text(f"import sys\nopen({str(log)!r}, 'a').write('x\\n')\nprint('123456')\n")
-    return f"{sys.executable} {script}", lambda: len(log.read_text().splitlines()) if log.exists() else 0
-
-
-@pytest.fixture
-def op():
-    reason = node_available()
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    with OidcProvider(roles=[ROLE_DEV, ROLE_OPS], id_token_ttl=60) as provider:
-        yield provider
 
 
 @pytest.fixture

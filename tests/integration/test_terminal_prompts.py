@@ -2,7 +2,8 @@
 
 import json
 
-from tests.integration.test_iam_moto import caller_arn, iam_config
+from tests.integration.test_iam_moto import iam_config
+from tests.sandbox import caller_arn
 from tests.pty_helper import PtyProcess
 from tests.sandbox import credproc_exe
 
