@@ -27,10 +27,14 @@ def is_loopback(host):
 
 def check_url(url, key):
     """ConfigError unless url is https, or http to a loopback address."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme == "https" and parts.hostname:
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        raise ConfigError(f"{key}: {url!r} is not a valid URL") from None
+    if parts.scheme == "https" and host:
         return
-    if parts.scheme == "http" and parts.hostname and is_loopback(parts.hostname):
+    if parts.scheme == "http" and host and is_loopback(host):
         return
     raise ConfigError(f"{key}: {url!r} must be an https:// URL (plain http is allowed only to a loopback address)")
 
@@ -56,8 +60,12 @@ class _SafeRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, req, fp, code, msg, headers, newurl):
         if req.get_method() != "GET":
             return None
-        parts = urllib.parse.urlsplit(newurl)
-        if not (parts.scheme == "https" or (parts.scheme == "http" and is_loopback(parts.hostname or ""))):
+        try:
+            parts = urllib.parse.urlsplit(newurl)
+            host = parts.hostname or ""
+        except ValueError:
+            return None
+        if not (parts.scheme == "https" or (parts.scheme == "http" and is_loopback(host))):
             return None
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 

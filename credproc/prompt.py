@@ -119,6 +119,33 @@ class Terminal:
         self._fds = None
 
 
+class terminal_modes_restored:
+    """Snapshot the terminal's modes and put them back on exit: a long-running command (serve,
+    exec --server) can be stopped while a request thread has echo off at a secret prompt."""
+
+    def __enter__(self):
+        self.fd, self.modes = None, None
+        fds = _open_tty()
+        if fds:
+            self.fd = fds[0]
+            try:
+                import termios
+
+                self.modes = termios.tcgetattr(self.fd)
+            except (ImportError, OSError):
+                pass
+        return self
+
+    def __exit__(self, *exc):
+        if self.fd is not None:
+            if self.modes is not None:
+                try:
+                    _restore(self.fd, self.modes)
+                except OSError:
+                    pass
+            os.close(self.fd)
+
+
 class _Progress:
     def __init__(self, fds, text):
         self.fds = fds

@@ -25,6 +25,23 @@ from .errors import CredprocError, LockTimeout, UsageError
 HOST = "127.0.0.1"
 
 
+def default_profile_warning():
+    """The SDKs' default chains try the shared files' [default] profile before the container
+    endpoint: if it holds credentials, a program would silently use those instead."""
+    from .providers.static_keys import _files, _sections
+
+    creds_path, config_path = _files()
+    for path, section in ((creds_path, "default"), (config_path, "default")):
+        try:
+            values = _sections(path).get(section) or {}
+        except CredprocError:
+            continue
+        found = [k for k in ("aws_access_key_id", "credential_process", "role_arn", "sso_session", "sso_start_url")
+                 if k in values]
+        if found:
+            return (f"the [default] profile in {path} sets {found[0]}: SDKs use it before this endpoint, so programs "
+                    "may not get this role's credentials; remove it, or use credproc exec without --server")
+    return None
 
 
 def container_document(creds):

@@ -167,3 +167,14 @@ idp = "okta"
         config.parse("c.toml", text)
     assert "role.dev.arn: is required: [idp.okta] has no roles_claim" in str(e.value)
     assert 'idp.okta.scopes: must include "openid"' in str(e.value)
+
+
+@pytest.mark.parametrize("fragment, where", [
+    (b'[settings]\nregion = "eu-west-1\\n"\n', "settings.region"),
+    (b'[settings]\nfederation_url = "https://[unclosed/federation"\n', "settings.federation_url"),
+    (b'[role.x]\nidp = "corp"\nsession_name = "alice\\n"\n', "role.x.session_name"),
+])
+def test_values_with_a_trailing_newline_or_a_broken_url_are_config_errors(fragment, where):
+    text = b'[idp.corp]\ntype = "iam"\nprofile = "p"\n' + fragment
+    with pytest.raises(ConfigError, match=where):
+        config.parse("c.toml", text)

@@ -157,18 +157,14 @@ def _fish(script):
     return ["fish", "--no-config", "-c", "source $argv[1]; printf %s \"$AWS_SECRET_ACCESS_KEY\"", script]
 
 
-def _pwsh(script):
-    return ["pwsh", "-NoProfile", "-NonInteractive", "-Command",
-            f". '{script}'; [Console]::Out.Write($Env:AWS_SECRET_ACCESS_KEY)"]
-
-
-INSTALL = {"bash": "apt-get install bash", "fish": "apt-get install fish",
-           "pwsh": "PowerShell is not in Debian's archive; Microsoft's own repository has it"}
+# PowerShell is not in Debian's archive and cannot be installed here: its quoting is checked against
+# the exact expected text (test_tricky_values_are_quoted_in_each_shells_own_way), not run.
+INSTALL = {"bash": "apt-get install bash", "fish": "apt-get install fish"}
 
 
 def need(program):
     if not shutil.which(program):
-        if os.environ.get("CI") and program != "pwsh":  # scripts/test installs fish on CI: a skip would hide a gap
+        if os.environ.get("CI"):  # scripts/test installs fish on CI: a skip would hide a gap
             pytest.fail(f"{program} is not installed ({INSTALL[program]})")
         pytest.skip(f"{program} is not installed ({INSTALL[program]})")
 
@@ -184,12 +180,6 @@ def test_bash_reads_back_exactly_the_value(export, tmp_path, fmt, value):
 def test_fish_reads_back_exactly_the_value(export, tmp_path, value):
     need("fish")
     assert _secret_as_read_by(_fish, "fish", export, tmp_path, value) == value
-
-
-@pytest.mark.parametrize("value", TRICKY + [NEWLINE], ids=range(len(TRICKY) + 1))
-def test_powershell_reads_back_exactly_the_value(export, tmp_path, value):
-    need("pwsh")
-    assert _secret_as_read_by(_pwsh, "powershell", export, tmp_path, value) == value
 
 
 def test_tricky_values_are_quoted_in_each_shells_own_way(export):

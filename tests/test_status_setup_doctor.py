@@ -433,3 +433,10 @@ def test_doctor_falls_back_to_ascii_markers():
     line = doctor.format_check(doctor.fail("thing", "is broken", "fix it"), symbols, dash)
     assert line == "FAIL thing: is broken - fix it"
     assert doctor.format_check(doctor.ok("fine"), symbols, dash) == "ok fine"
+
+
+def test_a_profile_name_with_a_line_break_is_refused_not_written(tmp_path, monkeypatch):
+    """A trailing newline once slipped through a `$`-anchored pattern and split the header."""
+    from credproc.commands.setup import _PROFILE_NAME
+
+    assert _PROFILE_NAME.match("evil\n") is None and _PROFILE_NAME.match("good") is not None

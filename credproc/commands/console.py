@@ -144,8 +144,12 @@ def _check_can_federate(cfg, name):
 
 def run(args):
     if args.destination is not None:
-        parts = urllib.parse.urlsplit(args.destination)
-        if parts.scheme != "https" or not parts.hostname:
+        try:
+            parts = urllib.parse.urlsplit(args.destination)
+            ok = parts.scheme == "https" and bool(parts.hostname)
+        except ValueError:
+            ok = False
+        if not ok:
             raise ConfigError(f"--destination: {args.destination!r} must be an https:// URL")
     cfg = app.load_config(args)
     _check_can_federate(cfg, args.role)

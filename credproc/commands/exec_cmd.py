@@ -44,8 +44,6 @@ FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
 TERMINAL_SIGNALS = ("SIGINT", "SIGQUIT")
 
 
-
-
 def add_arguments(parser):
     parser.add_argument("--role", metavar="NAME", required=True, help="the role whose credentials COMMAND gets")
     parser.add_argument("--server", action="store_true",
@@ -77,6 +75,11 @@ def run(args):
     env.update(key_variables(creds))
     sys.stdout.flush()
     sys.stderr.flush()
+    # Python ignores SIGPIPE (and SIGXFSZ); an exec'd program would inherit that: `yes | head`
+    # would print "Broken pipe" instead of ending quietly.
+    for name in ("SIGPIPE", "SIGXFSZ"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
     try:
         os.execvpe(argv[0], argv, env)
     except FileNotFoundError:
@@ -110,10 +113,18 @@ def key_variables(creds):
 
 
 def _run_with_server(args, argv, env):
-    from ..server import CredentialServer
+    from ..prompt import terminal_modes_restored
+    from ..server import CredentialServer, default_profile_warning
     from .serve import request_fetcher
 
-    server = CredentialServer(request_fetcher(args, args.role)).start()
+    warning = default_profile_warning()
+    if warning:
+        sys.stderr.write(f"credproc: warning: {warning}\n")
+    with terminal_modes_restored():
+        return _serve_and_wait(args, argv, env, CredentialServer(request_fetcher(args, args.role)).start())
+
+
+def _serve_and_wait(args, argv, env, server):
     env.update(server.env())
     proc = None
     pending = []

@@ -45,8 +45,6 @@ _PS_SINGLE_QUOTES = "'\u2018\u2019\u201a\u201b"
 _CMD_UNSAFE = re.compile(r'[%"!]|[^\x20-\x7e]')
 
 
-
-
 def add_arguments(parser):
     parser.add_argument("--role", metavar="NAME", required=True, help="the role whose credentials to print")
     parser.add_argument("--format", choices=FORMATS, default="process", metavar="FORMAT",

@@ -30,7 +30,7 @@ EXAMPLES = """\
   credproc logout --all"""
 
 LOCK_WAIT = 3.0  # seconds to wait for an entry's lock before deleting it anyway
-_ENTRY_NAME = re.compile(r"^[0-9a-f]{40}$")  # cache.entry_filename: 20-byte keyed BLAKE2b, hex
+_ENTRY_NAME = re.compile(r"^[0-9a-f]{40}\Z")  # cache.entry_filename: 20-byte keyed BLAKE2b, hex
 
 
 def add_arguments(parser):
@@ -57,7 +57,8 @@ def remove_file(path, what):
     try:
         lock.acquire(time.monotonic() + LOCK_WAIT)
     except LockTimeout:
-        log.debug("another credproc process holds the lock of %s; removing it anyway", what)
+        log.warn(f"another credproc process was busy with {what} (a refresh or a prompt); removed it anyway, "
+                 "but that process may store new credentials: run logout again once it has finished")
     except LocalFileError as e:
         log.debug("cannot lock %s (%s); removing it anyway", what, e)
     try:

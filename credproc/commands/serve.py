@@ -42,7 +42,8 @@ def _port(text):
 
 
 def run(args):
-    from ..server import CredentialServer
+    from ..prompt import terminal_modes_restored
+    from ..server import CredentialServer, default_profile_warning
 
     ctx = app.context(args, interactive=True)
     try:  # authenticate before serving: prompts and configuration errors come first, not on a request
@@ -50,20 +51,24 @@ def run(args):
     finally:
         ctx.terminal.close()
     server = CredentialServer(request_fetcher(args, args.role), port=args.port)
+    warning = default_profile_warning()
+    if warning:
+        sys.stderr.write(f"credproc: warning: {warning}\n")
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        server.start()
-        sys.stdout.write("".join(f"export {name}={value}\n" for name, value in server.env().items()))
-        sys.stdout.flush()
-        sys.stderr.write(f"credproc: serving role {args.role} on {server.url}; Ctrl-C to stop\n")
-        sys.stderr.flush()
-        while not stop.wait(1.0):
-            pass
-    finally:
-        server.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    with terminal_modes_restored():
+        try:
+            server.start()
+            sys.stdout.write("".join(f"export {name}={value}\n" for name, value in server.env().items()))
+            sys.stdout.flush()
+            sys.stderr.write(f"credproc: serving role {args.role} on {server.url}; Ctrl-C to stop\n")
+            sys.stderr.flush()
+            while not stop.wait(1.0):
+                pass
+        finally:
+            server.stop()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
     return 0
 
 

@@ -38,7 +38,7 @@ EXAMPLES = """\
   credproc setup                        # every configured role, each as a profile of the same name
   credproc setup --role admin --print   # show the stanza, write nothing"""
 
-_PROFILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@+:/-]{0,127}$")
+_PROFILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@+:/-]{0,127}\Z")
 _SECTION = re.compile(r"\[(.+)\]")
 
 
@@ -215,7 +215,10 @@ def run(args):
 def _write(stanzas):
     shown = aws_config_path()
     path = os.path.realpath(shown)  # a symlinked ~/.aws/config (dotfiles): update the file it points to
-    old = _read(path)
+    try:
+        old = _read(path)
+    except OSError as e:
+        raise LocalFileError(f"cannot read {shown}: {e.strerror}") from None
     text = (old or b"").decode("utf-8", errors="surrogateescape")
     existing = parse_profiles(text)
     new, conflicts, done = [], [], []

@@ -8,7 +8,7 @@ from ..errors import AuthenticationFailed
 from ..prompt import run_secret_command
 from .static_keys import label
 
-_CODE = re.compile(r"^\d{6}$")
+_CODE = re.compile(r"^\d{6}\Z")
 ATTEMPTS = 3
 
 

@@ -438,3 +438,22 @@ def test_an_unexpected_error_is_a_500_that_names_only_its_type():
         server.stop()
     assert e.value.code == 500 and json.loads(body) == {"Code": "InternalError", "Message": "unexpected error (KeyError)"}
     assert b"secret-material" not in body and len(logged) == 1 and "secret-material" not in logged[0]
+
+
+# -- regressions found in review ------------------------------------------------------------------
+
+def test_exec_gives_the_command_default_sigpipe(admin):
+    """Python ignores SIGPIPE; an exec'd `yes | head` must still end quietly."""
+    r = admin.run("exec", "--role", "admin", "--", "sh", "-c", "yes | head -1", timeout=TIMEOUT)
+    assert r.returncode == 0 and r.stdout == b"y\n"
+    assert b"Broken pipe" not in r.stderr
+
+
+def test_a_default_profile_with_keys_is_warned_about_before_serving(serve, admin):
+    with open(admin.aws_credentials, "a") as f:
+        f.write("[default]\naws_access_key_id = AKIAOTHER\naws_secret_access_key = other\n")
+    served = serve()
+    served.proc.send_signal(signal.SIGTERM)
+    _, err = served.proc.communicate(timeout=TIMEOUT)
+    assert b"warning: the [default] profile in" in err and b"sets aws_access_key_id" in err
+    assert b"AKIAOTHER" not in err

@@ -45,6 +45,7 @@ def test_status_after_a_role_call_shows_the_role_and_the_mfa_session(sandbox, st
     sandbox.write_config(iam_config(sts.url, mfa_command=mfa_counter[0]))
     doc = sandbox.credentials("admin")
     sts.clear()
+    before = {n: os.stat(os.path.join(sandbox.cache_dir, n)).st_mtime_ns for n in os.listdir(sandbox.cache_dir)}
     roles, sessions = status(sandbox)
     assert roles["admin"]["state"] == "valid" and roles["admin"]["account"] == "111111111111"
     assert 50 * 60 < roles["admin"]["seconds_left"] <= 3600
@@ -57,7 +58,8 @@ def test_status_after_a_role_call_shows_the_role_and_the_mfa_session(sandbox, st
     assert sts.actions == []  # read-only: no refresh
     for secret in (doc["AccessKeyId"], doc["SecretAccessKey"], doc["SessionToken"], STATIC_KEY_ID, STATIC_SECRET):
         assert secret.encode() not in table.stdout
-    assert not [n for n in sandbox.cache_files() if not ENTRY.match(n)]  # status wrote nothing
+    after = {n: os.stat(os.path.join(sandbox.cache_dir, n)).st_mtime_ns for n in os.listdir(sandbox.cache_dir)}
+    assert after == before  # status wrote nothing: no entry, lock or temp file created or touched
 
 
 def test_logout_role_then_the_next_call_authenticates_again(sandbox, sts, mfa_counter):
