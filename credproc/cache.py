@@ -13,11 +13,10 @@ was written (the hit path compares it instead of parsing TOML); `fingerprint` is
 resolved settings the entry was made from (checked when the config file changed). An entry
 written "in the future" means the clock went backwards: it is not trusted (see `usable`).
 
-This module is on the cache-hit path: module-level imports are os, sys and time only.
+This module is on the cache-hit path: module-level imports are os and time only.
 """
 
 import os
-import sys
 import time
 
 MAGIC = b"CPC1"
@@ -126,7 +125,3 @@ def read_file(path):
 def now():
     return int(time.time())
 
-
-def _debug(msg):
-    if os.environ.get("CREDPROC_DEBUG"):
-        sys.stderr.write(f"credproc: debug: {msg}\n")

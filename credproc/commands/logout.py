@@ -102,13 +102,7 @@ def _revoke_oidc(cfg, store, idp, say):
         return True
     session = OidcSession(_context(cfg, store), idp)
     try:
-        try:
-            revoked = session.revoke()
-        except LockTimeout:  # another process is refreshing or signing in: do it without the lock
-            log.debug("%s is busy in another credproc process; revoking without its lock", where)
-            state = session._load()
-            store.delete(identity)
-            revoked = session.client.revoke(state["refresh_token"]) if state.get("refresh_token") else False
+        revoked = session.revoke()
     except CredprocError as e:
         store.delete(identity)
         log.warn(f"could not revoke the refresh token at {idp['issuer']}: {e}; removed it from this machine anyway "

@@ -10,7 +10,7 @@ import json
 from .. import log, rolechoice, sts
 from ..cache import Entry
 from ..config import sanitize_session_name
-from ..errors import ConfigError, LoginRequired
+from ..errors import ConfigError, LockTimeout, LoginRequired
 from ..oidc import Client, Issuer
 
 DEFAULT_SESSION_LIFETIME = 90 * 86400  # when the IdP does not say how long its refresh token lasts
@@ -120,9 +120,15 @@ class OidcSession:
         return tokens["id_token"], claims
 
     def revoke(self):
-        """Revoke the cached refresh token where the IdP supports it; forget the session."""
+        """Revoke the cached refresh token where the IdP supports it; forget the session. If another
+        process holds the sign-in's lock past the context's deadline, go ahead without it: logging
+        out must not depend on a prompt somebody left open."""
         lock = self.ctx.store.lock(self.identity, f"a sign-in at {self.idp['issuer']}")
-        lock.acquire(self.ctx.lock_deadline)
+        try:
+            lock.acquire(self.ctx.lock_deadline)
+        except LockTimeout:
+            log.warn(f"another credproc process is busy with the sign-in at {self.idp['issuer']}; logging out anyway "
+                     "(run logout again once it has finished, in case it stores a new sign-in)")
         try:
             state = self._load()
             self.forget()  # first: whatever the IdP says, this machine is signed out
