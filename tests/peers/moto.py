@@ -13,7 +13,7 @@ import threading
 import urllib.parse
 import urllib.request
 
-from .net import free_port, wait_http
+from .net import free_port, stop_process, wait_http
 
 
 def _moto_server_cmd():
@@ -54,13 +54,7 @@ class MotoServer:
         urllib.request.urlopen(req, timeout=5).close()
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
 
 class CountingProxy:

@@ -1,6 +1,7 @@
 """Small helpers shared by the test peers: free ports and readiness probes (loopback only)."""
 
 import socket
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -26,3 +27,14 @@ def wait_http(url, timeout=20.0, proc=None):
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"{url} did not answer within {timeout} s")
+
+
+def stop_process(proc, grace=5):
+    """SIGTERM, then SIGKILL after `grace` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

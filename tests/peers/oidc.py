@@ -17,7 +17,7 @@ import tempfile
 import time
 import urllib.request
 
-from .net import free_port, wait_http
+from .net import free_port, stop_process, wait_http
 
 NODE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "node")
 SERVER_SCRIPT = os.path.join(NODE_DIR, "oidc-server.mjs")
@@ -143,13 +143,7 @@ class OidcProvider:
 
     # ---- lifecycle ----
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         if not self._log.closed:
             self._log.close()
         shutil.rmtree(self._tmpdir, ignore_errors=True)
