@@ -216,3 +216,28 @@ def test_recursion_is_refused(sandbox, sts):
     sandbox.write_config(iam_config(sts.url, mfa=False))
     r = sandbox.run("--role", "admin", env={"CREDPROC_ACTIVE": "1"})
     assert r.returncode == 10 and b"refusing to recurse" in r.stderr
+
+
+def test_a_waiter_gives_up_before_terraforms_60_second_kill_and_says_why(sandbox, sts, mfa_counter):
+    """Another process holds the role's lock (say, at an MFA prompt in another terminal) and the cache
+    is cold: the waiter must give up, with the reason, well inside the Go SDK's 60 s."""
+    import time as _time
+
+    from credproc.store import EncryptedFileCache
+
+    sandbox.write_static_keys()
+    sandbox.write_config(iam_config(sts.url, mfa_command=mfa_counter[0]))
+    holder = EncryptedFileCache(sandbox.cache_dir, sandbox.key_path).lock("role:admin", "x")
+    holder.acquire(_time.monotonic())
+    try:
+        t = _time.monotonic()
+        r = sandbox.run("--role", "admin", timeout=70)
+        elapsed = _time.monotonic() - t
+    finally:
+        holder.release()
+    assert r.returncode == 8 and r.stdout == b""
+    assert 40 < elapsed < 55
+    err = r.stderr.decode()
+    assert f"gave up waiting for another credproc process (pid {os.getpid()})" in err
+    assert "still getting credentials for role 'admin'" in err and "another terminal" in err
+    assert sts.actions == []
