@@ -66,6 +66,16 @@ def context(args, interactive=True, force=False, lock_wait=None, role=None, cfg=
     return Context(cfg, store(), terminal, force=force, lock_wait=lock_wait or LOCK_WAIT)
 
 
+def role_credentials(args, role=None, **context_kwargs):
+    """What a command needs: a role's credentials through a fresh context, terminal closed after."""
+    role = role or args.role
+    ctx = context(args, role=role, **context_kwargs)
+    try:
+        return credentials(ctx, role)
+    finally:
+        ctx.terminal.close()
+
+
 def credentials(ctx, role):
     """A role's credentials through its whole chain (cache, lock, refresh, prompts)."""
     from .chain import build

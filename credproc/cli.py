@@ -55,11 +55,7 @@ def build_parser():
 
 def cmd_process(args):
     """credproc --role NAME: the credential_process document on stdout, nothing else."""
-    ctx = app.context(args, interactive=True)
-    try:
-        creds = app.credentials(ctx, args.role)
-    finally:
-        ctx.terminal.close()
+    creds = app.role_credentials(args)
     out = sys.stdout.buffer
     out.write(creds.to_process_json())
     out.flush()

@@ -155,11 +155,7 @@ def run(args):
     _check_can_federate(cfg, args.role)
     federation, destination = endpoints(cfg.region_for(cfg.role(args.role)), cfg.settings.get("federation_url"),
                                         args.destination)
-    ctx = app.context(args, interactive=True, cfg=cfg)
-    try:
-        creds = app.credentials(ctx, args.role)
-    finally:
-        ctx.terminal.close()
+    creds = app.role_credentials(args, cfg=cfg)
     if not creds.session_token:
         raise ConfigError(f"role {args.role!r} yields long-lived keys, which cannot sign in to the console",
                           hint=FEDERATION_HINT)

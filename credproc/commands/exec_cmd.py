@@ -61,12 +61,8 @@ def run(args):
     if not argv:
         raise UsageError("no command given; usage: credproc exec --role NAME [--server] -- COMMAND [ARGS...]")
     _check_found(argv[0])  # before any prompt
-    ctx = app.context(args, interactive=True)
-    try:
-        creds = app.credentials(ctx, args.role)
-    finally:
-        ctx.terminal.close()
-    cfg = ctx.config
+    cfg = app.load_config(args)
+    creds = app.role_credentials(args, cfg=cfg)
     role = cfg.role(args.role)
     region = cfg.region_for(role) if (role.get("region") or cfg.settings.get("region")) else None
     env = child_env(os.environ, region=region)

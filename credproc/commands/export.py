@@ -54,11 +54,7 @@ def add_arguments(parser):
 
 
 def run(args):
-    ctx = app.context(args, interactive=True)
-    try:
-        creds = app.credentials(ctx, args.role)
-    finally:
-        ctx.terminal.close()
+    creds = app.role_credentials(args)
     text = render(creds, args.format, args.role if args.profile_name is None else args.profile_name)  # raises before anything is written
     sys.stdout.write(text)
     sys.stdout.flush()

@@ -20,12 +20,8 @@ def add_arguments(parser):
 def run(args):
     from ..context import LOGIN_LOCK_WAIT
 
-    ctx = app.context(args, interactive=True, force=args.force, lock_wait=LOGIN_LOCK_WAIT)
-    try:
-        creds = app.credentials(ctx, args.role)
-    finally:
-        ctx.terminal.close()
-    print(summary(args.role, creds, ctx.now()))
+    creds = app.role_credentials(args, force=args.force, lock_wait=LOGIN_LOCK_WAIT)
+    print(summary(args.role, creds, int(time.time())))
     return 0
 
 

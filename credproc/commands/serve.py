@@ -45,11 +45,7 @@ def run(args):
     from ..prompt import terminal_modes_restored
     from ..server import CredentialServer, default_profile_warning
 
-    ctx = app.context(args, interactive=True)
-    try:  # authenticate before serving: prompts and configuration errors come first, not on a request
-        app.credentials(ctx, args.role)
-    finally:
-        ctx.terminal.close()
+    app.role_credentials(args)  # authenticate first: prompts and config errors come now, not on a request
     server = CredentialServer(request_fetcher(args, args.role), port=args.port)
     warning = default_profile_warning()
     if warning:
@@ -77,10 +73,6 @@ def request_fetcher(args, role):
     again, its own terminal), so refreshes and prompts happen as for any other credproc run."""
 
     def fetch():
-        ctx = app.context(args, interactive=True)
-        try:
-            return app.credentials(ctx, role)
-        finally:
-            ctx.terminal.close()
+        return app.role_credentials(args, role)
 
     return fetch
