@@ -1,3 +1,5 @@
+import socket
+
 import pytest
 
 from tests.peers.moto import CountingProxy, MotoServer
@@ -17,3 +19,12 @@ def sts(moto_server):
     proxy = CountingProxy(moto_server.url)
     yield proxy
     proxy.stop()
+
+
+@pytest.fixture
+def dead_url():
+    """A loopback URL where nothing listens (bound, not listening: connections are refused)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    yield f"http://127.0.0.1:{s.getsockname()[1]}"
+    s.close()

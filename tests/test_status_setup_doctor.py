@@ -295,17 +295,6 @@ def test_status_with_nothing_cached_creates_no_key(env, capsys):
     assert not env.key_path.exists() and not env.cache_dir.exists()
 
 
-@pytest.fixture
-def dead_url():
-    """A loopback URL where nothing listens (bound, not listening: connections are refused)."""
-    import socket
-
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    yield f"http://127.0.0.1:{s.getsockname()[1]}"
-    s.close()
-
-
 # -- logout's sweep ------------------------------------------------------------------------------------
 def test_logout_all_removes_entries_of_unconfigured_roles_but_not_key_locks_or_temp_files(env, capsys, dead_url):
     store = prepared_cache(env, issuer=dead_url)

@@ -4,11 +4,9 @@ OIDC provider (npm oidc-provider) and the CAS emulator, running the real credpro
 import json
 import os
 import re
-import socket
 import threading
 import time
 
-import pytest
 
 from tests.integration.test_cas import PASSWORD, ROLE_A
 from tests.integration.test_iam_moto import iam_config
@@ -18,15 +16,6 @@ from tests.peers.cas_emulator import CasEmulator
 from tests.sandbox import STATIC_KEY_ID, STATIC_SECRET
 
 ENTRY = re.compile(r"^[0-9a-f]{40}$")
-
-
-@pytest.fixture
-def dead_url():
-    """A loopback URL where nothing listens (bound, not listening: connections are refused)."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    yield f"http://127.0.0.1:{s.getsockname()[1]}"
-    s.close()
 
 
 def status(sandbox):
