@@ -9,22 +9,22 @@ import re
 
 from .cache import digest
 from .errors import ConfigError
+from .idp.checks import CHAINED_MAX_DURATION, MAX_DURATION, MIN_DURATION  # noqa: F401 (re-exported)
+from .idp.checks import Checker as _Checker
+from .idp.checks import in_range as _range
+from .idp.checks import matches as _match
+from .idp.checks import readable_file as _readable_file
+from .idp.checks import secure_url as _secure_url
+from .idp.checks import str_list as _str_list
 
 DEFAULT_REGION = "us-east-1"
 DEFAULT_REFRESH_MARGIN = 20 * 60
 DEFAULT_DURATION = 3600
-# SDKs discard credentials with 15 minutes or less left, so a session must last longer than that
-# to be usable at all; 20 minutes leaves a useful window.
-MIN_DURATION = 20 * 60
-MAX_DURATION = 43200
-CHAINED_MAX_DURATION = 3600  # STS caps role chaining at one hour
 SESSION_NAME_RE = re.compile(r"^[\w+=,.@-]{2,64}\Z")
 REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}\Z")
 ROLE_ARN_RE = re.compile(r"^arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}\Z")
 MFA_SERIAL_RE = re.compile(r"^(arn:aws[\w-]*:iam::\d{12}:(mfa|u2f)/[\w+=,.@/-]+|GAHT[0-9A-Z]+|[\w+=/:,.@-]{9,256})\Z")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
-
-_MISSING = object()
 
 
 def _load_toml(data):
@@ -53,77 +53,9 @@ def default_session_name():
     return sanitize_session_name(f"credproc-{user}" if user else "credproc")
 
 
-class _Checker:
-    """Collects every problem, each as `section.key: what is wrong`."""
-
-    def __init__(self):
-        self.problems = []
-
-    def add(self, where, what):
-        self.problems.append(f"{where}: {what}")
-
-    def table(self, parent, key, where):
-        value = parent.get(key, {})
-        if not isinstance(value, dict):
-            self.add(where, "must be a table")
-            return {}
-        return value
-
-    def get(self, table, key, where, kind, default=None, required=False, choices=None, check=None, hint=""):
-        value = table.get(key, _MISSING)
-        if value is _MISSING:
-            if required:
-                self.add(f"{where}.{key}", f"is required{hint}")
-            return default
-        if kind is int and isinstance(value, bool) or not isinstance(value, kind):
-            names = {str: "a string", int: "an integer", list: "a list", dict: "a table", bool: "true or false"}
-            self.add(f"{where}.{key}", f"must be {names.get(kind, kind.__name__)}, not {json.dumps(value, default=str)}")
-            return default
-        if choices and value not in choices:
-            self.add(f"{where}.{key}", f"must be one of {', '.join(map(repr, choices))}, not {value!r}")
-            return default
-        if check:
-            problem = check(value)
-            if problem:
-                self.add(f"{where}.{key}", problem)
-                return default
-        return value
-
-    def unknown(self, table, allowed, where):
-        for key in table:
-            if key not in allowed:
-                self.add(f"{where}.{key}", f"unknown key (known: {', '.join(sorted(allowed))})")
-
-
-def _range(lo, hi, unit="seconds"):
-    return lambda v: None if lo <= v <= hi else f"must be between {lo} and {hi} {unit}, not {v}"
-
-
-def _match(regex, what):
-    return lambda v: None if regex.match(v) else f"{v!r} is not {what}"
-
-
-def _secure_url(v):
-    from .http import check_url
-
-    try:
-        check_url(v, "")
-    except ConfigError:
-        return f"{v!r} must be an https:// URL (plain http only to a loopback address)"
-    return None
-
-
-def _readable_file(v):
-    return None if os.path.isfile(os.path.expanduser(v)) else f"{v!r} is not a readable file"
-
-
 def _ca_bundle(c, table, where):
     path = c.get(table, "ca_bundle", where, str, check=_readable_file)
     return os.path.expanduser(path) if path else None
-
-
-def _str_list(v):
-    return None if all(isinstance(x, str) for x in v) else "must be a list of strings"
 
 
 class Config:
