@@ -99,6 +99,11 @@ class IdentitySource:
     #: False when the identity provider calls STS itself (CAS): `doctor` then probes no STS
     #: endpoint for roles straight over it
     role_calls_sts = True
+    #: a minimal valid [idp.NAME] table (without "type") and the keys of a minimal valid role over
+    #: it (without "idp"): documentation, and what tests/idp_contract.py parses and builds. No
+    #: network or file is touched when they are parsed and the chain is built.
+    example_idp = {}
+    example_role = {"arn": "arn:aws:iam::123456789012:role/Example"}
 
     # -- configuration (config.parse) ------------------------------------------------------------
     def key_names(self):

@@ -19,6 +19,7 @@ def _session_endpoint(cfg):
 class IamSource(IdentitySource):
     type_name = "iam"
     title = "long-lived IAM user keys"
+    example_idp = {"profile": "corp-user"}
     keys = (
         Key("profile", str, required=True, hint=" (the AWS profile in ~/.aws/credentials holding the long-lived keys)",
             doc="AWS profile holding the IAM user's `aws_access_key_id`/`aws_secret_access_key`, in "

@@ -21,6 +21,7 @@ def _identity(name):
 class OidcSource(IdentitySource):
     type_name = "oidc"
     title = "OpenID Connect"
+    example_idp = {"issuer": "https://example.okta.com", "client_id": "0oa1b2c3d4"}
     keys = (
         Key("issuer", str, required=True, check=secure_url, hint=" (e.g. https://example.okta.com)",
             type_doc="https URL (http only to loopback)",
