@@ -145,7 +145,8 @@ class IdentitySourceContract:
         assert current is not None, (f"README.md has no key table for type {source.type_name!r}: add {start} and "
                                      f"{end} in its section, then run python -m credproc.idp.readme --write")
         assert current == readme.render_table(source), "README.md is out of step: run python -m credproc.idp.readme --write"
-        assert f'`type = "{source.type_name}"`' in text, "the README needs a section for the type"
+        heading = f'### `[idp.NAME]` with `type = "{source.type_name}"`: {source.title}\n'
+        assert source.title and heading in text, f"the README's configuration reference needs the heading {heading!r}"
 
     def test_its_module_is_cheap_to_import(self, source):
         """Config parsing imports the module: no AWS SDK, HTTP client or crypto at import time."""

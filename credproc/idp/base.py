@@ -89,7 +89,8 @@ class IdentitySource:
 
     #: the `type = "..."` value, e.g. "iam"
     type_name = None
-    #: README heading after `### [idp.NAME] with type = "x"`: ..., e.g. "long-lived IAM user keys"
+    #: what the source is, e.g. "long-lived IAM user keys"; the README's configuration reference
+    #: has the heading  ### `[idp.NAME]` with `type = "iam"`: long-lived IAM user keys
     title = ""
     #: Key objects in README order (without "type", which every source has)
     keys = ()
