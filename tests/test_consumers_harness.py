@@ -177,9 +177,33 @@ def test_timeout_kills_consumer(tmp_path, moto_server):
 
 
 def test_availability_reasons():
-    for fn in (consumers.node_available, consumers.terraform_available):
+    for fn in (consumers.node_available, consumers.terraform_available, consumers.aws_cli_v2_available,
+               _go("v1"), _go("v2"), consumers.ruby_sdk_available, consumers.js_sdk_v2_available):
         ok, reason = fn()
         assert isinstance(ok, bool) and isinstance(reason, str) and reason
+
+
+def test_aws_cli_v2_unavailable_when_absent_or_v1(monkeypatch, tmp_path):
+    monkeypatch.setattr(consumers, "AWS_CLI_V2", str(tmp_path / "aws"))
+    ok, reason = consumers.aws_cli_v2_available()
+    assert not ok and "install-consumers.sh" in reason
+    # the venv's PyPI AWS CLI v1 must not pass for v2
+    monkeypatch.setattr(consumers, "AWS_CLI_V2", consumers.aws_cli_path())
+    ok, reason = consumers.aws_cli_v2_available()
+    assert not ok and "is not the AWS CLI v2" in reason and "aws-cli/1." in reason
+
+
+def test_go_sdk_unavailable_without_debians_tree(monkeypatch, tmp_path):
+    monkeypatch.setattr(consumers, "DEBIAN_GOPATH", str(tmp_path))
+    monkeypatch.setattr(consumers, "_go_exe", lambda: "/usr/bin/go")
+    for version, package in (("v1", "golang-github-aws-aws-sdk-go-dev"), ("v2", "golang-github-aws-aws-sdk-go-v2-dev")):
+        ok, reason = consumers.go_sdk_available(version)
+        assert not ok and package in reason
+
+
+def test_go_sdk_versions_are_v1_and_v2_only():
+    with pytest.raises(ValueError):
+        consumers.go_sdk_available("v3")
 
 
 def test_terraform_unavailable_without_mirror(monkeypatch, tmp_path):
