@@ -57,4 +57,9 @@ def _idp_chain(ctx, idp, role, session_name, region, endpoint):
         from .providers.web_identity import OidcSession, WebIdentityProvider
 
         return WebIdentityProvider(ctx, OidcSession(ctx, idp), role, region, endpoint)
+    if idp["type"] == "sso":
+        from .providers.sso import SsoRoleProvider
+        from .sso import SsoSession
+
+        return SsoRoleProvider(ctx, SsoSession(ctx, idp), role)
     raise NotImplementedError(idp["type"])  # config validation admits only implemented types

@@ -23,6 +23,8 @@ REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}\Z")
 ROLE_ARN_RE = re.compile(r"^arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}\Z")
 MFA_SERIAL_RE = re.compile(r"^(arn:aws[\w-]*:iam::\d{12}:(mfa|u2f)/[\w+=,.@/-]+|GAHT[0-9A-Z]+|[\w+=/:,.@-]{9,256})\Z")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
+ACCOUNT_ID_RE = re.compile(r"^\d{12}\Z")
+PERMISSION_SET_RE = re.compile(r"^[\w+=,.@-]{1,64}\Z")
 
 _MISSING = object()
 
@@ -176,9 +178,10 @@ IDP_KEYS = {
     "cas": {"type", "url", "username", "password_command", "mfa", "ca_bundle", "timeout"},
     "oidc": {"type", "issuer", "client_id", "client_secret", "scopes", "flow", "roles_claim", "session_name_claim",
              "open_browser", "redirect_path", "username", "password_command", "ca_bundle", "timeout"},
+    "sso": {"type", "start_url", "region", "flow", "scopes", "aws_cli_cache", "oidc_endpoint_url", "portal_endpoint_url"},
 }
 ROLE_KEYS = {"idp", "source_role", "arn", "duration", "session_name", "external_id", "source_identity",
-             "tags", "transitive_tag_keys", "policy_arns", "region", "sts_endpoint_url"}
+             "tags", "transitive_tag_keys", "policy_arns", "region", "sts_endpoint_url", "account_id", "role_name"}
 SETTINGS_KEYS = {"region", "sts_endpoint_url", "refresh_margin", "prompt", "federation_url"}
 
 
@@ -223,6 +226,16 @@ def _check_idp(c, name, table, where):
         idp["password_command"] = c.get(table, "password_command", where, str)
         idp["ca_bundle"] = _ca_bundle(c, table, where)
         idp["timeout"] = c.get(table, "timeout", where, int, default=30, check=_range(5, 600))
+    elif kind == "sso":
+        idp["start_url"] = c.get(table, "start_url", where, str, required=True, check=_secure_url,
+                                 hint=" (the AWS access portal URL, e.g. https://my-org.awsapps.com/start)")
+        idp["region"] = c.get(table, "region", where, str, required=True, check=_match(REGION_RE, "an AWS region (e.g. eu-west-1)"),
+                              hint=" (the IAM Identity Center region, the AWS CLI's sso_region)")
+        idp["flow"] = c.get(table, "flow", where, str, default="browser", choices=["browser", "device"])
+        idp["scopes"] = c.get(table, "scopes", where, list, default=["sso:account:access"], check=_str_list)
+        idp["aws_cli_cache"] = c.get(table, "aws_cli_cache", where, str, default="read", choices=["read", "share", "off"])
+        idp["oidc_endpoint_url"] = c.get(table, "oidc_endpoint_url", where, str, check=_secure_url)
+        idp["portal_endpoint_url"] = c.get(table, "portal_endpoint_url", where, str, check=_secure_url)
     return idp
 
 
@@ -253,6 +266,9 @@ def _check_role(c, name, table, where, idps):
                          check=lambda v: None if all(isinstance(x, str) for x in v.values()) else "values must be strings")
     role["transitive_tag_keys"] = c.get(table, "transitive_tag_keys", where, list, check=_str_list)
     role["policy_arns"] = c.get(table, "policy_arns", where, list, check=_str_list)
+    role["account_id"] = c.get(table, "account_id", where, str, check=_match(ACCOUNT_ID_RE, "a 12-digit AWS account id"))
+    role["role_name"] = c.get(table, "role_name", where, str,
+                              check=_match(PERMISSION_SET_RE, "a permission set name (letters, digits, +=,.@_-)"))
     return role
 
 
@@ -296,12 +312,18 @@ def parse(path, raw_bytes):
         "cas": ("session_name", "external_id", "source_identity", "tags", "transitive_tag_keys", "policy_arns", "region",
                 "sts_endpoint_url"),
         "oidc": ("external_id", "source_identity", "tags", "transitive_tag_keys", "policy_arns"),
+        "sso": ("arn", "session_name", "external_id", "source_identity", "tags", "transitive_tag_keys", "policy_arns",
+                "region", "sts_endpoint_url"),
     }
     for name, role in roles.items():
         idp = idps.get(role.get("idp") or "")
-        for key in ignored.get(idp and idp.get("type"), ()):
+        keys = ignored.get(idp and idp.get("type"), ())
+        if not idp or idp.get("type") != "sso":
+            keys += ("account_id", "role_name")  # Identity Center's way of naming a role
+        for key in keys:
             if role.get(key) is not None:
-                c.add(f"role.{name}.{key}", f"has no effect for a role over a {idp['type']} identity provider (remove it)")
+                over = f"a role over a {idp['type']} identity provider" if idp else "a role with source_role (it uses arn)"
+                c.add(f"role.{name}.{key}", f"has no effect for {over} (remove it)")
         if idp and idp.get("type") == "oidc" and not role.get("arn") and not idp.get("roles_claim"):
             c.add(f"role.{name}.arn", f"is required: [idp.{idp['name']}] has no roles_claim to choose a role from")
         seen = [name]
