@@ -275,7 +275,8 @@ class SsoEmulator:
             token["revoked"] = True
         return self._issue(body["clientId"], client, keep_refresh=None if self.rotate_refresh_tokens else body["refreshToken"])
 
-    def _issue(self, client_id, client, keep_refresh=None):
+    def _issue(self, client_id, client, keep_refresh=None, grant=None):
+        self.counts["TokensIssued"] += 1
         access = "access-" + secrets.token_urlsafe(32)
         self.access_tokens[access] = {"expires_at": time.time() + self.access_ttl, "client_id": client_id}
         out = {"accessToken": access, "tokenType": "Bearer", "expiresIn": self.access_ttl}
