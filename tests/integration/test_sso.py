@@ -397,3 +397,22 @@ def test_share_mode_the_newer_copy_wins(sandbox, em, moto_server):
     r = sandbox.run("--role", "prod-admin")
     assert r.returncode == 0, r.stderr
     assert em.count("CreateToken:refresh_token") == 1
+
+
+def test_sso_roles_lists_every_account_and_role_with_the_block_to_paste(sandbox, em):
+    sandbox.write_config(sso_config(em))
+    r = sandbox.run("sso", "roles", "--idp", "corp-sso")
+    assert r.returncode == 4 and b"credproc sso roles --idp corp-sso" in r.stderr  # no sign-in, no terminal
+    device_login(sandbox)
+    r = sandbox.run("sso", "roles", "--idp", "corp-sso")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.decode()
+    assert out.count("[role.") == 3
+    assert ('# Production (111111111111)\n[role.production-administratoraccess]\nidp = "corp-sso"\n'
+            'account_id = "111111111111"\nrole_name = "AdministratorAccess"\n') in out
+    assert '[role.sandbox-developer]' in out
+    # what it prints is a valid config: paste it and use it
+    with open(sandbox.config_path, "a") as f:
+        f.write("\n" + out.replace("[role.sandbox-developer]", "[role.pasted]"))
+    assert sandbox.run("--role", "pasted").returncode == 0
+    assert sandbox.run("sso", "roles", "--idp", "nope").returncode == 2
