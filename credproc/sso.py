@@ -529,3 +529,66 @@ class SsoSession:
         finally:
             lock.release()
 
+
+
+# -- status and logout (read-only report; removal), shared by the commands --------------------------
+def session_report(cfg, store, idp, now):
+    """The `status` entry of one sso idp's sign-in: read-only (no lock, refresh or network), no secret."""
+    from .credentials import format_expiration
+
+    name = idp["name"]
+    identity = f"sso:{name}"
+    entry = store.get(identity)
+    state = {}
+    if entry is not None:
+        try:
+            state = json.loads(entry.body)
+        except ValueError:
+            state = {}
+    if not isinstance(state, dict):
+        state = {}
+    token_exp = state.get("expires_at") if state.get("access_token") and isinstance(state.get("expires_at"), int) else None
+    reg = state.get("registration") if isinstance(state.get("registration"), dict) else {}
+    reg_exp = reg.get("expires_at") if isinstance(reg.get("expires_at"), int) else None
+    refreshable = reg_exp if state.get("refresh_token") and reg_exp and reg_exp > now else None
+    if entry is None:
+        st = "none"
+    elif entry.fingerprint != cfg.idp_fingerprint(name):
+        st = "stale"
+    elif (token_exp and token_exp > now) or refreshable:
+        st = "valid"
+    else:
+        st = "expired"
+    return {"identity": identity, "idp": name, "type": "sso", "kind": "identity center sign-in", "state": st,
+            "expires_at": format_expiration(entry.expires_at) if entry else None,
+            "seconds_left": entry.expires_at - now if entry else None,
+            "access_token_until": format_expiration(token_exp) if token_exp and token_exp > now else None,
+            "refreshable_until": format_expiration(refreshable) if refreshable else None,
+            "start_url": idp["start_url"]}
+
+
+def session_columns(session):
+    """(WHAT, DETAIL) of the status table."""
+    detail = (f"access token valid until {session['access_token_until'] or '-'}; "
+              f"refreshable until {session['refreshable_until'] or '-'}")
+    return f"{session['kind']} at {session['start_url']}", detail
+
+
+def logout(cfg, store, idp, say, new_context):
+    """Remove the sign-in (and the shared CLI token file in "share" mode), then end it at the portal.
+    True if there was something to remove."""
+    identity = f"sso:{idp['name']}"
+    where = f"the IAM Identity Center sign-in at {idp['start_url']}"
+    entry = store.get(identity)
+    shared = CliTokenCache(idp)
+    had_shared = shared.mode == "share" and os.path.exists(shared.shared_path())
+    if entry is None or entry.fingerprint != cfg.idp_fingerprint(idp["name"]):
+        removed = store.delete(identity)
+        shared.delete()
+        if removed or had_shared:
+            say(f"removed {where} (not ended at the portal: {'unreadable' if entry is None else 'made from other settings'})")
+            return True
+        return False
+    ended = SsoSession(new_context(), idp).logout()
+    say(f"{'ended (portal Logout) and ' if ended else ''}removed {where}")
+    return True

@@ -208,6 +208,8 @@ def sts_endpoints(cfg):
         idp = cfg.idps[cfg.chain_of(name)[-1]["idp"]]
         if idp["type"] == "cas":  # CAS calls STS itself
             continue
+        if idp["type"] == "sso" and not role.get("source_role"):  # GetRoleCredentials, not STS
+            continue
         url = cfg.sts_endpoint_for(role) or f"https://sts.{cfg.region_for(role)}.amazonaws.com"
         used.setdefault(url, []).append(f"role {name}")
     for name, idp in cfg.idps.items():
@@ -228,6 +230,12 @@ def network_checks(cfg):
         elif idp["type"] == "oidc":
             yield (_reachable, f"idp {name}", "the OIDC discovery document",
                    idp["issuer"].rstrip("/") + "/.well-known/openid-configuration", idp.get("ca_bundle"))
+        elif idp["type"] == "sso":
+            from ..sso import endpoints
+
+            oidc_url, portal_url = endpoints(idp["region"])
+            yield _reachable, f"idp {name}", "the Identity Center OIDC endpoint", idp.get("oidc_endpoint_url") or oidc_url
+            yield _reachable, f"idp {name}", "the Identity Center portal", idp.get("portal_endpoint_url") or portal_url
     for url, users in sts_endpoints(cfg).items():
         yield _reachable, f"STS for {', '.join(users)}", "the STS endpoint", url
 

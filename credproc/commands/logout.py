@@ -151,6 +151,10 @@ def _remove_idp_session(cfg, store, idp, say):
         return False
     if idp["type"] == "oidc":
         return _revoke_oidc(cfg, store, idp, say)
+    if idp["type"] == "sso":
+        from ..sso import logout
+
+        return logout(cfg, store, idp, say, lambda: _context(cfg, store))
     return False  # CAS: no session is cached apart from the role's credentials
 
 

@@ -129,6 +129,10 @@ def collect(cfg, store, now):
                              "expires_at": expires_at, "seconds_left": left})
         elif idp["type"] == "oidc":
             sessions.append(_oidc_session(cfg, store, name, idp, now))
+        elif idp["type"] == "sso":
+            from ..sso import session_report
+
+            sessions.append(session_report(cfg, store, idp, now))
     return {"roles": roles, "sessions": sessions}
 
 
@@ -203,6 +207,10 @@ def render(report):
                     id_token = "expired"
                 detail = f"refresh token: {'yes' if s['refresh_token'] else 'no'}; ID token: {id_token}"
                 what = f"{s['kind']} at {s['issuer']}"
+            elif s["type"] == "sso":
+                from ..sso import session_columns
+
+                what, detail = session_columns(s)
             else:
                 detail = ""
                 what = s["kind"]

@@ -416,3 +416,58 @@ def test_sso_roles_lists_every_account_and_role_with_the_block_to_paste(sandbox,
         f.write("\n" + out.replace("[role.sandbox-developer]", "[role.pasted]"))
     assert sandbox.run("--role", "pasted").returncode == 0
     assert sandbox.run("sso", "roles", "--idp", "nope").returncode == 2
+
+
+def test_status_logout_and_doctor(sandbox, em, dead_url):
+    sandbox.write_config(sso_config(em))
+    device_login(sandbox)
+    report = json.loads(sandbox.run("status", "--json").stdout)
+    (session,) = [s for s in report["sessions"] if s["type"] == "sso"]
+    assert session["identity"] == "sso:corp-sso" and session["state"] == "valid"
+    assert session["access_token_until"].endswith("Z") and session["refreshable_until"].endswith("Z")
+    assert session["start_url"] == START_URL
+    table = sandbox.run("status").stdout.decode()
+    assert "identity center sign-in at https://my-org.awsapps.com/start" in table and "refreshable until 20" in table
+    state = session_state(sandbox)
+    assert state["access_token"] not in json.dumps(report) + table  # never a secret
+
+    r = sandbox.run("doctor")
+    out = r.stdout.decode() + r.stderr.decode()
+    assert f"the Identity Center OIDC endpoint {em.oidc_url} is reachable" in out
+    assert f"the Identity Center portal {em.portal_url} is reachable" in out
+
+    em.reset_counts()
+    r = sandbox.run("logout", "--role", "prod-admin")
+    assert r.returncode == 0, r.stderr
+    assert "ended (portal Logout) and removed the IAM Identity Center sign-in" in r.stdout.decode()
+    assert em.count("Logout") == 1 and session_state(sandbox) is None
+    assert state["access_token"] not in em.valid_access_tokens()
+    drop_role_credentials(sandbox, "sandbox-dev")
+    assert sandbox.run("--role", "sandbox-dev").returncode == 4  # signed out: the next call needs a sign-in
+
+    sandbox.write_config(sso_config(em).replace(em.portal_url, dead_url))
+    r = sandbox.run("doctor")
+    assert r.returncode == 12 and dead_url in r.stdout.decode() + r.stderr.decode()
+
+
+def test_logout_in_share_mode_removes_the_shared_file(sandbox, em):
+    sandbox.write_config(sso_config(em, cli_cache="share"))
+    device_login(sandbox)
+    assert os.path.exists(cli_cache_file(sandbox, "corp-sso"))
+    assert sandbox.run("logout", "--all").returncode == 0
+    assert not os.path.exists(cli_cache_file(sandbox, "corp-sso"))
+
+
+def test_setup_writes_profiles_for_identity_center_roles(sandbox, em, moto_server):
+    from tests.peers.consumers import boto3_caller_arn
+
+    sandbox.write_config(sso_config(em))
+    device_login(sandbox)
+    r = sandbox.run("setup")
+    assert r.returncode == 0, r.stderr
+    with open(sandbox.aws_config) as f:
+        text = f.read()
+    assert "[profile prod-admin]" in text and "--role sandbox-dev" in text
+    with open(sandbox.aws_config, "a") as f:
+        f.write(f"region = us-east-1\nendpoint_url = {moto_server.url}\n")  # the last profile written: sandbox-dev
+    assert boto3_caller_arn(sandbox.env, "sandbox-dev").startswith("arn:aws:sts::222222222222:assumed-role/Developer/")
