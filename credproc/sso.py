@@ -421,7 +421,9 @@ class SsoSession:
 
     def _newest(self):
         """Our state, or a newer one that the AWS CLI (or an SDK) left in a shared token file."""
-        state = {} if self.ctx.force else self.load()
+        if self.ctx.force:  # `login --force`: a new sign-in, whatever is cached here or there
+            return {}, False
+        state = self.load()
         for path in self.cli.candidates():
             theirs = self.cli.load(path)
             if theirs is None or theirs.get("expires_at", 0) <= state.get("expires_at", 0) \

@@ -22,14 +22,16 @@ States:
   none         nothing cached
 
 --json prints one object (a stable structure for scripts):
-  {"roles": [{"role": NAME, "idp": ROOT_IDP, "idp_type": "iam"|"cas"|"oidc",
+  {"roles": [{"role": NAME, "idp": ROOT_IDP, "idp_type": "iam"|"cas"|"oidc"|"sso",
               "source_role": NAME|null, "state": STATE, "expires_at": "YYYY-mm-ddTHH:MM:SSZ"|null,
-              "seconds_left": INT|null, "account": "123456789012"|null, "role_choice": ARN|null}],
-   "sessions": [{"identity": "idp:NAME"|"oidc:NAME", "idp": NAME, "type": "iam"|"oidc",
-                 "kind": "mfa session"|"session"|"oidc sign-in", "state": STATE,
+              "seconds_left": INT|null, "account": "123456789012"|null,
+              "role_choice": ARN|"ACCOUNT/ROLE_NAME" (sso)|null}],
+   "sessions": [{"identity": "idp:NAME"|"oidc:NAME"|"sso:NAME", "idp": NAME, "type": "iam"|"oidc"|"sso",
+                 "kind": "mfa session"|"session"|"oidc sign-in"|"identity center sign-in", "state": STATE,
                  "expires_at": ...|null, "seconds_left": INT|null,
                  "refresh_token": BOOL (oidc only), "id_token_seconds_left": INT|null (oidc only),
-                 "issuer": URL (oidc only)}]}
+                 "issuer": URL (oidc only), "start_url": URL (sso only),
+                 "access_token_until", "refreshable_until": "YYYY-mm-ddTHH:MM:SSZ"|null (sso only)}]}
 Keys may be added later, never renamed or removed."""
 EXAMPLES = """\
   credproc status

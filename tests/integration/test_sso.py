@@ -7,8 +7,6 @@ import json
 import os
 import re
 import select
-import subprocess
-import threading
 import time
 import urllib.error
 import urllib.parse
@@ -471,3 +469,26 @@ def test_setup_writes_profiles_for_identity_center_roles(sandbox, em, moto_serve
     with open(sandbox.aws_config, "a") as f:
         f.write(f"region = us-east-1\nendpoint_url = {moto_server.url}\n")  # the last profile written: sandbox-dev
     assert boto3_caller_arn(sandbox.env, "sandbox-dev").startswith("arn:aws:sts::222222222222:assumed-role/Developer/")
+
+
+def test_terraform_uses_the_identity_center_role(sandbox, em, moto_server, tmp_path):
+    from tests.integration.test_consumers import require
+    from tests.peers import consumers
+
+    require(consumers.terraform_available)
+    sandbox.write_config(sso_config(em))
+    device_login(sandbox)
+    sandbox.add_aws_profile("admin", "prod-admin", moto_server.url)
+    arn = consumers.terraform_caller_arn(sandbox.env, "admin", moto_server.url, str(tmp_path / "tf"),
+                                         skip_credentials_validation=True, skip_requesting_account_id=True)
+    assert arn.startswith("arn:aws:sts::111111111111:assumed-role/AdministratorAccess/")
+    assert em.count("GetRoleCredentials") == 1  # Terraform ran credproc twice; both from the one sign-in and cache
+
+
+def test_login_force_signs_in_again(sandbox, em):
+    sandbox.write_config(sso_config(em))
+    device_login(sandbox)
+    before = session_state(sandbox)["access_token"]
+    device_login(sandbox, "prod-admin", "--force")
+    assert em.count("StartDeviceAuthorization") == 2
+    assert session_state(sandbox)["access_token"] != before
