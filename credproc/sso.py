@@ -26,6 +26,8 @@ from .credentials import Credentials
 from .errors import AccessDenied, AuthenticationFailed, LockTimeout, LoginRequired, NetworkError, ServiceError
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+OIDC_SERVICE = "sso-oidc"
+PORTAL_SERVICE = "sso"  # not an idp type: botocore's name of the access portal service
 DEFAULT_SCOPES = ["sso:account:access"]
 REDIRECT_PATH = "/oauth/callback"
 MIN_TOKEN_LEFT = 120  # a cached access token closer than this to its end is refreshed first
@@ -91,7 +93,7 @@ class SsoClient:
 
             cfg = botocore.config.Config(signature_version=botocore.UNSIGNED, connect_timeout=5, read_timeout=30,
                                          retries={"total_max_attempts": 2, "mode": "standard"}, user_agent_appid="credproc")
-            url = self.oidc_url if service == "sso-oidc" else self.portal_url
+            url = self.oidc_url if service == OIDC_SERVICE else self.portal_url
             try:
                 self._clients[service] = _botocore_session().create_client(service, region_name=self.idp["region"],
                                                                            endpoint_url=url, config=cfg)
@@ -105,7 +107,7 @@ class SsoClient:
         import botocore.exceptions as bx
 
         client = self._client(service)
-        url = self.oidc_url if service == "sso-oidc" else self.portal_url
+        url = self.oidc_url if service == OIDC_SERVICE else self.portal_url
         try:
             return getattr(client, _snake(operation))(**params), None
         except bx.ClientError as e:
@@ -127,7 +129,7 @@ class SsoClient:
                           redirectUris=["http://127.0.0.1" + REDIRECT_PATH], issuerUrl=self.idp["start_url"])
         else:
             params.update(grantTypes=[DEVICE_GRANT, "refresh_token"])
-        resp, code = self._call("sso-oidc", "RegisterClient", **params)
+        resp, code = self._call(OIDC_SERVICE, "RegisterClient", **params)
         if resp is None:
             raise ServiceError(f"IAM Identity Center at {self.oidc_url} refused to register credproc as a client: {code}")
         if not resp.get("clientId") or not resp.get("clientSecret") or not isinstance(resp.get("clientSecretExpiresAt"), int):
@@ -143,7 +145,7 @@ class SsoClient:
 
     def device_login(self, reg):
         self.terminal.require("an IAM Identity Center sign-in (device code)")
-        resp, code = self._call("sso-oidc", "StartDeviceAuthorization", clientId=reg["client_id"],
+        resp, code = self._call(OIDC_SERVICE, "StartDeviceAuthorization", clientId=reg["client_id"],
                                 clientSecret=reg["client_secret"], startUrl=self.idp["start_url"])
         if resp is None or not resp.get("deviceCode"):
             raise ServiceError(f"device authorization at {self.oidc_url} failed: {code or 'no device code'}")
@@ -159,7 +161,7 @@ class SsoClient:
                 self.sleep(interval)
                 if self.clock() > deadline:
                     raise AuthenticationFailed("the sign-in code expired before the sign-in completed", hint="run the command again")
-                tokens, code = self._call("sso-oidc", "CreateToken", grantType=DEVICE_GRANT, clientId=reg["client_id"],
+                tokens, code = self._call(OIDC_SERVICE, "CreateToken", grantType=DEVICE_GRANT, clientId=reg["client_id"],
                                           clientSecret=reg["client_secret"], deviceCode=resp["deviceCode"])
                 if tokens is not None:
                     return self._tokens(tokens)
@@ -199,7 +201,7 @@ class SsoClient:
                                        hint='over SSH, or without a browser on this machine, set flow = "device"')
         if params.get("error"):
             raise AuthenticationFailed(f"the sign-in failed: {params['error']}")
-        tokens, code = self._call("sso-oidc", "CreateToken", grantType="authorization_code", clientId=reg["client_id"],
+        tokens, code = self._call(OIDC_SERVICE, "CreateToken", grantType="authorization_code", clientId=reg["client_id"],
                                   clientSecret=reg["client_secret"], redirectUri=redirect_uri, code=params.get("code", ""),
                                   codeVerifier=verifier)
         if tokens is None:
@@ -208,7 +210,7 @@ class SsoClient:
 
     def refresh(self, reg, refresh_token):
         """New tokens, or None when the refresh token or the registration is no longer good."""
-        tokens, code = self._call("sso-oidc", "CreateToken", grantType="refresh_token", clientId=reg["client_id"],
+        tokens, code = self._call(OIDC_SERVICE, "CreateToken", grantType="refresh_token", clientId=reg["client_id"],
                                   clientSecret=reg["client_secret"], refreshToken=refresh_token)
         if tokens is not None:
             return self._tokens(tokens)
@@ -228,7 +230,7 @@ class SsoClient:
 
     # -- the portal -----------------------------------------------------------------------------
     def _portal(self, operation, **params):
-        resp, code = self._call("sso", operation, **params)
+        resp, code = self._call(PORTAL_SERVICE, operation, **params)
         if resp is not None:
             return resp
         if code == "UnauthorizedException":
@@ -267,7 +269,7 @@ class SsoClient:
         return sorted(r["roleName"] for r in found if isinstance(r.get("roleName"), str))
 
     def logout(self, access_token):
-        resp, code = self._call("sso", "Logout", accessToken=access_token)
+        resp, code = self._call(PORTAL_SERVICE, "Logout", accessToken=access_token)
         return resp is not None
 
 
@@ -296,7 +298,7 @@ class CliTokenCache:
     def __init__(self, idp):
         self.idp = idp
         self.mode = idp["aws_cli_cache"]
-        self.dir = os.path.join(os.path.expanduser("~"), ".aws", "sso", "cache")
+        self.dir = os.path.normpath(os.path.expanduser("~/.aws/sso/cache"))
 
     @staticmethod
     def _name(text):
@@ -532,65 +534,3 @@ class SsoSession:
             lock.release()
 
 
-
-# -- status and logout (read-only report; removal), shared by the commands --------------------------
-def session_report(cfg, store, idp, now):
-    """The `status` entry of one sso idp's sign-in: read-only (no lock, refresh or network), no secret."""
-    from .credentials import format_expiration
-
-    name = idp["name"]
-    identity = f"sso:{name}"
-    entry = store.get(identity)
-    state = {}
-    if entry is not None:
-        try:
-            state = json.loads(entry.body)
-        except ValueError:
-            state = {}
-    if not isinstance(state, dict):
-        state = {}
-    token_exp = state.get("expires_at") if state.get("access_token") and isinstance(state.get("expires_at"), int) else None
-    reg = state.get("registration") if isinstance(state.get("registration"), dict) else {}
-    reg_exp = reg.get("expires_at") if isinstance(reg.get("expires_at"), int) else None
-    refreshable = reg_exp if state.get("refresh_token") and reg_exp and reg_exp > now else None
-    if entry is None:
-        st = "none"
-    elif entry.fingerprint != cfg.idp_fingerprint(name):
-        st = "stale"
-    elif (token_exp and token_exp > now) or refreshable:
-        st = "valid"
-    else:
-        st = "expired"
-    return {"identity": identity, "idp": name, "type": "sso", "kind": "identity center sign-in", "state": st,
-            "expires_at": format_expiration(entry.expires_at) if entry else None,
-            "seconds_left": entry.expires_at - now if entry else None,
-            "access_token_until": format_expiration(token_exp) if token_exp and token_exp > now else None,
-            "refreshable_until": format_expiration(refreshable) if refreshable else None,
-            "start_url": idp["start_url"]}
-
-
-def session_columns(session):
-    """(WHAT, DETAIL) of the status table."""
-    detail = (f"access token valid until {session['access_token_until'] or '-'}; "
-              f"refreshable until {session['refreshable_until'] or '-'}")
-    return f"{session['kind']} at {session['start_url']}", detail
-
-
-def logout(cfg, store, idp, say, new_context):
-    """Remove the sign-in (and the shared CLI token file in "share" mode), then end it at the portal.
-    True if there was something to remove."""
-    identity = f"sso:{idp['name']}"
-    where = f"the IAM Identity Center sign-in at {idp['start_url']}"
-    entry = store.get(identity)
-    shared = CliTokenCache(idp)
-    had_shared = shared.mode == "share" and os.path.exists(shared.shared_path())
-    if entry is None or entry.fingerprint != cfg.idp_fingerprint(idp["name"]):
-        removed = store.delete(identity)
-        shared.delete()
-        if removed or had_shared:
-            say(f"removed {where} (not ended at the portal: {'unreadable' if entry is None else 'made from other settings'})")
-            return True
-        return False
-    ended = SsoSession(new_context(), idp).logout()
-    say(f"{'ended (portal Logout) and ' if ended else ''}removed {where}")
-    return True

@@ -7,7 +7,7 @@ from .. import app
 from ..errors import ConfigError, UsageError
 
 HELP = "IAM Identity Center: list every account and role you can reach (sso roles --idp NAME)"
-DESCRIPTION = ("Sign in to the [idp.NAME] of type \"sso\" if needed (or use its cached sign-in), then list every "
+DESCRIPTION = ("Sign in to the IAM Identity Center [idp.NAME] if needed (or use its cached sign-in), then list every "
                "account and role (permission set) it gives you, from ListAccounts and ListAccountRoles, each with "
                "the [role.*] block to paste into your credproc config.")
 EXAMPLES = """\
@@ -17,7 +17,7 @@ EXAMPLES = """\
 
 def add_arguments(parser):
     parser.add_argument("action", choices=["roles"], help="what to do (roles: list accounts and roles)")
-    parser.add_argument("--idp", required=True, metavar="NAME", help="the [idp.NAME] of type \"sso\"")
+    parser.add_argument("--idp", required=True, metavar="NAME", help="the [idp.NAME] (IAM Identity Center)")
 
 
 def block_name(account_name, account_id, role_name):
@@ -32,10 +32,13 @@ def run(args):
 
     app.guard_recursion()
     cfg = app.load_config(args)
+    from ..idp import source_for
+    from ..idp.sso import SOURCE
+
     idp = cfg.idps.get(args.idp)
-    if idp is None or idp["type"] != "sso":
-        known = ", ".join(sorted(n for n, i in cfg.idps.items() if i["type"] == "sso")) or "none"
-        raise UsageError(f"no [idp.{args.idp}] of type \"sso\" in {cfg.path} (configured: {known})")
+    if idp is None or source_for(idp) is not SOURCE:
+        known = ", ".join(sorted(n for n, i in cfg.idps.items() if source_for(i) is SOURCE)) or "none"
+        raise UsageError(f"no IAM Identity Center [idp.{args.idp}] in {cfg.path} (configured: {known})")
     command = f"credproc sso roles --idp {args.idp}"
     terminal = Terminal(command)
     try:
