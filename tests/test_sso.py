@@ -249,3 +249,44 @@ def test_share_mode_writes_0600_atomically_in_the_clis_format(tmp_path, monkeypa
     doc = json.loads(open(path).read())
     assert doc["expiresAt"] == "2033-05-18T03:33:20Z" and doc["clientSecret"] == "s" and doc["refreshToken"] == "r"
     assert cache.load(path)["access_token"] == "a"
+
+
+# -- configuration ---------------------------------------------------------------------------------
+def parse(text):
+    from credproc import config
+
+    return config.parse("test.toml", text.encode())
+
+
+def problems(text):
+    from credproc.errors import ConfigError
+
+    with pytest.raises(ConfigError) as e:
+        parse(text)
+    return e.value.message.splitlines()[1:]
+
+
+IDP = '[idp.corp-sso]\ntype = "sso"\nstart_url = "https://my-org.awsapps.com/start"\nregion = "eu-west-1"\n'
+
+
+def test_config_defaults_and_role_keys():
+    cfg = parse(IDP + '[role.a]\nidp = "corp-sso"\naccount_id = "111111111111"\nrole_name = "AdministratorAccess"\n')
+    idp = cfg.idps["corp-sso"]
+    assert (idp["flow"], idp["scopes"], idp["aws_cli_cache"]) == ("browser", ["sso:account:access"], "read")
+    assert cfg.roles["a"]["account_id"] == "111111111111" and cfg.roles["a"]["role_name"] == "AdministratorAccess"
+    # changing the account or role makes the cached credentials a miss
+    other = parse(IDP + '[role.a]\nidp = "corp-sso"\naccount_id = "222222222222"\nrole_name = "AdministratorAccess"\n')
+    assert cfg.fingerprint("a") != other.fingerprint("a")
+
+
+def test_config_problems_are_reported_at_once():
+    found = problems('[idp.s]\ntype = "sso"\nflow = "password"\nportal_endpoint_url = "http://example.com"\n'
+                     '[role.a]\nidp = "s"\naccount_id = "1234"\narn = "arn:aws:iam::111111111111:role/x"\nregion = "eu-west-1"\n'
+                     '[idp.i]\ntype = "iam"\nprofile = "p"\n[role.b]\nidp = "i"\naccount_id = "111111111111"\n'
+                     '[role.c]\nsource_role = "a"\narn = "arn:aws:iam::111111111111:role/y"\nrole_name = "x"\n')
+    text = "\n".join(found)
+    for expected in ("idp.s.start_url: is required", "idp.s.region: is required", "idp.s.flow: must be one of",
+                     "idp.s.portal_endpoint_url:", "role.a.account_id: '1234' is not a 12-digit AWS account id",
+                     "role.a.arn: has no effect", "role.a.region: has no effect", "role.b.account_id: unknown key",
+                     "role.c.role_name: unknown key"):
+        assert expected in text, (expected, found)

@@ -416,8 +416,10 @@ def test_sso_roles_lists_every_account_and_role_with_the_block_to_paste(sandbox,
     assert sandbox.run("sso", "roles", "--idp", "nope").returncode == 2
 
 
-def test_status_logout_and_doctor(sandbox, em, dead_url):
-    sandbox.write_config(sso_config(em))
+def test_status_logout_and_doctor(sandbox, em, dead_url, moto_server):
+    chained = f'[role.audit]\nsource_role = "prod-admin"\narn = "arn:aws:iam::222222222222:role/Audit"\n' \
+              f'sts_endpoint_url = "{moto_server.url}"\n'
+    sandbox.write_config(sso_config(em, extra=chained))
     device_login(sandbox)
     report = json.loads(sandbox.run("status", "--json").stdout)
     (session,) = [s for s in report["sessions"] if s["type"] == "sso"]
@@ -433,6 +435,9 @@ def test_status_logout_and_doctor(sandbox, em, dead_url):
     out = r.stdout.decode() + r.stderr.decode()
     assert f"the Identity Center OIDC endpoint {em.oidc_url} is reachable" in out
     assert f"the Identity Center portal {em.portal_url} is reachable" in out
+    # GetRoleCredentials is no STS call, but the role chained on top of it does call STS
+    assert f"STS for role audit: the STS endpoint {moto_server.url} is reachable" in out
+    assert "STS for role prod-admin" not in out and "sts.us-east-1.amazonaws.com" not in out
 
     em.reset_counts()
     r = sandbox.run("logout", "--role", "prod-admin")
@@ -443,7 +448,7 @@ def test_status_logout_and_doctor(sandbox, em, dead_url):
     drop_role_credentials(sandbox, "sandbox-dev")
     assert sandbox.run("--role", "sandbox-dev").returncode == 4  # signed out: the next call needs a sign-in
 
-    sandbox.write_config(sso_config(em).replace(em.portal_url, dead_url))
+    sandbox.write_config(sso_config(em, extra=chained).replace(em.portal_url, dead_url))
     r = sandbox.run("doctor")
     assert r.returncode == 12 and dead_url in r.stdout.decode() + r.stderr.decode()
 
