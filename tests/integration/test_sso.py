@@ -497,3 +497,19 @@ def test_login_force_signs_in_again(sandbox, em):
     device_login(sandbox, "prod-admin", "--force")
     assert em.count("StartDeviceAuthorization") == 2
     assert session_state(sandbox)["access_token"] != before
+
+
+def test_a_refused_refresh_at_a_terminal_becomes_a_new_sign_in_in_the_same_run(sandbox, em):
+    sandbox.write_config(sso_config(em))
+    device_login(sandbox)
+    em.revoke_refresh_tokens()
+    em.expire_access_tokens()
+    drop_role_credentials(sandbox, "prod-admin")
+    em.reset_counts()
+    p = PtyProcess([credproc_exe(), "--role", "prod-admin"], sandbox.env)
+    approve_device_code(p)
+    code, out, err = p.finish(timeout=60)
+    assert code == 0, (err, p.screen)
+    assert json.loads(out)["AccountId"] == "111111111111"
+    assert em.count("CreateToken:refresh_token") == 1 and em.count("StartDeviceAuthorization") == 1
+    assert em.count("RegisterClient") == 0  # the registration is still good
