@@ -57,4 +57,8 @@ def _idp_chain(ctx, idp, role, session_name, region, endpoint):
         from .providers.web_identity import OidcSession, WebIdentityProvider
 
         return WebIdentityProvider(ctx, OidcSession(ctx, idp), role, region, endpoint)
+    if idp["type"] == "saml":
+        from .providers.saml import SamlProvider, SamlSession
+
+        return SamlProvider(ctx, SamlSession(ctx, idp), role, region, endpoint)
     raise NotImplementedError(idp["type"])  # config validation admits only implemented types

@@ -176,6 +176,7 @@ IDP_KEYS = {
     "cas": {"type", "url", "username", "password_command", "mfa", "ca_bundle", "timeout"},
     "oidc": {"type", "issuer", "client_id", "client_secret", "scopes", "flow", "roles_claim", "session_name_claim",
              "open_browser", "redirect_path", "username", "password_command", "ca_bundle", "timeout"},
+    "saml": {"type", "flow", "url", "username", "password_command", "mfa", "ca_bundle", "timeout", "sp_entity_id"},
 }
 ROLE_KEYS = {"idp", "source_role", "arn", "duration", "session_name", "external_id", "source_identity",
              "tags", "transitive_tag_keys", "policy_arns", "region", "sts_endpoint_url"}
@@ -223,7 +224,25 @@ def _check_idp(c, name, table, where):
         idp["password_command"] = c.get(table, "password_command", where, str)
         idp["ca_bundle"] = _ca_bundle(c, table, where)
         idp["timeout"] = c.get(table, "timeout", where, int, default=30, check=_range(5, 600))
+    elif kind == "saml":
+        _check_saml(c, idp, table, where)
     return idp
+
+
+def _check_saml(c, idp, table, where):
+    idp["flow"] = c.get(table, "flow", where, str, default="ecp", choices=["ecp", "form"])
+    idp["url"] = c.get(table, "url", where, str, required=True, check=_secure_url,
+                       hint=" (ecp: the IdP's ECP endpoint; form: its IdP-initiated sign-on URL for AWS)")
+    idp["username"] = c.get(table, "username", where, str)
+    idp["password_command"] = c.get(table, "password_command", where, str)
+    idp["mfa"] = c.get(table, "mfa", where, str, default="none", choices=["push", "passcode", "none"])
+    if idp["mfa"] != "none" and idp["flow"] == "form":
+        c.add(f"{where}.mfa", 'works only with flow = "ecp" (the Duo headers of Shibboleth\'s ECP endpoint)')
+    idp["ca_bundle"] = _ca_bundle(c, table, where)
+    idp["timeout"] = c.get(table, "timeout", where, int, default=120 if idp["mfa"] == "push" else 30,
+                           check=_range(5, 600))
+    idp["sp_entity_id"] = c.get(table, "sp_entity_id", where, str,
+                                check=lambda v: None if v.strip() == v and v else "must be a non-empty entity id")
 
 
 def _check_role(c, name, table, where, idps):
@@ -296,6 +315,8 @@ def parse(path, raw_bytes):
         "cas": ("session_name", "external_id", "source_identity", "tags", "transitive_tag_keys", "policy_arns", "region",
                 "sts_endpoint_url"),
         "oidc": ("external_id", "source_identity", "tags", "transitive_tag_keys", "policy_arns"),
+        # the assertion names the session (RoleSessionName); AssumeRoleWithSAML takes none of these
+        "saml": ("session_name", "external_id", "source_identity", "tags", "transitive_tag_keys", "policy_arns"),
     }
     for name, role in roles.items():
         idp = idps.get(role.get("idp") or "")

@@ -101,7 +101,10 @@ def call(sts_client, operation, context, **params):
 
 
 def _snake(name):
-    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+    """botocore's method name for an operation (AssumeRoleWithSAML -> assume_role_with_saml)."""
+    from botocore import xform_name
+
+    return xform_name(name)
 
 
 def translate_client_error(e, operation, context, params):
@@ -131,6 +134,15 @@ def translate_client_error(e, operation, context, params):
                                      "with matching aud and sub conditions")
         if code == "IDPCommunicationError":
             return ServiceError(f"STS could not reach the identity provider to check the token: {message[:200]}")
+    if operation == "AssumeRoleWithSAML":
+        if code in ("InvalidIdentityToken", "ExpiredTokenException"):
+            return AuthenticationFailed(f"STS rejected the SAML assertion of {context}: {message[:200]}",
+                                        hint="the IAM SAML provider must hold the IdP's current metadata (its "
+                                             "signing certificate), and the assertion must be for urn:amazon:webservices")
+        if code in ("AccessDenied", "IDPRejectedClaim"):
+            return AccessDenied(f"{context} is not allowed to assume {target}: {message[:200]}",
+                                hint="the role's trust policy must allow sts:AssumeRoleWithSAML for the SAML provider "
+                                     f"{params.get('PrincipalArn')}, with a SAML:aud condition on the sign-in endpoint")
     if code == "AccessDenied" and operation == "AssumeRole":
         return AccessDenied(f"{context} is not allowed to assume {target}",
                             hint="the role's trust policy must allow this caller, and the caller's policy sts:AssumeRole")
