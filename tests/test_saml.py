@@ -293,8 +293,11 @@ def test_configuration_defaults_and_problems():
     cfg = parse('[idp.s]\ntype = "saml"\nurl = "https://idp.example.edu/idp/profile/SAML2/SOAP/ECP"\n'
                 '[role.r]\nidp = "s"\n')
     idp = cfg.idps["s"]
-    assert (idp["flow"], idp["mfa"], idp["timeout"], idp["sp_entity_id"]) == ("ecp", "none", 30, None)
-    assert parse('[idp.s]\ntype = "saml"\nurl = "https://x"\nmfa = "push"\n').idps["s"]["timeout"] == 120
+    from credproc.providers.saml import timeout_of
+
+    assert (idp["flow"], idp["mfa"], idp["sp_entity_id"], timeout_of(idp)) == ("ecp", "none", None, 30)
+    assert timeout_of(parse('[idp.s]\ntype = "saml"\nurl = "https://x"\nmfa = "push"\n').idps["s"]) == 120
+    assert timeout_of(parse('[idp.s]\ntype = "saml"\nurl = "https://x"\nmfa = "push"\ntimeout = 7\n').idps["s"]) == 7
     with pytest.raises(ConfigError) as e:
         parse('[idp.s]\ntype = "saml"\nflow = "form"\nurl = "http://idp.example.edu/"\nmfa = "push"\nrealm = "x"\n'
               '[role.r]\nidp = "s"\nsession_name = "me"\nexternal_id = "x"\n')

@@ -16,6 +16,13 @@ from ..prompt import run_secret_command
 
 # An assertion with less than this left is not worth sending to STS (transit, clock differences).
 MIN_ASSERTION_LEFT = 30
+# without `timeout` (see idp/saml.py): a Duo push waits on the phone inside the ECP request
+PUSH_TIMEOUT = 120
+TIMEOUT = 30
+
+
+def timeout_of(idp):
+    return idp.get("timeout") or (PUSH_TIMEOUT if idp.get("mfa") == "push" else TIMEOUT)
 
 
 def session_identity(idp_name):
@@ -89,6 +96,8 @@ class SamlSession:
             terminal.require(f"a username for {self.where}")
         if idp.get("mfa") == "push":
             terminal.require("approval of a Duo push")  # nobody would see it, and the request would block
+        elif idp.get("mfa") == "passcode":
+            terminal.require("a Duo passcode")
         username = idp.get("username") or terminal.ask(f"Username for {self.where}: ", what="a SAML username").strip()
         if idp.get("password_command"):
             password = run_secret_command(idp["password_command"], "the SAML password",
@@ -106,13 +115,13 @@ class SamlSession:
                         return self._ecp(username, password, passcode)
                 return self._ecp(username, password, passcode)
             return saml.form_sign_on(idp["url"], username, password, self.sp_entity_id, self.ctx.now(),
-                                     idp["timeout"], idp.get("ca_bundle"))
+                                     timeout_of(idp), idp.get("ca_bundle"))
         finally:
             del password  # goes no further than the sign-on
 
     def _ecp(self, username, password, passcode):
         return saml.ecp_sign_on(self.idp["url"], username, password, self.sp_entity_id, self.acs, self.ctx.now(),
-                                self.idp["timeout"], self.idp.get("ca_bundle"), mfa=self.idp.get("mfa"),
+                                timeout_of(self.idp), self.idp.get("ca_bundle"), mfa=self.idp.get("mfa"),
                                 passcode=passcode)
 
 

@@ -270,3 +270,64 @@ def test_the_password_and_the_assertion_never_leak(sandbox, idp, sts, password_c
             if not name.startswith("pw-"):
                 data = open(os.path.join(root, name), "rb").read()
                 assert not any(s in data for s in secrets), name
+
+
+def test_status_logout_and_doctor(sandbox, idp, sts, password_command):
+    command, _ = password_command
+    sandbox.write_config(config(sts.url, idp.ecp_url, password_command=command("bob")))
+    assert sandbox.run("--role", "admin").returncode == 0
+    status = json.loads(sandbox.run("status", "--json").stdout)
+    [session] = [s for s in status["sessions"] if s["identity"] == "saml:campus"]
+    assert session["state"] == "valid" and 200 < session["seconds_left"] <= 300  # the IdP's 300 s lifetime
+    assert session["type"] == "saml" and session["flow"] == "ecp"
+    assert "credential_process = " in sandbox.run("setup", "--role", "admin", "--print").stdout.decode()
+    table = sandbox.run("status").stdout.decode()
+    assert f"SAML assertion (ecp) from {idp.ecp_url}" in table
+    r = sandbox.run("logout", "--role", "admin")
+    assert r.returncode == 0, r.stderr
+    assert f"removed the SAML assertion from {idp.ecp_url}" in r.stdout.decode()
+    status = json.loads(sandbox.run("status", "--json").stdout)
+    assert [s["state"] for s in status["sessions"] if s["identity"] == "saml:campus"] == ["none"]
+
+    out = sandbox.run("doctor").stdout.decode()
+    assert f"idp campus: the SAML IdP at {idp.ecp_url} (ecp) answers ECP requests with SOAP" in out
+    sandbox.write_config(config(sts.url, idp.url + "/", flow="form", password_command=command("bob")))
+    r = sandbox.run("doctor")
+    assert r.returncode == 12
+    assert f"idp campus: the SAML IdP at {idp.url}/ (form): answered HTTP 200 without a login form" in r.stdout.decode()
+    sandbox.write_config(config(sts.url, idp.initiated_url(), flow="form", password_command=command("bob")))
+    assert "(form) shows a login form" in sandbox.run("doctor").stdout.decode()
+    assert idp.sign_ons() == 1  # doctor sends no credentials
+
+
+@pytest.mark.parametrize("mfa", ["passcode", "push"])
+def test_duo_for_ecp_at_a_terminal(sandbox, idp, sts, moto_server, password_command, mfa):
+    from tests.peers.saml_idp import HeaderRecorder
+
+    command, _ = password_command
+    recorder = HeaderRecorder(idp.url)
+    try:
+        sandbox.write_config(config(sts.url, recorder.url + "/saml2/idp/SSOService.php", password_command=command("bob"))
+                             .replace('flow = "ecp"', f'flow = "ecp"\nmfa = "{mfa}"'))
+        p = PtyProcess([credproc_exe(), "--role", "admin"], sandbox.env)
+        if mfa == "passcode":
+            p.expect("Duo passcode: ")
+            p.send("246810")
+        else:
+            p.expect("Approve the Duo push on your phone...")
+        code, out, err = p.finish()
+        assert code == 0, err
+        [(method, _, sent)] = recorder.requests
+        headers = {k.lower(): v for k, v in sent.items()}
+        assert headers["x-shibboleth-duo-factor"] == mfa
+        assert headers.get("x-shibboleth-duo-passcode") == ("246810" if mfa == "passcode" else None)
+        assert headers["content-type"].startswith("text/xml") and headers["authorization"].startswith("Basic ")
+        assert "urn:oasis:names:tc:SAML:2.0:profiles:SSO:ecp" in headers["paos"]
+        # without a terminal: exit 4 at once, nothing sent (even with password_command)
+        assert sandbox.run("logout", "--all").returncode == 0
+        r = sandbox.run("--role", "admin")
+        assert r.returncode == 4, r.stderr
+        assert ("approval of a Duo push" if mfa == "push" else "a Duo passcode") in r.stderr.decode()
+        assert len(recorder.requests) == 1
+    finally:
+        recorder.stop()

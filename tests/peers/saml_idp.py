@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 import time
 import urllib.parse
+import urllib.error
 import urllib.request
 
 from .net import free_port, stop_process
@@ -221,3 +222,50 @@ class SamlIdp:
                 return sum(1 for line in f if path_part in line and "Accepted" not in line and "Closing" not in line)
         except FileNotFoundError:
             return 0
+
+
+class HeaderRecorder:
+    """A reverse proxy in front of the IdP's ECP endpoint that records each request's headers
+    (SimpleSAMLphp ignores Shibboleth's Duo headers; this shows what credproc sent). ECP only: it
+    does not rewrite redirects."""
+
+    def __init__(self, upstream):
+        import http.server
+        import threading
+
+        self.upstream = upstream
+        self.requests = []  # (method, path, {header: value})
+        recorder = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                recorder.requests.append((self.command, self.path, dict(self.headers.items())))
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length", "connection")}
+                req = urllib.request.Request(recorder.upstream + self.path, data=body, method="POST", headers=headers)
+                try:
+                    resp = urllib.request.urlopen(req, timeout=30)
+                    status, rheaders, rbody = resp.status, resp.headers, resp.read()
+                except urllib.error.HTTPError as e:
+                    status, rheaders, rbody = e.code, e.headers, e.read()
+                self.send_response(status)
+                for k, v in rheaders.items():
+                    if k.lower() not in ("content-length", "connection", "transfer-encoding", "server", "date"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(rbody)))
+                self.end_headers()
+                self.wfile.write(rbody)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
