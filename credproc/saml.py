@@ -329,7 +329,7 @@ def ecp_sign_on(url, username, password, sp_entity_id, acs, now, timeout, ca_bun
     """POST the AuthnRequest to the ECP endpoint; the checked Assertion. No cookies: each sign-on
     stands on its own credentials (an IdP session cookie would let any password through)."""
     request_id = new_request_id()
-    where = f"the SAML IdP at {url}"
+    where = f"the SAML IdP at {_no_query(url)}"
     log.debug("SAML ECP AuthnRequest %s to %s for %s (user %s)", request_id, url, sp_entity_id, username)
     resp = _http.request("POST", url, data=ecp_request(request_id, sp_entity_id, acs, now),
                          headers=ecp_headers(username, password, mfa, passcode), timeout=timeout,
