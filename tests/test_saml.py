@@ -309,3 +309,79 @@ def test_configuration_defaults_and_problems():
         assert problem in text
     with pytest.raises(ConfigError, match="idp.s.url: is required"):
         parse('[idp.s]\ntype = "saml"\n')
+
+
+# -- the session: one sign-on shared, kept until NotOnOrAfter ----------------------------------
+class Clock:
+    def __init__(self):
+        self.now = NOW
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def session_env(tmp_path, monkeypatch):
+    """(make_session(terminal, force=False), sign_ons list, clock): SamlSession over a real encrypted
+    store in tmp_path, with the network step replaced by a fake that issues a 300 s assertion."""
+    from credproc import config
+    from credproc.context import Context
+    from credproc.providers import saml as ps
+    from credproc.store import EncryptedFileCache
+
+    clock = Clock()
+    sign_ons = []
+
+    def fake_ecp(url, username, password, sp, acs, now, timeout, ca_bundle=None, mfa=None, passcode=None):
+        sign_ons.append((username, password, sp, acs, timeout))
+        data = response(not_after=int(now) + 300, not_before=int(now) - 30)
+        return saml.read_response(data, base64.b64encode(data).decode(), sp, now, "fake")
+
+    monkeypatch.setattr(saml, "ecp_sign_on", fake_ecp)
+    cfg = config.parse("c.toml", b'[idp.s]\ntype = "saml"\nurl = "https://idp.example.edu/ecp"\nusername = "alice"\n'
+                                 b'[role.r]\nidp = "s"\n')
+    store = EncryptedFileCache(str(tmp_path / "cache"), str(tmp_path / "data" / "key"))
+
+    def make(terminal, force=False):
+        return ps.SamlSession(Context(cfg, store, terminal, force=force, clock=clock), cfg.idps["s"])
+
+    return make, sign_ons, clock
+
+
+def test_one_sign_on_is_shared_until_its_not_on_or_after(session_env):
+    from tests.fakes import ScriptedTerminal
+
+    make, sign_ons, clock = session_env
+    first = make(ScriptedTerminal(["pw"])).assertion()
+    assert sign_ons == [("alice", "pw", AWS, "https://signin.aws.amazon.com/saml", 30)]
+    again = make(ScriptedTerminal(None)).assertion()  # another process, no terminal: the cached one
+    assert again.encoded == first.encoded and len(sign_ons) == 1
+    clock.now += 300 - 30  # 30 s left: not worth sending
+    make(ScriptedTerminal(["pw2"])).assertion()
+    assert len(sign_ons) == 2
+    make(ScriptedTerminal(["pw3"]), force=True).assertion()  # login --force signs on again
+    assert len(sign_ons) == 3
+
+
+def test_without_a_terminal_or_password_command_nothing_is_sent(session_env):
+    from credproc.errors import LoginRequired
+    from tests.fakes import ScriptedTerminal
+
+    make, sign_ons, _ = session_env
+    with pytest.raises(LoginRequired, match="the password for the SAML IdP at https://idp.example.edu/ecp is needed"):
+        make(ScriptedTerminal(None)).assertion()
+    assert sign_ons == []
+
+
+def test_a_tampered_cache_entry_is_a_new_sign_on(session_env, tmp_path):
+    from tests.fakes import ScriptedTerminal
+
+    make, sign_ons, _ = session_env
+    make(ScriptedTerminal(["pw"])).assertion()
+    for name in (tmp_path / "cache").iterdir():
+        if not name.name.endswith(".lock"):
+            data = bytearray(name.read_bytes())
+            data[-1] ^= 1
+            name.write_bytes(bytes(data))
+    make(ScriptedTerminal(["pw"])).assertion()
+    assert len(sign_ons) == 2
