@@ -9,6 +9,7 @@ checking (status, audience, expiry, role)."""
 import base64
 import json
 import os
+import shutil
 import sys
 import time
 
@@ -49,6 +50,16 @@ def idp():
         yield server
 
 
+def signatures_hold(idp, response, tmp_path):
+    """Both signatures of what credproc sent, checked by xmlsec1 against the IdP's certificate."""
+    if not shutil.which("xmlsec1"):
+        reason = "xmlsec1 is not installed (tests/peers/install-saml-idp.sh installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return [idp.verify(response, element, str(tmp_path / "sent.xml")) for element in ("Response", "Assertion")]
+
+
 @pytest.fixture
 def sts(moto_server):
     proxy = SamlStsProxy(moto_server.url)
@@ -87,7 +98,7 @@ def url_for(idp, flow):
     return idp.ecp_url if flow == "ecp" else idp.initiated_url()
 
 
-def test_ecp_to_a_role_for_the_aws_cli(sandbox, idp, sts, moto_server, password_command):
+def test_ecp_to_a_role_for_the_aws_cli(sandbox, idp, sts, moto_server, password_command, tmp_path):
     from tests.peers.consumers import aws_cli_caller_arn
 
     command, runs = password_command
@@ -100,10 +111,14 @@ def test_ecp_to_a_role_for_the_aws_cli(sandbox, idp, sts, moto_server, password_
     sent = base64.b64decode(call["SAMLAssertion"])
     assert sent.startswith(b"<samlp:Response ") and sent.endswith(b"</samlp:Response>")  # cut out of the SOAP body
     assert b"urn:oasis:names:tc:SAML:2.0:status:Success" in sent
+    assert signatures_hold(idp, sent, tmp_path) == [True, True]  # the cut-out is the signed bytes
+    tampered = sent.replace(b"role/Admin,", b"role/Root,")
+    assert signatures_hold(idp, tampered, tmp_path) == [False, False]  # the check can fail
     assert idp.sign_ons() == 1 and runs() == 1
 
 
-def test_form_flow_with_the_provider_arn_first_and_no_arn_configured(sandbox, idp, sts, moto_server, password_command):
+def test_form_flow_with_the_provider_arn_first_and_no_arn_configured(sandbox, idp, sts, moto_server, password_command,
+                                                                     tmp_path):
     command, _ = password_command
     sandbox.write_config(config(sts.url, idp.initiated_url(), flow="form", username="carol",
                                 password_command=command("carol"), roles={"read": None}))
@@ -111,6 +126,7 @@ def test_form_flow_with_the_provider_arn_first_and_no_arn_configured(sandbox, id
     assert caller_arn(doc, moto_server.url) == f"arn:aws:sts::{ACCOUNT}:assumed-role/ReadOnly/carol@example.com"
     [call] = sts.saml_calls()
     assert (call["RoleArn"], call["PrincipalArn"], call["DurationSeconds"]) == (READ, PROVIDER, "3600")
+    assert signatures_hold(idp, base64.b64decode(call["SAMLAssertion"]), tmp_path) == [True, True]
     assert idp.sign_ons() == 1
 
 

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the real SAML 2.0 IdP the SAML tests run on loopback: SimpleSAMLphp from Debian, PHP's
 # CLI (its built-in web server), php-xml (DOM: without it every page is an "Unhandled exception"),
-# php-mbstring, and openssl for the signing key. Idempotent: does nothing when all are present.
+# php-mbstring, openssl for the signing key, and xmlsec1 (tests check that the Response credproc
+# sends still verifies). Idempotent: does nothing when all are present.
 # See ../shared/reference/saml-peers.md. Needs root and apt-get; prints why when it cannot.
 set -uo pipefail
-packages=(simplesamlphp php-cli php-xml php-mbstring openssl)
+packages=(simplesamlphp php-cli php-xml php-mbstring openssl xmlsec1)
 need=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")

@@ -200,6 +200,18 @@ class SamlIdp:
     def initiated_url(self, sp=AWS_SP):
         return f"{self.url}/saml2/idp/SSOService.php?spentityid={urllib.parse.quote(sp, safe='')}"
 
+    def verify(self, response, element, path):
+        """xmlsec1's verdict (True/False) on the enveloped signature of `element` ("Response" or
+        "Assertion") in a samlp:Response, against this IdP's certificate. path: a scratch file."""
+        with open(path, "wb") as f:
+            f.write(response)
+        r = subprocess.run(["xmlsec1", "--verify", "--pubkey-cert-pem", self._p("cert/idp.crt"), "--enabled-key-data", "rsa",
+                            "--id-attr:ID", "urn:oasis:names:tc:SAML:2.0:protocol:Response",
+                            "--id-attr:ID", "urn:oasis:names:tc:SAML:2.0:assertion:Assertion",
+                            "--node-xpath", f'//*[local-name()="{element}"]/*[local-name()="Signature"]', path],
+                           capture_output=True, timeout=30)
+        return r.returncode == 0
+
     def log_text(self):
         try:
             with open(self._p("log/simplesamlphp.log"), errors="replace") as f:
