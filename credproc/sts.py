@@ -111,6 +111,15 @@ def translate_client_error(e, operation, context, params):
     err = e.response.get("Error", {})
     code, message = err.get("Code", "Unknown"), err.get("Message", "")
     target = params.get("RoleArn")
+    if operation == "AssumeRoleWithSAML":  # first: its codes mean something else here
+        if code in ("InvalidIdentityToken", "ExpiredTokenException"):
+            return AuthenticationFailed(f"STS rejected the SAML assertion of {context}: {message[:200]}",
+                                        hint="the IAM SAML provider must hold the IdP's current metadata (its "
+                                             "signing certificate), and the assertion must be for urn:amazon:webservices")
+        if code in ("AccessDenied", "IDPRejectedClaim"):
+            return AccessDenied(f"{context} is not allowed to assume {target}: {message[:200]}",
+                                hint="the role's trust policy must allow sts:AssumeRoleWithSAML for the SAML provider "
+                                     f"{params.get('PrincipalArn')}, with a SAML:aud condition on the sign-in endpoint")
     if code in ("InvalidClientTokenId", "UnrecognizedClientException"):
         return AuthenticationFailed(f"STS does not recognise the credentials of {context}: the access key was deleted, "
                                     "deactivated or mistyped, or the session token is wrong",
@@ -134,15 +143,6 @@ def translate_client_error(e, operation, context, params):
                                      "with matching aud and sub conditions")
         if code == "IDPCommunicationError":
             return ServiceError(f"STS could not reach the identity provider to check the token: {message[:200]}")
-    if operation == "AssumeRoleWithSAML":
-        if code in ("InvalidIdentityToken", "ExpiredTokenException"):
-            return AuthenticationFailed(f"STS rejected the SAML assertion of {context}: {message[:200]}",
-                                        hint="the IAM SAML provider must hold the IdP's current metadata (its "
-                                             "signing certificate), and the assertion must be for urn:amazon:webservices")
-        if code in ("AccessDenied", "IDPRejectedClaim"):
-            return AccessDenied(f"{context} is not allowed to assume {target}: {message[:200]}",
-                                hint="the role's trust policy must allow sts:AssumeRoleWithSAML for the SAML provider "
-                                     f"{params.get('PrincipalArn')}, with a SAML:aud condition on the sign-in endpoint")
     if code == "AccessDenied" and operation == "AssumeRole":
         return AccessDenied(f"{context} is not allowed to assume {target}",
                             hint="the role's trust policy must allow this caller, and the caller's policy sts:AssumeRole")

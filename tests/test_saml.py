@@ -385,3 +385,21 @@ def test_a_tampered_cache_entry_is_a_new_sign_on(session_env, tmp_path):
             name.write_bytes(bytes(data))
     make(ScriptedTerminal(["pw"])).assertion()
     assert len(sign_ons) == 2
+
+
+@pytest.mark.parametrize("code, cls, fragment", [
+    ("InvalidIdentityToken", AuthenticationFailed, "STS rejected the SAML assertion of alice from idp: bad sig"),
+    ("ExpiredTokenException", AuthenticationFailed, "STS rejected the SAML assertion"),
+    ("AccessDenied", AccessDenied, f"alice from idp is not allowed to assume {ADMIN}: bad sig; the role's trust policy "
+                                   f"must allow sts:AssumeRoleWithSAML for the SAML provider {PROVIDER}"),
+    ("IDPRejectedClaim", AccessDenied, "is not allowed to assume"),
+])
+def test_sts_answers_to_assume_role_with_saml(code, cls, fragment):
+    from botocore.exceptions import ClientError
+
+    from credproc import sts
+
+    e = ClientError({"Error": {"Code": code, "Message": "bad sig"}}, "AssumeRoleWithSAML")
+    err = sts.translate_client_error(e, "AssumeRoleWithSAML", "alice from idp",
+                                     {"RoleArn": ADMIN, "PrincipalArn": PROVIDER, "SAMLAssertion": "PHNhbWxwOlJlc3BvbnNl"})
+    assert isinstance(err, cls) and fragment in str(err) and "PHNhbWxw" not in str(err)

@@ -106,7 +106,7 @@ def test_ecp_to_a_role_for_the_aws_cli(sandbox, idp, sts, moto_server, password_
     sandbox.add_aws_profile("admin", "admin", moto_server.url)
     assert aws_cli_caller_arn(sandbox.env, "admin") == f"arn:aws:sts::{ACCOUNT}:assumed-role/Admin/bob@example.com"
     [call] = sts.saml_calls()
-    assert call["RoleArn"] == ADMIN and call["PrincipalArn"] == PROVIDER
+    assert call["RoleArn"] == ADMIN and call["PrincipalArn"] == PROVIDER and call["_signed"] is False
     assert call["DurationSeconds"] == "1800"  # the assertion's SessionDuration caps the role's 3600
     sent = base64.b64decode(call["SAMLAssertion"])
     assert sent.startswith(b"<samlp:Response ") and sent.endswith(b"</samlp:Response>")  # cut out of the SOAP body

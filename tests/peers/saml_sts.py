@@ -47,8 +47,8 @@ class SamlStsProxy:
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 params = {k: v[0] for k, v in urllib.parse.parse_qs(body.decode("latin-1")).items()}
-                with proxy._lock:
-                    proxy.calls.append((params.get("Action", "?"), dict(params)))
+                with proxy._lock:  # "_signed": whether the request carried SigV4 (it must not: the assertion is the credential)
+                    proxy.calls.append((params.get("Action", "?"), dict(params, _signed="Authorization" in self.headers)))
                 if params.get("Action") == "AssumeRoleWithSAML" and params.get("SAMLAssertion"):
                     xml = base64.b64decode(params["SAMLAssertion"]).decode()
                     params["SAMLAssertion"] = base64.b64encode(narrow_roles(xml, params.get("RoleArn", "")).encode()).decode()
