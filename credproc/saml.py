@@ -325,13 +325,14 @@ def _is_html(resp):
     return "html" in ctype or resp.body.lstrip()[:15].lower().startswith((b"<!doctype html", b"<html"))
 
 
-def ecp_sign_on(url, username, password, sp_entity_id, acs, now, timeout, ca_bundle=None, mfa=None, passcode=None):
+def ecp_sign_on(url, username, password, sp_entity_id, acs, clock, timeout, ca_bundle=None, mfa=None, passcode=None):
     """POST the AuthnRequest to the ECP endpoint; the checked Assertion. No cookies: each sign-on
-    stands on its own credentials (an IdP session cookie would let any password through)."""
+    stands on its own credentials (an IdP session cookie would let any password through).
+    clock() -> epoch seconds: read again after the answer (a Duo push can take minutes)."""
     request_id = new_request_id()
     where = f"the SAML IdP at {_no_query(url)}"
     log.debug("SAML ECP AuthnRequest %s to %s for %s (user %s)", request_id, url, sp_entity_id, username)
-    resp = _http.request("POST", url, data=ecp_request(request_id, sp_entity_id, acs, now),
+    resp = _http.request("POST", url, data=ecp_request(request_id, sp_entity_id, acs, clock()),
                          headers=ecp_headers(username, password, mfa, passcode), timeout=timeout,
                          ca_bundle=ca_bundle, what="the SAML IdP", follow_redirects=False)
     log.debug("SAML ECP answer: HTTP %d, %s", resp.status, resp.headers.get("Content-Type"))
@@ -363,7 +364,7 @@ def ecp_sign_on(url, username, password, sp_entity_id, acs, now, timeout, ca_bun
     # The Response exactly as signed: cut out byte for byte (re-serialising can break the signatures).
     data = resp.body[span[0]:span[1]]
     encoded = base64.b64encode(data).decode()
-    return read_response(data, encoded, sp_entity_id, now, where, in_response_to=request_id)
+    return read_response(data, encoded, sp_entity_id, int(clock()), where, in_response_to=request_id)
 
 
 # -- IdP-initiated sign-on form ------------------------------------------------------------------
@@ -481,7 +482,7 @@ def _no_query(url):
     return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
-def form_sign_on(url, username, password, sp_entity_id, now, timeout, ca_bundle=None):
+def form_sign_on(url, username, password, sp_entity_id, clock, timeout, ca_bundle=None):
     """GET the IdP-initiated URL, follow redirects and script-submitted forms with one cookie jar,
     post the login form, and return the checked Assertion from the auto-POST form."""
     where = f"the SAML IdP at {_no_query(url)}"
@@ -514,7 +515,7 @@ def form_sign_on(url, username, password, sp_entity_id, now, timeout, ca_bundle=
         value = _saml_response(page)
         if value is not None:
             data, encoded = decode_saml_response(value, where)
-            return read_response(data, encoded, sp_entity_id, now, where)
+            return read_response(data, encoded, sp_entity_id, int(clock()), where)
         login = _login_form(page)
         if login is not None:
             if posted_login:

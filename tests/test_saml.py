@@ -332,8 +332,9 @@ def session_env(tmp_path, monkeypatch):
     clock = Clock()
     sign_ons = []
 
-    def fake_ecp(url, username, password, sp, acs, now, timeout, ca_bundle=None, mfa=None, passcode=None):
+    def fake_ecp(url, username, password, sp, acs, clock, timeout, ca_bundle=None, mfa=None, passcode=None):
         sign_ons.append((username, password, sp, acs, timeout))
+        now = clock()
         data = response(not_after=int(now) + 300, not_before=int(now) - 30)
         return saml.read_response(data, base64.b64encode(data).decode(), sp, now, "fake")
 

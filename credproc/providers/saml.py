@@ -114,13 +114,13 @@ class SamlSession:
                     with terminal.progress("  waiting for the Duo push..."):
                         return self._ecp(username, password, passcode)
                 return self._ecp(username, password, passcode)
-            return saml.form_sign_on(idp["url"], username, password, self.sp_entity_id, self.ctx.now(),
+            return saml.form_sign_on(idp["url"], username, password, self.sp_entity_id, self.ctx.now,
                                      timeout_of(idp), idp.get("ca_bundle"))
         finally:
             del password  # goes no further than the sign-on
 
     def _ecp(self, username, password, passcode):
-        return saml.ecp_sign_on(self.idp["url"], username, password, self.sp_entity_id, self.acs, self.ctx.now(),
+        return saml.ecp_sign_on(self.idp["url"], username, password, self.sp_entity_id, self.acs, self.ctx.now,
                                 timeout_of(self.idp), self.idp.get("ca_bundle"), mfa=self.idp.get("mfa"),
                                 passcode=passcode)
 
