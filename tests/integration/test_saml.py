@@ -347,3 +347,21 @@ def test_duo_for_ecp_at_a_terminal(sandbox, idp, sts, moto_server, password_comm
         assert len(recorder.requests) == 1
     finally:
         recorder.stop()
+
+
+def test_callers_without_a_terminal_wait_for_the_one_password_prompt_and_share_its_sign_on(sandbox, idp, sts):
+    sandbox.write_config(config(sts.url, idp.ecp_url, username="alice", roles={"admin": ADMIN, "read": READ}))
+    p = PtyProcess([credproc_exe(), "--role", "admin"], sandbox.env)
+    p.expect("Password for alice at the SAML IdP at ")  # it now holds the sign-on's lock
+    same_role = sandbox.popen("--role", "admin")  # waits for the role's lock
+    other_role = sandbox.popen("--role", "read")  # waits for the sign-on's lock: no prompt of its own
+    time.sleep(1.5)
+    assert same_role.poll() is None and other_role.poll() is None
+    p.send(PASSWORDS["alice"])
+    code, out, err = p.finish()
+    assert code == 0, err
+    for proc in (same_role, other_role):
+        out2, err2 = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err2
+    assert idp.sso_requests() == 1
+    assert sorted(c["RoleArn"] for c in sts.saml_calls()) == [ADMIN, READ]
