@@ -12,6 +12,7 @@ SOURCES = {
     "cas": "credproc.idp.cas",
     "oidc": "credproc.idp.oidc",
     "saml": "credproc.idp.saml",
+    "sso": "credproc.idp.sso",
 }
 
 _loaded = {}
