@@ -101,13 +101,25 @@ def call(sts_client, operation, context, **params):
 
 
 def _snake(name):
-    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+    """botocore's method name for an operation (AssumeRoleWithSAML -> assume_role_with_saml)."""
+    from botocore import xform_name
+
+    return xform_name(name)
 
 
 def translate_client_error(e, operation, context, params):
     err = e.response.get("Error", {})
     code, message = err.get("Code", "Unknown"), err.get("Message", "")
     target = params.get("RoleArn")
+    if operation == "AssumeRoleWithSAML":  # first: its codes mean something else here
+        if code in ("InvalidIdentityToken", "ExpiredTokenException"):
+            return AuthenticationFailed(f"STS rejected the SAML assertion of {context}: {message[:200]}",
+                                        hint="the IAM SAML provider must hold the IdP's current metadata (its "
+                                             "signing certificate), and the assertion must be for urn:amazon:webservices")
+        if code in ("AccessDenied", "IDPRejectedClaim"):
+            return AccessDenied(f"{context} is not allowed to assume {target}: {message[:200]}",
+                                hint="the role's trust policy must allow sts:AssumeRoleWithSAML for the SAML provider "
+                                     f"{params.get('PrincipalArn')}, with a SAML:aud condition on the sign-in endpoint")
     if code in ("InvalidClientTokenId", "UnrecognizedClientException"):
         return AuthenticationFailed(f"STS does not recognise the credentials of {context}: the access key was deleted, "
                                     "deactivated or mistyped, or the session token is wrong",

@@ -215,6 +215,7 @@ def network_checks(cfg):
     for name, idp in cfg.idps.items():
         for what, url, ca_bundle in idp_registry.source_for(idp).doctor_probes(idp):
             yield _reachable, f"idp {name}", what, url, ca_bundle
+        yield from idp_registry.source_for(idp).doctor_network_checks(cfg, idp)
     for url, users in sts_endpoints(cfg).items():
         yield _reachable, f"STS for {', '.join(users)}", "the STS endpoint", url
 
