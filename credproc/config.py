@@ -126,6 +126,11 @@ def _str_list(v):
     return None if all(isinstance(x, str) for x in v) else "must be a list of strings"
 
 
+def _shaping(idp):
+    """The idp's settings that shape credentials (not how long to pause Duo pushes)."""
+    return {k: v for k, v in idp.items() if k != "push_backoff"}
+
+
 class Config:
     def __init__(self, path, raw_bytes, settings, idps, roles):
         self.path = path
@@ -156,12 +161,12 @@ class Config:
         other settings is not served."""
         chain = self.chain_of(name)
         material = {"settings": {k: self.settings.get(k) for k in ("region", "sts_endpoint_url")},
-                    "chain": chain, "idp": self.idps[chain[-1]["idp"]]}
+                    "chain": chain, "idp": _shaping(self.idps[chain[-1]["idp"]])}
         return digest(json.dumps(material, sort_keys=True, default=str).encode())
 
     def idp_fingerprint(self, idp_name):
         material = {"settings": {k: self.settings.get(k) for k in ("region", "sts_endpoint_url")},
-                    "idp": self.idps[idp_name]}
+                    "idp": _shaping(self.idps[idp_name])}
         return digest(json.dumps(material, sort_keys=True, default=str).encode())
 
     def region_for(self, role):
@@ -173,7 +178,7 @@ class Config:
 
 IDP_KEYS = {
     "iam": {"type", "profile", "mfa_serial", "mfa_command", "session_duration"},
-    "cas": {"type", "url", "username", "password_command", "mfa", "ca_bundle", "timeout"},
+    "cas": {"type", "url", "username", "password_command", "mfa", "ca_bundle", "timeout", "push_backoff"},
     "oidc": {"type", "issuer", "client_id", "client_secret", "scopes", "flow", "roles_claim", "session_name_claim",
              "open_browser", "redirect_path", "username", "password_command", "ca_bundle", "timeout"},
 }
@@ -205,6 +210,7 @@ def _check_idp(c, name, table, where):
         idp["mfa"] = c.get(table, "mfa", where, str, default="push", choices=["push", "passcode", "none"])
         idp["ca_bundle"] = _ca_bundle(c, table, where)
         idp["timeout"] = c.get(table, "timeout", where, int, default=120, check=_range(5, 600))
+        idp["push_backoff"] = c.get(table, "push_backoff", where, int, default=300, check=_range(0, 86400))
     elif kind == "oidc":
         idp["issuer"] = c.get(table, "issuer", where, str, required=True, check=_secure_url,
                               hint=" (e.g. https://example.okta.com)")

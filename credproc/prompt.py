@@ -58,6 +58,11 @@ class Terminal:
     def available(self):
         return self._tty() is not None or self.gui is not None
 
+    def attended(self):
+        """A terminal is there, so a person started this and is watching it (a dialog is not
+        enough: an IDE raises those on its own schedule)."""
+        return self._tty() is not None
+
     def require(self, what):
         if self._tty() is None and self.gui is None:
             raise LoginRequired(f"{what} is needed and there is no terminal to ask on",
@@ -70,6 +75,14 @@ class Terminal:
             os.write(fds[1], (message + "\n").encode())
         elif self.gui:
             self.gui.say(message)
+
+    def notify(self, message):
+        """Like say(), but as a desktop notification when there is no terminal (prompt = "gui")."""
+        fds = self._tty()
+        if fds:
+            os.write(fds[1], (message + "\n").encode())
+        elif self.gui:
+            self.gui.notify(message)
 
     def progress(self, text):
         """A context manager: while it lasts, one line on the terminal counts the seconds spent
