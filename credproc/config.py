@@ -328,11 +328,15 @@ def parse(path, raw_bytes):
     return Config(path, raw_bytes, settings, idps, roles)
 
 
-def load(path):
+def load(path, source=None):
+    """source: where the path came from ("--config", "$CREDPROC_CONFIG"), None for the default."""
     try:
         with open(path, "rb") as f:
             raw = f.read()
     except FileNotFoundError:
+        if source:
+            raise ConfigError(f"no configuration file at {path} (named by {source})",
+                              hint=f"check the path in {source}") from None
         raise ConfigError(f"no configuration file at {path}",
                           hint="create it (see the README's configuration reference) or pass --config PATH") from None
     except OSError as e:

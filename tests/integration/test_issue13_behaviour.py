@@ -1,0 +1,72 @@
+"""Issue 13, items 16 to 21 ("Behaviour"): each test is named after what was wrong, runs the real
+credproc executable in a Sandbox, and failed before its fix."""
+
+import os
+
+from tests.integration.test_iam_moto import iam_config
+from tests.pty_helper import PtyProcess
+from tests.sandbox import credproc_exe
+
+
+def one_line(r):
+    err = r.stderr.decode()
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    return err.strip()
+
+
+# -- item 16: messages ------------------------------------------------------------------------------
+
+def test_ctrl_d_at_the_mfa_prompt_says_no_answer_to_that_prompt_in_plain_english(sandbox, sts):
+    sandbox.write_static_keys()
+    sandbox.write_config(iam_config(sts.url))  # MFA without mfa_command: a prompt
+    p = PtyProcess([credproc_exe(), "--role", "admin"], sandbox.env)
+    p.expect("MFA code for arn:aws:iam::123456789012:mfa/alice: ")
+    os.write(p.master, b"\x04")  # Ctrl-D at the start of a line: end of input
+    code, out, err = p.finish()
+    assert code == 5 and out == b""
+    assert err.decode() == ("credproc: no answer to the prompt for an MFA code for arn:aws:iam::123456789012:mfa/alice "
+                            "(end of input)\n")
+
+
+def test_an_mfa_command_that_runs_credproc_again_is_recursion_exit_10_in_a_whole_sentence(sandbox, sts):
+    sandbox.write_static_keys()
+    sandbox.write_config(iam_config(sts.url, mfa_command=f"{credproc_exe()} --role readonly"))
+    r = sandbox.run("--role", "admin")
+    assert r.returncode == 10 and r.stdout == b""
+    err = one_line(r)
+    assert err == (f"credproc: idp.corp.mfa_command ({credproc_exe()}) runs credproc again, which refuses to recurse; "
+                   "make idp.corp.mfa_command independent of credproc (e.g. not through an AWS profile that runs "
+                   "credproc)")
+
+
+def test_a_missing_file_given_with_dash_dash_config_is_not_told_to_pass_dash_dash_config(sandbox):
+    missing = os.path.join(sandbox.root, "nope.toml")
+    r = sandbox.run("--config", missing, "--role", "admin")
+    assert r.returncode == 3
+    assert one_line(r) == f"credproc: no configuration file at {missing} (named by --config); check the path in --config"
+    r = sandbox.run("--role", "admin", env={"CREDPROC_CONFIG": missing})
+    assert one_line(r) == (f"credproc: no configuration file at {missing} (named by $CREDPROC_CONFIG); "
+                           "check the path in $CREDPROC_CONFIG")
+
+
+def test_an_unreachable_sts_says_connection_refused_not_endpoint_connection_error(sandbox, dead_url):
+    sandbox.write_static_keys()
+    sandbox.write_config(iam_config(dead_url, mfa=False))
+    r = sandbox.run("--role", "admin")
+    assert r.returncode == 7 and r.stdout == b""
+    err = one_line(r)
+    assert f"cannot reach STS at {dead_url}: Connection refused;" in err
+    assert "EndpointConnectionError" not in err
+
+
+def test_debug_prints_each_cache_miss_line_once(sandbox, sts, mfa_counter):
+    sandbox.write_static_keys()
+    sandbox.write_config(iam_config(sts.url, mfa_command=mfa_counter[0]))
+    assert sandbox.run("--role", "admin").returncode == 0  # makes the cache key
+    for name in os.listdir(sandbox.cache_dir):
+        os.unlink(os.path.join(sandbox.cache_dir, name))
+    r = sandbox.run("--role", "admin", "--debug")
+    assert r.returncode == 0, r.stderr
+    misses = [line for line in r.stderr.decode().splitlines() if "cache miss" in line]
+    assert misses == ["credproc: debug: cache miss for role:admin: no entry",
+                      "credproc: debug: cache miss for idp:corp: no entry"], r.stderr.decode()
