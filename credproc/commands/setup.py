@@ -15,7 +15,7 @@ import sys
 import time
 
 from .. import app, paths
-from ..errors import ConfigError, LocalFileError
+from ..errors import ConfigError, LocalFileError, UsageError
 from ..store import atomic_write
 
 HELP = "add [profile NAME] stanzas for credproc to ~/.aws/config"
@@ -198,7 +198,7 @@ def run(args):
     profile_names = {name: args.profile_name or name for name in names}
     for profile in profile_names.values():
         if not _PROFILE_NAME.match(profile):
-            raise ConfigError(f"{profile!r} is not a usable AWS profile name",
+            raise UsageError(f"{profile!r} is not a usable AWS profile name",
                               hint="use letters, digits and _ . @ + : / - (pick one with --profile-name)")
     exe = executable()
     stanzas = []

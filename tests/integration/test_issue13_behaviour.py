@@ -70,3 +70,22 @@ def test_debug_prints_each_cache_miss_line_once(sandbox, sts, mfa_counter):
     misses = [line for line in r.stderr.decode().splitlines() if "cache miss" in line]
     assert misses == ["credproc: debug: cache miss for role:admin: no entry",
                       "credproc: debug: cache miss for idp:corp: no entry"], r.stderr.decode()
+
+
+# -- item 17: usage errors are exit 2 ---------------------------------------------------------------
+
+def test_console_with_a_non_https_destination_is_a_usage_error_exit_2(sandbox, sts):
+    sandbox.write_static_keys()
+    sandbox.write_config(iam_config(sts.url))
+    r = sandbox.run("console", "--role", "admin", "--destination", "ftp://x")
+    assert r.returncode == 2 and r.stdout == b""
+    assert one_line(r) == "credproc: --destination: 'ftp://x' must be an https:// URL"
+    assert sts.actions == []
+
+
+def test_setup_with_a_profile_name_holding_a_space_is_a_usage_error_exit_2(sandbox, sts):
+    sandbox.write_config(iam_config(sts.url))
+    r = sandbox.run("setup", "--role", "admin", "--profile-name", "my audit")
+    assert r.returncode == 2 and r.stdout == b""
+    assert "'my audit' is not a usable AWS profile name" in one_line(r)
+    assert not os.path.exists(sandbox.aws_config)
