@@ -132,7 +132,9 @@ def test_setup_appends_a_stanza_keeps_every_byte_and_backs_up(env, capsys, fake_
     data = env.aws_config.read_bytes()
     assert data.startswith(EXISTING)
     assert data[len(EXISTING):] == (f"\n\n[profile admin]\ncredential_process = {exe} --role admin --config "
-                                    f"{env.config_path}\nregion = eu-west-1\n").encode()
+                                    f"{env.config_path}\nregion = eu-west-1\nservices = credproc-admin\n\n"
+                                    "[services credproc-admin]\nsts =\n"
+                                    "  endpoint_url = https://sts.eu-west-1.amazonaws.com\n").encode()
     assert stat.S_IMODE(os.stat(env.aws_config).st_mode) == 0o640  # the file's mode is kept
     backups = [p for p in env.aws_config.parent.iterdir() if p.name.startswith("config.bak-")]
     assert len(backups) == 1 and backups[0].read_bytes() == EXISTING
@@ -191,7 +193,9 @@ def test_setup_print_writes_nothing(env, capsys, fake_exe):
     env.write_config(CONFIG.format(sts="https://sts.eu-west-1.amazonaws.com", issuer=ISSUER))
     code, out, err = run(capsys, "setup", "--role", "dev", "--profile-name", "work", "--print")
     assert code == 0, err
-    assert out == f"[profile work]\ncredential_process = {exe} --role dev --config {env.config_path}\nregion = eu-west-1\n"
+    assert out == (f"[profile work]\ncredential_process = {exe} --role dev --config {env.config_path}\nregion = eu-west-1\n"
+                   "services = credproc-work\n\n[services credproc-work]\nsts =\n"
+                   "  endpoint_url = https://sts.eu-west-1.amazonaws.com\n")
     assert not env.aws_config.exists()
 
 

@@ -1,11 +1,17 @@
 """Issue 13, items 16 to 21 ("Behaviour"): each test is named after what was wrong, runs the real
 credproc executable in a Sandbox, and failed before its fix."""
 
+import json
 import os
+import shlex
+import subprocess
+import sys
 
 from tests.integration.test_iam_moto import iam_config
 from tests.pty_helper import PtyProcess
 from tests.sandbox import credproc_exe
+
+ADMIN_ARN = "arn:aws:sts::111111111111:assumed-role/Admin/alice"
 
 
 def one_line(r):
@@ -89,3 +95,23 @@ def test_setup_with_a_profile_name_holding_a_space_is_a_usage_error_exit_2(sandb
     assert r.returncode == 2 and r.stdout == b""
     assert "'my audit' is not a usable AWS profile name" in one_line(r)
     assert not os.path.exists(sandbox.aws_config)
+
+
+# -- item 19: setup with a local sts_endpoint_url ---------------------------------------------------
+
+def test_setup_try_it_command_works_when_sts_endpoint_url_is_local(sandbox, sts, mfa_counter):
+    """The profile carries credproc's STS endpoint for the consumer too, so the printed command
+    reaches the same (local) STS instead of failing against AWS."""
+    sandbox.write_static_keys()
+    sandbox.write_config(iam_config(sts.url, mfa_command=mfa_counter[0]))
+    r = sandbox.run("setup", "--role", "admin")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.decode()
+    assert f"added [profile admin] and [services credproc-admin] (STS at {sts.url})" in out
+    (try_it,) = [line[len("try it: "):] for line in out.splitlines() if line.startswith("try it: ")]
+    assert try_it == "aws sts get-caller-identity --profile admin"
+    env = {**sandbox.env, "PATH": os.path.dirname(sys.executable) + os.pathsep + sandbox.env["PATH"]}
+    p = subprocess.run(shlex.split(try_it), env=env, capture_output=True, timeout=60)
+    assert p.returncode == 0, p.stderr.decode()
+    assert json.loads(p.stdout)["Arn"] == ADMIN_ARN
+    assert sts.count("GetCallerIdentity") == 1  # the consumer's own call went to the local STS
