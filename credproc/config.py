@@ -67,9 +67,14 @@ class Config:
 
     def role(self, name):
         if name not in self.roles:
+            import difflib
+
             known = ", ".join(sorted(self.roles)) or "none"
-            raise ConfigError(f"{self.path}: no role named {name!r} (configured roles: {known})",
-                              hint=f"add a [role.{name}] table")
+            close = difflib.get_close_matches(name, sorted(self.roles), n=1, cutoff=0.6)
+            if not close:  # a different case is closer than any ratio says ("Admin" for "admin")
+                close = [r for r in sorted(self.roles) if r.lower() == name.lower()][:1]
+            hint = f"did you mean {close[0]}?" if close else f"add a [role.{name}] table"
+            raise ConfigError(f"{self.path}: no role named {name!r} (configured roles: {known})", hint=hint)
         return self.roles[name]
 
     def chain_of(self, name):

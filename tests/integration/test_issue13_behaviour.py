@@ -115,3 +115,49 @@ def test_setup_try_it_command_works_when_sts_endpoint_url_is_local(sandbox, sts,
     assert p.returncode == 0, p.stderr.decode()
     assert json.loads(p.stdout)["Arn"] == ADMIN_ARN
     assert sts.count("GetCallerIdentity") == 1  # the consumer's own call went to the local STS
+
+
+# -- item 21: the role as a positional argument, and "did you mean" --------------------------------
+
+def test_login_admin_and_role_before_the_command_are_accepted_as_aws_vault_users_type_them(sandbox, sts, mfa_counter):
+    sandbox.write_static_keys()
+    sandbox.write_config(iam_config(sts.url, mfa_command=mfa_counter[0]))
+    r = sandbox.run("login", "admin")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.decode().startswith("role admin (account 111111111111): credentials valid until")
+    r = sandbox.run("--role", "readonly", "login")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.decode().startswith("role readonly (account 111111111111)")
+    r = sandbox.run("export", "admin", "--format", "env")
+    assert r.returncode == 0 and b"export AWS_ACCESS_KEY_ID=" in r.stdout, r.stderr
+    r = sandbox.run("exec", "admin", "--", sys.executable, "-c", "import os; print(os.environ['AWS_ACCESS_KEY_ID'])")
+    assert r.returncode == 0 and r.stdout.startswith(b"ASIA"), r.stderr
+    r = sandbox.run("exec", "--role", "admin", "--", sys.executable, "-c", "print('argv kept')")
+    assert r.returncode == 0 and r.stdout == b"argv kept\n", r.stderr
+    r = sandbox.run("logout", "admin")
+    assert r.returncode == 0, r.stderr
+
+
+def test_a_command_without_a_role_or_with_two_is_a_usage_error_that_shows_both_forms(sandbox, sts):
+    sandbox.write_config(iam_config(sts.url))
+    r = sandbox.run("login")
+    assert r.returncode == 2
+    assert "credproc login: error: name the role: credproc login ROLE (or --role ROLE)" in r.stderr.decode()
+    assert "the following arguments are required: --role" not in r.stderr.decode()
+    r = sandbox.run("login", "admin", "--role", "readonly")
+    assert r.returncode == 2 and "two different roles given" in r.stderr.decode()
+    r = sandbox.run("logout")
+    assert r.returncode == 2 and "or give --all" in r.stderr.decode()
+    r = sandbox.run("logout", "admin", "--all")
+    assert r.returncode == 2 and "give either a role or --all, not both" in r.stderr.decode()
+
+
+def test_a_mistyped_role_name_suggests_the_closest_one(sandbox, sts):
+    sandbox.write_config(iam_config(sts.url))
+    r = sandbox.run("--role", "admn")
+    assert r.returncode == 3 and r.stdout == b""
+    assert one_line(r).endswith("no role named 'admn' (configured roles: admin, audit, readonly); did you mean admin?")
+    r = sandbox.run("login", "raedonly")
+    assert one_line(r).endswith("did you mean readonly?")
+    r = sandbox.run("login", "zzz")
+    assert one_line(r).endswith("add a [role.zzz] table")
