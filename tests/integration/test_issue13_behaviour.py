@@ -7,6 +7,8 @@ import shlex
 import subprocess
 import sys
 
+import pytest
+
 from tests.integration.test_iam_moto import iam_config
 from tests.pty_helper import PtyProcess
 from tests.sandbox import credproc_exe
@@ -161,3 +163,99 @@ def test_a_mistyped_role_name_suggests_the_closest_one(sandbox, sts):
     assert one_line(r).endswith("did you mean readonly?")
     r = sandbox.run("login", "zzz")
     assert one_line(r).endswith("add a [role.zzz] table")
+
+
+# -- item 15: doctor --------------------------------------------------------------------------------
+
+def run_with_read_only(sandbox, directory, *args):
+    """`credproc ARGS` while `directory` cannot be written: mode 0500 for a normal user; for root
+    (CI), whom modes do not stop, a read-only bind mount in a private mount namespace."""
+    if os.getuid() != 0:
+        os.chmod(directory, 0o500)
+        try:
+            return sandbox.run(*args)
+        finally:
+            os.chmod(directory, 0o700)
+    script = 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" || exit 99; shift; exec "$@"'
+    r = subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", directory, credproc_exe(), *args],
+                       env=sandbox.env, capture_output=True, stdin=subprocess.DEVNULL, start_new_session=True,
+                       timeout=60)
+    if r.returncode == 99 or b"unshare:" in r.stderr:
+        why = f"cannot make {directory} read-only here (unshare -m, mount): {r.stderr.decode().strip()}"
+        if os.environ.get("CI"):
+            pytest.fail(why)
+        pytest.skip(why)
+    return r
+
+
+def doctor_lines(r):
+    return r.stdout.decode().splitlines()
+
+
+def test_doctor_reports_a_read_only_cache_or_data_directory_instead_of_ok(sandbox, sts, mfa_counter):
+    sandbox.write_static_keys()
+    sandbox.write_config(iam_config(sts.url, mfa_command=mfa_counter[0]))
+    assert sandbox.run("--role", "admin").returncode == 0  # the key, the cache dir and entries exist
+    r = run_with_read_only(sandbox, sandbox.cache_dir, "doctor")
+    assert r.returncode == 12, r.stdout.decode() + r.stderr.decode()
+    (line,) = [x for x in doctor_lines(r) if x.startswith(f"✗ cache directory {sandbox.cache_dir}")]
+    assert "credproc cannot write in it:" in line
+    assert [x for x in doctor_lines(r) if x.startswith("✓ data directory")]
+    # before the first login: the data directory does not exist and its parent cannot take it
+    parent = os.path.join(sandbox.root, "ro-data")
+    os.makedirs(parent)
+    sandbox.env["XDG_DATA_HOME"] = os.path.join(parent, "xdg")
+    r = run_with_read_only(sandbox, parent, "doctor")
+    assert r.returncode == 12
+    (line,) = [x for x in doctor_lines(r) if x.startswith("✗ data directory")]
+    assert f"credproc cannot write in {parent}, where it would be created," in line
+    # and with everything writable, both are fine
+    lines = doctor_lines(sandbox.run("doctor"))
+    assert [x for x in lines if x.startswith(f"✓ cache directory {sandbox.cache_dir}")]
+    assert [x for x in lines if x.startswith("✓ data directory")]
+
+
+def test_doctor_fails_on_aws_keys_in_the_environment_without_showing_them(sandbox, sts):
+    sandbox.write_config(iam_config(sts.url))
+    secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYENVIRONMENT"
+    r = sandbox.run("doctor", env={"AWS_ACCESS_KEY_ID": "AKIAENVIRONMENTKEY01", "AWS_SECRET_ACCESS_KEY": secret})
+    assert r.returncode == 12
+    (line,) = [x for x in doctor_lines(r) if x.startswith("✗ AWS keys in the environment")]
+    assert "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are set" in line
+    assert line.endswith("unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY")
+    assert secret not in r.stdout.decode() + r.stderr.decode() and "AKIAENVIRONMENTKEY01" not in r.stdout.decode()
+    assert "✓ no AWS keys in the environment" in sandbox.run("doctor").stdout.decode()
+
+
+def test_doctor_summary_counts_add_up_to_the_lines_it_printed(sandbox, sts, dead_url):
+    sandbox.write_static_keys()
+    sandbox.write_config(iam_config(sts.url, mfa=False))
+    sandbox.add_aws_profile("admin", "admin", sts.url)
+    r = sandbox.run("doctor")
+    assert r.returncode == 0, r.stdout.decode()
+    *checks, summary = doctor_lines(r)
+    warned, passed = sum(c.startswith("! ") for c in checks), sum(c.startswith("✓ ") for c in checks)
+    assert warned == 1 and summary == f"{len(checks)} checks: 1 warning, {passed} passed"
+    assert passed + warned == len(checks)
+    sandbox.write_config(iam_config(dead_url, mfa=False))
+    r = sandbox.run("doctor")
+    assert r.returncode == 12
+    checks = doctor_lines(r)
+    failed = sum(c.startswith("✗ ") for c in checks)
+    passed = sum(c.startswith("✓ ") for c in checks)
+    assert r.stderr.decode() == f"credproc: {len(checks)} checks: {failed} failed, 1 warning, {passed} passed\n"
+    assert failed + 1 + passed == len(checks)
+
+
+def test_doctor_with_a_bad_config_file_names_its_path_once(sandbox):
+    bad = os.path.join(sandbox.root, "bad.toml")
+    with open(bad, "w") as f:
+        f.write("[role.admin\n")
+    r = sandbox.run("doctor", "--config", bad)
+    assert r.returncode == 12
+    (line,) = [x for x in doctor_lines(r) if x.startswith("✗ configuration")]
+    assert line.count(bad) == 1 and line.startswith(f"✗ configuration {bad}: invalid TOML"), line
+    missing = os.path.join(sandbox.root, "missing.toml")
+    r = sandbox.run("doctor", "--config", missing)
+    (line,) = [x for x in doctor_lines(r) if x.startswith("✗ configuration")]
+    assert line.count(missing) == 1, line
