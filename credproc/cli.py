@@ -94,7 +94,14 @@ def _resolve_role(parser, args):
     sub = parser._subparsers._group_actions[0].choices[args.command]
     given = [r for r in (getattr(args, "role", None), getattr(args, "role_name", None)) if r]
     if not given and hasattr(args, "argv") and args.argv and args.argv[0] != "--":
-        given = [args.argv.pop(0)]  # credproc exec ROLE -- COMMAND
+        given = [args.argv.pop(0)]  # credproc exec ROLE [--server] -- COMMAND
+        options = []
+        while args.argv and args.argv[0].startswith("-") and args.argv[0] != "--":
+            options.append(args.argv.pop(0))
+        if options:  # the command's own options, after the role: parse them as if they came first
+            rest = args.argv
+            sub.parse_args(options, namespace=args)
+            args.argv = rest
     if len(set(given)) > 1:
         sub.error(f"two different roles given: {given[0]} and {given[1]}")
     args.role = given[0] if given else None

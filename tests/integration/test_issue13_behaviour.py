@@ -136,6 +136,9 @@ def test_login_admin_and_role_before_the_command_are_accepted_as_aws_vault_users
     assert r.returncode == 0 and r.stdout.startswith(b"ASIA"), r.stderr
     r = sandbox.run("exec", "--role", "admin", "--", sys.executable, "-c", "print('argv kept')")
     assert r.returncode == 0 and r.stdout == b"argv kept\n", r.stderr
+    r = sandbox.run("exec", "admin", "--server", "--", sys.executable, "-c",
+                    "import os; print(os.environ['AWS_CONTAINER_CREDENTIALS_FULL_URI'][:17])")
+    assert r.returncode == 0 and r.stdout == b"http://127.0.0.1:\n", r.stderr
     r = sandbox.run("logout", "admin")
     assert r.returncode == 0, r.stderr
 
