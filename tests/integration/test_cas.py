@@ -327,3 +327,15 @@ def test_a_duo_push_without_a_terminal_raises_a_desktop_notification_with_prompt
             time.sleep(0.05)
         (argv,) = zenity_calls(str(calls))
         assert argv[0] == "--notification" and "--text=credproc: Approve the Duo push on your phone..." in argv
+
+
+def test_concurrent_callers_behind_a_denied_push_do_not_send_pushes_of_their_own(sandbox, moto_server,
+                                                                                 password_command):
+    """The callers waiting on the lock find the pause when they get it: one push in all, not one each."""
+    with emulator(moto_server, mfa="duo") as cas:
+        sandbox.write_config(_push_config(cas, password_command))
+        procs = [sandbox.popen("--role", "campus") for _ in range(4)]
+        cas.push_requests.get(timeout=20).deny()
+        outs = [p.communicate(timeout=60) for p in procs]
+        assert sorted(p.returncode for p in procs) == [4, 4, 4, 5], [o[1] for o in outs]
+        assert cas.post_count == 1 and cas.push_requests.empty()
