@@ -89,7 +89,7 @@ def call(sts_client, operation, context, **params):
         raise translate_client_error(e, operation, context, params) from None
     except (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ReadTimeoutError, bx.SSLError,
             bx.ProxyConnectionError, bx.ConnectionClosedError) as e:
-        raise NetworkError(f"cannot reach STS at {sts_client.meta.endpoint_url}: {type(e).__name__}",
+        raise NetworkError(f"cannot reach STS at {sts_client.meta.endpoint_url}: {_reason(e)}",
                            hint="check the network, proxy, and sts_endpoint_url") from None
     except bx.ParamValidationError:
         # botocore's message can quote a parameter's value (an MFA code, a token): never shown
@@ -98,6 +98,25 @@ def call(sts_client, operation, context, **params):
         raise NetworkError(f"the connection to STS at {sts_client.meta.endpoint_url} failed: {type(e).__name__}") from None
     except bx.BotoCoreError as e:
         raise ServiceError(f"STS {operation} failed: {type(e).__name__}") from None
+
+
+def _reason(e):
+    """Why a connection failed, as the operating system says it ("Connection refused", "Name or
+    service not known"), found under botocore's and urllib3's wrappers; else the wrapper's name."""
+    import socket
+
+    seen, todo = set(), [e]
+    while todo:
+        x = todo.pop(0)
+        if x is None or id(x) in seen:
+            continue
+        seen.add(id(x))
+        if isinstance(x, (socket.timeout, TimeoutError)) or "Timeout" in type(x).__name__:
+            return "timed out"
+        if isinstance(x, OSError) and x.strerror:
+            return x.strerror
+        todo += [getattr(x, "kwargs", {}).get("error"), x.__cause__, x.__context__]
+    return type(e).__name__
 
 
 def _snake(name):

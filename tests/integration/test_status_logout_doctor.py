@@ -210,4 +210,4 @@ def test_doctor_against_moto_cas_and_oidc(sandbox, sts, moto_server, op, dead_ur
         assert r.returncode == 12
         failed = [line for line in r.stdout.decode().splitlines() if line.startswith("✗")]
         assert len(failed) == 1 and dead_url in failed[0] and "STS" in failed[0]
-        assert re.fullmatch(r"credproc: 1 of \d+ checks failed \(1 warning\)\n", r.stderr.decode())
+        assert re.fullmatch(r"credproc: \d+ checks: 1 failed, 1 warning, \d+ passed\n", r.stderr.decode())
