@@ -424,8 +424,18 @@ def test_doctor_falls_back_to_ascii_markers():
     assert doctor.format_check(doctor.ok("fine"), symbols, dash) == "ok fine"
 
 
-def test_a_profile_name_with_a_line_break_is_refused_not_written(tmp_path, monkeypatch):
-    """A trailing newline once slipped through a `$`-anchored pattern and split the header."""
-    from credproc.commands.setup import _PROFILE_NAME
-
-    assert _PROFILE_NAME.match("evil\n") is None and _PROFILE_NAME.match("good") is not None
+def test_a_profile_name_with_a_line_break_is_refused_not_written(env, capsys, fake_exe):
+    """A trailing newline once slipped through a `$`-anchored pattern and split the header: run
+    setup itself and check that nothing reaches ~/.aws/config."""
+    fake_exe()
+    env.write_config(CONFIG.format(sts="https://sts.eu-west-1.amazonaws.com", issuer=ISSUER))
+    env.aws_config.parent.mkdir()
+    env.aws_config.write_bytes(EXISTING)
+    for name in ("evil\n", "evil\n[profile x]", "evil\r"):
+        code, out, err = run(capsys, "setup", "--role", "admin", "--profile-name", name)
+        assert code != 0 and "not a usable AWS profile name" in err
+        assert env.aws_config.read_bytes() == EXISTING
+        assert not [p for p in env.aws_config.parent.iterdir() if p.name.startswith("config.bak-")]
+    code, out, err = run(capsys, "setup", "--role", "admin", "--profile-name", "good")
+    assert code == 0, err
+    assert "[profile good]\n" in env.aws_config.read_text()
