@@ -276,6 +276,8 @@ def parse(path, raw_bytes):
         raise ConfigError(f"{path}: not UTF-8 text") from None
     except ValueError as e:  # tomllib.TOMLDecodeError subclasses ValueError
         raise ConfigError(f"{path}: invalid TOML: {e}") from None
+    except RecursionError:  # tomllib's parser recurses once per nested array or inline table
+        raise ConfigError(f"{path}: invalid TOML: arrays or tables nested too deeply") from None
     c = _Checker()
     for key in data:
         if key not in ("settings", "idp", "role"):

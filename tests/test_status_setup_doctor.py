@@ -234,7 +234,8 @@ def prepared_cache(env, issuer=ISSUER):
     store.put("role:ops", _creds_entry(cfg, "ops", now, 30 * 60, -60, account="333333333333"))
     session = Credentials(KEY_ID, SECRET, TOKEN, now + 11 * 3600 - 30).to_process_json()
     store.put("idp:corp", Entry(now + 11 * 3600 - 30, now + 10 * 3600, cfg.digest, cfg.idp_fingerprint("corp"), session))
-    state = {"refresh_token": REFRESH, "id_token": "eyJ.secret.sig", "claims": {"exp": now + 330, "sub": "alice"}}
+    state = {"refresh_token": REFRESH, "id_token": "eyJ.secret.sig", "claims": {"exp": now + 330, "sub": "alice"},
+             "refresh_expires_at": now + 89 * 86400 + 3600}  # the IdP said how long its refresh token lasts
     store.put("oidc:sso", Entry(now + 89 * 86400 + 3600, now + 89 * 86400 + 3600, cfg.digest, cfg.idp_fingerprint("sso"),
                                 json.dumps(state).encode()))
     return store

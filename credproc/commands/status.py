@@ -29,7 +29,9 @@ States:
                  "kind": "mfa session"|"session"|"oidc sign-in", "state": STATE,
                  "expires_at": ...|null, "seconds_left": INT|null,
                  "refresh_token": BOOL (oidc only), "id_token_seconds_left": INT|null (oidc only),
-                 "issuer": URL (oidc only)}]}
+                 "issuer": URL (oidc only), "lifetime_known": BOOL (oidc only: false when the
+                 IdP did not say how long its refresh token lasts; expires_at and seconds_left are
+                 then null)}]}
 Keys may be added later, never renamed or removed."""
 EXAMPLES = """\
   credproc status
@@ -155,9 +157,15 @@ def _oidc_session(cfg, store, name, idp, now):
     else:
         st = "valid"
     expires_at, left = _times(entry, now)
+    refresh_until = state.get("refresh_expires_at")
+    known = not has_refresh or isinstance(refresh_until, (int, float))
+    if has_refresh:  # as long as the IdP said; unknown (not credproc's retention limit) if it did not
+        from ..credentials import format_expiration
+
+        expires_at, left = (format_expiration(refresh_until), int(refresh_until) - now) if known else (None, None)
     return {"identity": identity, "idp": name, "type": "oidc", "kind": "oidc sign-in", "state": st,
             "expires_at": expires_at, "seconds_left": left, "refresh_token": has_refresh,
-            "id_token_seconds_left": id_left, "issuer": idp["issuer"]}
+            "id_token_seconds_left": id_left, "issuer": idp["issuer"], "lifetime_known": known}
 
 
 # -- rendering ---------------------------------------------------------------------------------
@@ -206,7 +214,8 @@ def render(report):
             else:
                 detail = ""
                 what = s["kind"]
-            rows.append([s["identity"], what, s["state"], format_left(s["seconds_left"]), detail])
+            unknown = s["type"] == "oidc" and not s.get("lifetime_known", True) and s["state"] == "valid"
+            rows.append([s["identity"], what, s["state"], "unknown" if unknown else format_left(s["seconds_left"]), detail])
         out.append("")
         out.append(_table(["SESSION", "WHAT", "STATE", "LEFT", "DETAIL"], rows))
     return "\n".join(out)
