@@ -325,9 +325,12 @@ def parse(path, raw_bytes):
 
 
 def load(path):
+    from .cache import MAX_CONFIG_BYTES, read_file
+
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
+        # A symlink is followed (dotfile managers link config files), but a FIFO, a device or a
+        # huge file is refused before anything is read or waited for.
+        raw = read_file(path, MAX_CONFIG_BYTES, follow=True)
     except FileNotFoundError:
         raise ConfigError(f"no configuration file at {path}",
                           hint="create it (see the README's configuration reference) or pass --config PATH") from None

@@ -291,3 +291,148 @@ def test_logout_drops_the_cached_id_token(xdg, fake, capsys, how):
     capsys.readouterr()
     again = _app_ctx(xdg, _oidc_cfg(fake))
     assert _session(again)._cached_token() is None and again.store.get("oidc:sso") is None
+
+
+# -- item 2: directories by handle, parents 0700 -----------------------------------------------------
+def test_missing_parents_are_created_0700_whatever_the_umask(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    old = os.umask(0)
+    try:
+        store = EncryptedFileCache(str(home / ".cache" / "credproc"), str(home / ".local" / "share" / "credproc" / "cache.key"))
+        store.put("role:admin", Entry(2_000_000_000, 1_999_000_000, "d", "fp", b"{}"))
+    finally:
+        os.umask(old)
+    for d in (".cache", ".cache/credproc", ".local", ".local/share", ".local/share/credproc"):
+        assert stat.S_IMODE(os.stat(home / d).st_mode) == 0o700, d
+
+
+def test_a_symlink_planted_as_the_cache_dir_is_refused_not_followed(tmp_path):
+    victim = tmp_path / "victim"
+    victim.mkdir(mode=0o755)
+    os.chmod(victim, 0o755)
+    (tmp_path / "xdg").mkdir()
+    os.symlink(victim, tmp_path / "xdg" / "credproc")  # e.g. a planted /tmp/credproc with XDG_CACHE_HOME=/tmp
+    store = EncryptedFileCache(str(tmp_path / "xdg" / "credproc"), str(tmp_path / "data" / "cache.key"))
+    with pytest.raises(LocalFileError, match="symbolic link"):
+        store.put("role:admin", Entry(2_000_000_000, 1_999_000_000, "d", "fp", b"{}"))
+    assert stat.S_IMODE(os.stat(victim).st_mode) == 0o755 and os.listdir(victim) == []
+
+
+def test_a_cache_dir_swapped_after_the_check_is_not_written_into(tmp_path):
+    store = EncryptedFileCache(str(tmp_path / "cache"), str(tmp_path / "data" / "cache.key"))
+    store.put("role:admin", Entry(2_000_000_000, 1_999_000_000, "d", "fp", b"first"))  # checked and in use
+    attacker = tmp_path / "attacker"
+    attacker.mkdir()
+    os.rename(tmp_path / "cache", tmp_path / "moved")
+    os.symlink(attacker, tmp_path / "cache")  # swapped between the check and the use
+    store.put("role:admin", Entry(2_000_000_000, 1_999_000_000, "d", "fp", b"second"))
+    with store.lock("role:admin", "x") as lock:
+        lock.acquire(time.monotonic())
+    assert os.listdir(attacker) == []
+    assert store.get("role:admin").body == b"second"
+
+
+# -- item 4: no-follow, non-blocking, regular files only, size cap -------------------------------------
+def _in_thread(fn, timeout=5):
+    result = {}
+
+    def run():
+        try:
+            result["value"] = fn()
+        except BaseException as e:  # noqa: BLE001 - handed to the test
+            result["error"] = e
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(timeout)
+    assert not t.is_alive(), "blocked"
+    return result
+
+
+def test_a_fifo_at_an_entry_path_is_a_miss_not_a_hang(xdg, monkeypatch):
+    store = app.store(config.load(paths.config_file()))
+    now = int(time.time())
+    store.put("role:admin", Entry(now + 3600, now + 2400, "d", "fp", b"{}"))
+    path = store.path_for("role:admin")
+    os.unlink(path)
+    os.mkfifo(path)
+    assert _in_thread(lambda: store.get("role:admin")) == {"value": None}
+    assert _in_thread(lambda: fastpath.try_serve(["--role", "admin"])) == {"value": False}
+    from credproc.commands.status import collect
+
+    report = _in_thread(lambda: collect(config.load(paths.config_file()), store, now))["value"]
+    assert report["roles"][0]["state"] == "none"
+
+
+def test_an_entry_path_that_is_a_symlink_is_not_followed(xdg, monkeypatch):
+    cfg = config.load(paths.config_file())
+    store = app.store(cfg)
+    now = int(time.time())
+    body = Credentials("ASIAFOLLOWED", "s", "t", now + 3600).to_process_json()
+    store.put("role:admin", Entry(now + 3600, now + 2400, cfg.digest, cfg.fingerprint("admin"), body))
+    path = store.path_for("role:admin")
+    os.rename(path, xdg / "elsewhere")
+    os.symlink(xdg / "elsewhere", path)
+    assert store.get("role:admin") is None
+    assert fastpath.try_serve(["--role", "admin"]) is False
+
+
+def test_an_oversized_entry_or_config_is_refused_before_it_is_read(xdg):
+    big = xdg / "big"
+    with open(big, "wb") as f:
+        f.truncate(64 * 1024 * 1024)  # sparse: costs no disk
+    with pytest.raises(OSError, match="larger than"):
+        cache.read_file(str(big))
+    with pytest.raises(ConfigError, match="larger than"):
+        config.load(str(big))
+
+
+def test_a_config_that_is_a_fifo_or_a_device_is_a_config_error_not_a_hang(xdg):
+    fifo = xdg / "fifo.toml"
+    os.mkfifo(fifo)
+    got = _in_thread(lambda: config.load(str(fifo)))
+    assert isinstance(got.get("error"), ConfigError) and "not a regular file" in str(got["error"])
+    os.symlink("/dev/null", xdg / "null.toml")
+    with pytest.raises(ConfigError, match="not a regular file"):
+        config.load(str(xdg / "null.toml"))
+    os.symlink(xdg / "credproc.toml", xdg / "linked.toml")  # a dotfile manager's symlink is fine
+    assert "admin" in config.load(str(xdg / "linked.toml")).roles
+
+
+# -- item 8: two config files with the same role names -------------------------------------------------
+def test_two_config_files_with_the_same_role_names_do_not_evict_each_other(xdg, monkeypatch, capsys):
+    import credproc.chain
+
+    inner = CountingProvider(time.time)
+    monkeypatch.setattr(credproc.chain, "_idp_chain", lambda *a: inner)
+    a, b = xdg / "a.toml", xdg / "b.toml"
+    a.write_bytes(IAM)
+    b.write_bytes(IAM.replace(b"role/Admin", b"role/OtherAdmin"))  # same names, other settings
+    for _ in range(3):
+        for path in (a, b):
+            assert cli.main(["--config", str(path), "--role", "admin"]) == 0
+    assert inner.calls == 2
+    capsys.readouterr()
+    for path in (a, b):  # and the fast path finds each one's entry
+        assert fastpath.try_serve(["--config", str(path), "--role", "admin"]) is True
+
+
+# -- item 10: rollback after logout --all -----------------------------------------------------------
+def test_entries_copied_back_after_logout_all_are_unusable(xdg, monkeypatch, capsys):
+    import credproc.chain
+
+    inner = CountingProvider(time.time)
+    monkeypatch.setattr(credproc.chain, "_idp_chain", lambda *a: inner)
+    assert cli.main(["--role", "admin"]) == 0
+    cache_dir = xdg / "xdg-cache" / "credproc"
+    saved = {n: (cache_dir / n).read_bytes() for n in os.listdir(cache_dir) if not n.endswith(".lock")}
+    assert saved
+    assert cli.main(["logout", "--all"]) == 0
+    for name, data in saved.items():  # a backup restored, or files copied back by someone
+        (cache_dir / name).write_bytes(data)
+        os.chmod(cache_dir / name, 0o600)
+    capsys.readouterr()
+    assert fastpath.try_serve(["--role", "admin"]) is False
+    assert app.store(config.load(paths.config_file())).get("role:admin") is None
+    assert cli.main(["--role", "admin"]) == 0 and inner.calls == 2

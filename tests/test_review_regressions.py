@@ -124,7 +124,7 @@ def test_an_entry_written_in_the_future_is_not_served_after_the_clock_went_back(
     monkeypatch.setenv("CREDPROC_CONFIG", str(cfg))
     monkeypatch.delenv("CREDPROC_DEBUG", raising=False)
     now = int(time.time())
-    store = EncryptedFileCache(paths.cache_dir(), paths.key_file())
+    store = EncryptedFileCache(paths.cache_dir(), paths.key_file(), scope=paths.config_file())
     # written "an hour from now": the clock has since been set back by an hour
     store.put("role:admin", cache.Entry(now + 7200, now + 6000, cache.digest(b""), "fp", b"{}", written_at=now + 3600))
 

@@ -49,7 +49,7 @@ class Env:
         return config.parse(str(self.config_path), text.encode())
 
     def store(self):
-        return EncryptedFileCache(str(self.cache_dir), str(self.key_path))
+        return EncryptedFileCache(str(self.cache_dir), str(self.key_path), scope=str(self.config_path))
 
 
 @pytest.fixture

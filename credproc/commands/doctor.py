@@ -124,7 +124,7 @@ def config_checks(cfg):
 
     if not cfg.roles:
         yield fail("roles", f"{cfg.path} configures none", "add a [role.NAME] table")
-    ctx = Context(cfg, app.store(), Terminal("credproc login --role NAME", interactive=False))
+    ctx = Context(cfg, app.store(cfg), Terminal("credproc login --role NAME", interactive=False))
     for name in cfg.roles:
         try:
             build(ctx, name)  # no network: the factory only composes providers

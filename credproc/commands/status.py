@@ -44,7 +44,7 @@ def add_arguments(parser):
 
 def run(args):
     cfg = app.load_config(args)
-    report = collect(cfg, app.store(), int(time.time()))
+    report = collect(cfg, app.store(cfg), int(time.time()))
     if args.json:
         print(json.dumps(report, indent=2))
     else:
