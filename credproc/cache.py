@@ -24,7 +24,7 @@ MAGIC = b"CPC1"
 KEY_BYTES = 32
 NONCE_BYTES = 12
 _AAD_PREFIX = b"credproc-cache-v1\0"
-MAX_ENTRY_BYTES = 1024 * 1024  # entries are a few KiB; an OIDC issuer's metadata at most ~1 MiB
+MAX_ENTRY_BYTES = 2 * 1024 * 1024  # entries are a few KiB; an OIDC issuer's metadata at most ~1 MiB
 MAX_CONFIG_BYTES = 1024 * 1024
 # Never follow a symlink at the last component, never block on a FIFO or device at open, and keep
 # the descriptor out of children.

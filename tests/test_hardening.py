@@ -436,3 +436,39 @@ def test_entries_copied_back_after_logout_all_are_unusable(xdg, monkeypatch, cap
     assert fastpath.try_serve(["--role", "admin"]) is False
     assert app.store(config.load(paths.config_file())).get("role:admin") is None
     assert cli.main(["--role", "admin"]) == 0 and inner.calls == 2
+
+
+# -- item 1: cached OpenID Connect metadata is integrity-protected ---------------------------------------
+def test_cached_oidc_metadata_that_does_not_verify_is_refetched(tmp_path, fake):
+    ctx = _ctx(tmp_path, _oidc_cfg(fake))
+    fetches = []
+    discovery = fake.discovery
+    fake.discovery = lambda: fetches.append(1) or discovery()
+    assert _session(ctx).issuer.endpoint("token_endpoint") == fake.url + "/token" and len(fetches) == 1
+    evil = "http://127.0.0.1:9/steal"
+    tampered = 0
+    for name in os.listdir(ctx.store.cache_dir):  # whoever can write the cache dir rewrites what is there
+        path = os.path.join(ctx.store.cache_dir, name)
+        data = open(path, "rb").read()
+        if (fake.url + "/token").encode() in data:  # a plain file: point token_endpoint elsewhere
+            data = data.replace((fake.url + "/token").encode(), evil.encode())
+        elif data:
+            data = data[:-1] + bytes([data[-1] ^ 1])  # an encrypted one: any change must be noticed
+        else:
+            continue
+        open(path, "wb").write(data)
+        tampered += 1
+    assert tampered
+    again = _session(_ctx(tmp_path, _oidc_cfg(fake)))  # the next run
+    assert again.issuer.endpoint("token_endpoint") == fake.url + "/token" and len(fetches) == 2
+    # and the refetched metadata is cached again, used without a fetch by the run after
+    assert _session(_ctx(tmp_path, _oidc_cfg(fake))).issuer.endpoint("token_endpoint") == fake.url + "/token"
+    assert len(fetches) == 2
+
+
+def test_no_oidc_metadata_is_kept_in_a_plain_file(tmp_path, fake):
+    ctx = _ctx(tmp_path, _oidc_cfg(fake))
+    _session(ctx).id_token()
+    for name in os.listdir(ctx.store.cache_dir):
+        data = open(os.path.join(ctx.store.cache_dir, name), "rb").read()
+        assert fake.url.encode() not in data and b"jwks" not in data, name

@@ -24,7 +24,7 @@ class OidcSession:
         self.ctx = ctx
         self.idp = idp
         self.identity = f"oidc:{idp['name']}"
-        self.issuer = Issuer(idp, ctx.store.cache_dir)
+        self.issuer = Issuer(idp, ctx.store)
         self.client = Client(idp, self.issuer, ctx.terminal)
 
     def describe(self):
