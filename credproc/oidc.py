@@ -57,7 +57,8 @@ class Issuer:
         self._jwks_refetched = False
 
     def _get_json(self, url, what):
-        resp = web.request("GET", url, timeout=self.idp["timeout"], ca_bundle=self.idp.get("ca_bundle"), what=what)
+        resp = web.request("GET", url, timeout=self.idp["timeout"], ca_bundle=self.idp.get("ca_bundle"), what=what,
+                           max_bytes=MAX_METADATA_BYTES)
         if resp.status != 200:
             raise ServiceError(f"{what} at {url} answered HTTP {resp.status}")
         if len(resp.body) > MAX_METADATA_BYTES:

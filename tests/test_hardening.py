@@ -472,3 +472,106 @@ def test_no_oidc_metadata_is_kept_in_a_plain_file(tmp_path, fake):
     for name in os.listdir(ctx.store.cache_dir):
         data = open(os.path.join(ctx.store.cache_dir, name), "rb").read()
         assert fake.url.encode() not in data and b"jwks" not in data, name
+
+
+# -- item 5: bodies read up to a cap, whole requests bounded by a deadline -----------------------------
+class HostileServer:
+    """A loopback HTTP server that misbehaves on purpose: `drip` sends its answer a byte at a time
+    (headers or body), `huge` sends an endless body. Counts what it managed to send."""
+
+    def __init__(self, mode, interval=0.3, content_type="application/json"):
+        import socket as _socket
+
+        self.mode, self.interval, self.content_type = mode, interval, content_type
+        self.sent = 0
+        self.sock = _socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/"
+        self._stop = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn):
+        try:
+            conn.recv(65536)
+            head = f"HTTP/1.1 200 OK\r\nContent-Type: {self.content_type}\r\nConnection: close\r\n"
+            if self.mode == "drip_headers":
+                for ch in head.encode():
+                    conn.sendall(bytes([ch]))
+                    self.sent += 1
+                    time.sleep(self.interval)
+            conn.sendall(head.encode() + b"\r\n")
+            while not self._stop.is_set():
+                if self.mode == "huge":
+                    conn.sendall(b" " * 65536)
+                    self.sent += 65536
+                else:
+                    conn.sendall(b" ")
+                    self.sent += 1
+                    time.sleep(self.interval)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def stop(self):
+        self._stop.set()
+        self.sock.close()
+
+
+@pytest.mark.parametrize("mode", ["drip_body", "drip_headers"])
+def test_a_server_that_drips_its_answer_is_cut_off_at_the_whole_request_deadline(mode):
+    from credproc import http as web
+
+    server = HostileServer(mode)
+    try:
+        start = time.monotonic()
+        got = _in_thread(lambda: web.request("GET", server.url, timeout=2, what="the IdP"), timeout=20)
+        took = time.monotonic() - start
+    finally:
+        server.stop()
+    assert isinstance(got.get("error"), NetworkError) and "did not answer within 2 s" in str(got["error"])
+    assert took < 6
+
+
+def test_a_server_that_sends_an_endless_body_is_cut_off_at_the_cap():
+    from credproc import http as web
+
+    server = HostileServer("huge")
+    try:
+        got = _in_thread(lambda: web.request("GET", server.url, timeout=30, what="the IdP", max_bytes=1024 * 1024),
+                         timeout=30)
+    finally:
+        server.stop()
+    assert isinstance(got.get("error"), ServiceError) and "larger than 1048576 bytes" in str(got["error"])
+    assert server.sent < 16 * 1024 * 1024
+
+
+@pytest.mark.parametrize("mode", ["huge", "drip_body"])
+def test_sts_answers_are_capped_and_bounded_by_a_deadline(mode, monkeypatch):
+    from credproc import sts
+
+    monkeypatch.setattr(sts, "DEADLINE", 3, raising=False)
+    server = HostileServer(mode, content_type="text/xml")
+    try:
+        client = sts.client("us-east-1", server.url.rstrip("/"), None)
+        start = time.monotonic()
+        got = _in_thread(lambda: sts.call(client, "AssumeRoleWithWebIdentity", "alice", RoleArn="arn:aws:iam::111111111111:role/x",
+                                          RoleSessionName="alice", WebIdentityToken="t" * 20), timeout=60)
+        took = time.monotonic() - start
+    finally:
+        server.stop()
+    if mode == "huge":
+        assert isinstance(got.get("error"), ServiceError) and "larger than" in str(got["error"])
+        assert server.sent < 16 * 1024 * 1024
+    else:
+        assert isinstance(got.get("error"), NetworkError) and "within 3 s" in str(got["error"])
+        assert took < 8
