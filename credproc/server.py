@@ -58,7 +58,9 @@ def container_document(creds):
 
 
 def log_line(message):
-    sys.stderr.write(f"credproc: {message}\n")
+    from .text import clean
+
+    sys.stderr.write(f"credproc: {clean(message)}\n")
     sys.stderr.flush()
 
 

@@ -575,3 +575,50 @@ def test_sts_answers_are_capped_and_bounded_by_a_deadline(mode, monkeypatch):
     else:
         assert isinstance(got.get("error"), NetworkError) and "within 3 s" in str(got["error"])
         assert took < 8
+
+
+# -- item 6: text from servers and the config printed safely ------------------------------------------------
+ESC = "\x1b]0;pwned\x07\x1b[2K\rPassword: \u202e"
+
+
+def test_an_idp_error_with_escape_sequences_is_printed_without_them(xdg, fake, capsys, monkeypatch):
+    """The IdP's own error text reaches the message: its control characters must not reach the
+    terminal (this one retitles it, erases the line and fakes a prompt)."""
+    import credproc.oidc
+
+    (xdg / "credproc.toml").write_bytes(_oidc_cfg(fake))
+    real_post = credproc.oidc.Client._post
+    monkeypatch.setattr(credproc.oidc.Client, "_post", lambda self, url, form, what: (400, {"error": ESC}))
+    assert cli.main(["--role", "dev"]) != 0
+    err = capsys.readouterr().err
+    assert "pwned" in err and not any(c in err for c in "\x1b\x07\r\u202e")
+    assert err.count("\n") == 1
+    monkeypatch.setattr(credproc.oidc.Client, "_post", real_post)
+
+
+def test_lines_from_servers_on_the_terminal_and_in_warnings_carry_no_control_characters(capsys):
+    from credproc import prompt
+
+    term = prompt.Terminal("credproc login --role x", interactive=False)
+    written = []
+
+    class Gui:
+        def say(self, message):
+            written.append(message)
+
+    term.gui = Gui()
+    term.say(f"To sign in, open https://idp.example.com/device and enter the code {ESC}")
+    log.warn(f"the IdP said {ESC}")
+    from credproc.server import log_line
+
+    log_line(f"serve: request failed: {ESC}")
+    err = capsys.readouterr().err
+    for text in written + [err]:
+        assert "pwned" in text and not any(c in text for c in "\x1b\x07\r\u202e")
+
+
+def test_a_huge_config_value_is_not_echoed_whole(xdg, capsys):
+    (xdg / "credproc.toml").write_text(f'[settings]\nregion = "{"x" * 500_000}"\n{"k" * 300_000} = 1\n')
+    assert cli.main(["--role", "admin"]) == ConfigError.exit_code
+    err = capsys.readouterr().err
+    assert "settings.region" in err and len(err) < 3000

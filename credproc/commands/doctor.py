@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from .. import app, paths
 from ..errors import ChecksFailed, ConfigError, CredprocError
+from ..text import clean
 
 HELP = "check the configuration, files, terminal, endpoints and AWS profiles"
 DESCRIPTION = """\
@@ -84,7 +85,7 @@ def run(args):
 
     def emit(check):
         checks.append(check)
-        print(format_check(check, symbols, dash), flush=True)
+        print(clean(format_check(check, symbols, dash)), flush=True)
 
     cfg = None
     config_path = paths.config_file(getattr(args, "config", None))

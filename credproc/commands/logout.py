@@ -181,7 +181,9 @@ def _remove_role_choice(store, name, say):
 
 
 def _say(line):
-    print(line, flush=True)
+    from ..text import clean
+
+    print(clean(line), flush=True)
 
 
 # -- the two modes -------------------------------------------------------------------------------

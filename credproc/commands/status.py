@@ -48,7 +48,9 @@ def run(args):
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        print(render(report))
+        from ..text import clean
+
+        print(clean(render(report), limit=None))
     return 0
 
 
