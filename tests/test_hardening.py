@@ -622,3 +622,79 @@ def test_a_huge_config_value_is_not_echoed_whole(xdg, capsys):
     assert cli.main(["--role", "admin"]) == ConfigError.exit_code
     err = capsys.readouterr().err
     assert "settings.region" in err and len(err) < 3000
+
+
+# -- item 7: serve --------------------------------------------------------------------------------------
+@pytest.fixture
+def served():
+    from credproc.server import CredentialServer
+
+    logged = []
+    creds = Credentials("ASIASERVED", "s", "t", int(time.time()) + 3600)
+    server = CredentialServer(lambda: creds, log=logged.append).start()
+    yield server, logged
+    server.stop()
+
+
+def _get(server, host=None, token=None):
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn.putrequest("GET", "/", skip_host=host is not None)
+    if host is not None:
+        conn.putheader("Host", host)
+    conn.putheader("Authorization", token or server.token)
+    conn.endheaders()
+    status = conn.getresponse().status
+    conn.close()
+    return status
+
+
+def test_serve_refuses_requests_for_another_host_name(served):
+    server, logged = served
+    assert _get(server) == 200
+    for host in (f"localhost:{server.port}", f"127.0.0.1:{server.port}", "localhost", f"LOCALHOST:{server.port}"):
+        assert _get(server, host=host) == 200, host
+    for host in ("attacker.example.com", f"attacker.example.com:{server.port}", f"127.0.0.1.nip.io:{server.port}", ""):
+        assert _get(server, host=host) == 403, host  # DNS rebinding: a web page's request to "its" host
+    assert len(logged) <= 4 and not any("Traceback" in line for line in logged)
+
+
+def test_serve_prints_no_traceback_for_reset_connections(served, capfd):
+    import socket
+    import struct
+
+    server, logged = served
+    for _ in range(30):
+        s = socket.create_connection(("127.0.0.1", server.port))
+        s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthoriz")  # half a request, then a reset
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+    time.sleep(1)
+    assert _get(server) == 200
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and err.count("\n") <= 30
+    assert len(logged) <= 30
+
+
+def test_serve_handles_connections_in_a_bounded_pool(served):
+    import socket
+
+    server, logged = served
+    before = threading.active_count()
+    idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(200)]
+    try:
+        time.sleep(1)
+        assert threading.active_count() - before <= 40
+    finally:
+        for s in idle:
+            s.close()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:  # once the idle ones are gone, requests are answered again
+        try:
+            if _get(server) == 200:
+                break
+        except OSError:
+            pass
+        time.sleep(0.2)
+    assert _get(server) == 200
