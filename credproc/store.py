@@ -99,6 +99,12 @@ class PrivateDir:
             os.close(self.fd)
             self.fd = None
 
+    def __del__(self):  # serve builds a store per request: its handles must not pile up
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
     # -- operations relative to the handle ------------------------------------------------------
     def _name(self, name):
         """(path argument, dir_fd) for an *at() call."""

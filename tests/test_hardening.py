@@ -698,3 +698,18 @@ def test_serve_handles_connections_in_a_bounded_pool(served):
             pass
         time.sleep(0.2)
     assert _get(server) == 200
+
+
+def test_directory_handles_do_not_pile_up_when_stores_come_and_go(tmp_path):
+    """serve and exec --server build a store per request."""
+    def open_fds():
+        return len(os.listdir("/proc/self/fd"))
+
+    EncryptedFileCache(str(tmp_path / "cache"), str(tmp_path / "data" / "key")).put(
+        "role:admin", Entry(2_000_000_000, 1_999_000_000, "d", "fp", b"{}"))
+    before = open_fds()
+    for _ in range(50):
+        store = EncryptedFileCache(str(tmp_path / "cache"), str(tmp_path / "data" / "key"))
+        assert store.get("role:admin") is not None
+        del store
+    assert open_fds() - before < 5
