@@ -1,0 +1,91 @@
+"""Issue 13 (security and reliability) with the real credproc executable against a real moto STS
+server: config scoping, rollback after logout --all, FIFOs and symlinks in credproc's places,
+parents created under umask 000."""
+
+import json
+import os
+import stat
+import time
+
+from credproc.store import EncryptedFileCache
+from tests.integration.test_iam_moto import iam_config
+
+
+def _ready(sandbox, sts, mfa_counter):
+    sandbox.write_static_keys()
+    sandbox.write_config(iam_config(sts.url, mfa_command=mfa_counter[0]))
+
+
+def test_two_config_files_with_the_same_role_names_share_nothing_and_evict_nothing(sandbox, sts, mfa_counter):
+    _ready(sandbox, sts, mfa_counter)
+    other = os.path.join(sandbox.root, "other.toml")
+    with open(other, "w") as f:  # same role and idp names, another MFA session length
+        f.write(iam_config(sts.url, mfa_command=mfa_counter[0]).replace('profile = "corp-user"\n',
+                                                                           'profile = "corp-user"\nsession_duration = 7200\n'))
+    docs = []
+    for _ in range(3):
+        docs.append(sandbox.credentials("admin"))
+        docs.append(sandbox.credentials("admin", env={"CREDPROC_CONFIG": other}))
+    assert mfa_counter[1]() == 2  # one MFA session per config file, not one per call
+    assert len({d["AccessKeyId"] for d in docs}) == 2
+    assert sts.count("GetSessionToken") == 2 and sts.count("AssumeRole") == 2
+
+
+def test_entries_copied_back_after_logout_all_do_not_restore_the_mfa_session(sandbox, sts, mfa_counter):
+    _ready(sandbox, sts, mfa_counter)
+    first = sandbox.credentials("admin")
+    saved = {}
+    for name in sandbox.cache_files():
+        with open(os.path.join(sandbox.cache_dir, name), "rb") as f:
+            saved[name] = f.read()
+    r = sandbox.run("logout", "--all")
+    assert r.returncode == 0, r.stderr
+    assert b"replaced the cache key" in r.stdout
+    for name, data in saved.items():  # a backup restored, or the files copied back by someone
+        path = os.path.join(sandbox.cache_dir, name)
+        with open(path, "wb") as f:
+            f.write(data)
+        os.chmod(path, 0o600)
+    r = sandbox.run("--role", "admin")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["AccessKeyId"] != first["AccessKeyId"]
+    assert mfa_counter[1]() == 2  # the MFA code was needed again
+
+
+def test_a_fifo_at_an_entry_path_hangs_neither_the_fast_path_nor_status(sandbox, sts, mfa_counter):
+    _ready(sandbox, sts, mfa_counter)
+    sandbox.credentials("admin")
+    path = EncryptedFileCache(sandbox.cache_dir, sandbox.key_path, scope=sandbox.config_path).path_for("role:admin")
+    os.unlink(path)
+    os.mkfifo(path)
+    start = time.monotonic()
+    status = sandbox.run("status", "--json", timeout=30)
+    assert status.returncode == 0, status.stderr
+    assert {r["role"]: r["state"] for r in json.loads(status.stdout)["roles"]}["admin"] == "none"
+    r = sandbox.run("--role", "admin", timeout=30)  # a miss: refreshed (the MFA session is still cached)
+    assert r.returncode == 0, r.stderr
+    assert time.monotonic() - start < 25 and mfa_counter[1]() == 1
+    assert stat.S_ISREG(os.lstat(path).st_mode)  # the FIFO was replaced by a real entry
+
+
+def test_a_symlink_planted_where_the_cache_dir_goes_is_refused_not_followed(sandbox, sts, mfa_counter):
+    _ready(sandbox, sts, mfa_counter)
+    shared = os.path.join(sandbox.root, "shared-tmp")  # stands for /tmp with XDG_CACHE_HOME=/tmp
+    victim = os.path.join(sandbox.root, "victim")
+    os.makedirs(shared)
+    os.makedirs(victim)
+    os.chmod(victim, 0o755)
+    os.symlink(victim, os.path.join(shared, "credproc"))
+    r = sandbox.run("--role", "admin", env={"XDG_CACHE_HOME": shared})
+    assert r.returncode == 11, r.stderr
+    assert b"symbolic link" in r.stderr
+    assert os.listdir(victim) == [] and stat.S_IMODE(os.stat(victim).st_mode) == 0o755
+
+
+def test_parents_of_credproc_dirs_are_created_0700_under_umask_000(sandbox, sts, mfa_counter):
+    _ready(sandbox, sts, mfa_counter)
+    env = {"XDG_CACHE_HOME": "", "XDG_DATA_HOME": ""}  # so ~/.cache and ~/.local/share are used
+    r = sandbox.run("--role", "admin", env=env, preexec_fn=lambda: os.umask(0))
+    assert r.returncode == 0, r.stderr
+    for d in (".cache", ".cache/credproc", ".local", ".local/share", ".local/share/credproc"):
+        assert stat.S_IMODE(os.stat(os.path.join(sandbox.home, d)).st_mode) == 0o700, d
