@@ -42,6 +42,11 @@ def _b64url(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
+def metadata_identity(issuer):
+    """The cache identity of an issuer's discovery document and JWKS."""
+    return f"oidc-metadata:{issuer}"
+
+
 class Issuer:
     """Discovery document and JWKS of one issuer, cached in the encrypted store (bounded in size and
     age). Not secret, but it says where the password, the client secret and refresh tokens are sent
@@ -52,7 +57,7 @@ class Issuer:
         self.idp = idp
         self.issuer = idp["issuer"]  # exactly as configured: some issuers end in "/", and iss must match
         self.store = store
-        self.identity = f"oidc-metadata:{self.issuer}"
+        self.identity = metadata_identity(self.issuer)
         self._meta = None
         self._jwks_refetched = False
 

@@ -160,7 +160,11 @@ def _remove_idp_session(cfg, store, idp, say):
             return True
         return False
     if idp["type"] == "oidc":
-        return _revoke_oidc(cfg, store, idp, say)
+        from ..oidc import metadata_identity
+
+        removed = _revoke_oidc(cfg, store, idp, say)
+        store.delete(metadata_identity(idp["issuer"]))  # public, but nothing of a signed-out idp stays
+        return removed
     return False  # CAS: no session is cached apart from the role's credentials
 
 
