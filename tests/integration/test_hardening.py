@@ -7,7 +7,6 @@ import os
 import stat
 import time
 
-from credproc.store import EncryptedFileCache
 from tests.integration.test_iam_moto import iam_config
 
 
@@ -55,17 +54,20 @@ def test_entries_copied_back_after_logout_all_do_not_restore_the_mfa_session(san
 def test_a_fifo_at_an_entry_path_hangs_neither_the_fast_path_nor_status(sandbox, sts, mfa_counter):
     _ready(sandbox, sts, mfa_counter)
     sandbox.credentials("admin")
-    path = EncryptedFileCache(sandbox.cache_dir, sandbox.key_path, scope=sandbox.config_path).path_for("role:admin")
-    os.unlink(path)
-    os.mkfifo(path)
+    names = sandbox.cache_files()  # the role's entry and the MFA session's
+    assert len(names) == 2
+    for name in names:
+        os.unlink(os.path.join(sandbox.cache_dir, name))
+        os.mkfifo(os.path.join(sandbox.cache_dir, name))
     start = time.monotonic()
     status = sandbox.run("status", "--json", timeout=30)
     assert status.returncode == 0, status.stderr
     assert {r["role"]: r["state"] for r in json.loads(status.stdout)["roles"]}["admin"] == "none"
-    r = sandbox.run("--role", "admin", timeout=30)  # a miss: refreshed (the MFA session is still cached)
+    r = sandbox.run("--role", "admin", timeout=30)  # misses: a new MFA session and role credentials
     assert r.returncode == 0, r.stderr
-    assert time.monotonic() - start < 25 and mfa_counter[1]() == 1
-    assert stat.S_ISREG(os.lstat(path).st_mode)  # the FIFO was replaced by a real entry
+    assert time.monotonic() - start < 25 and mfa_counter[1]() == 2
+    for name in names:  # the FIFOs were replaced by real entries
+        assert stat.S_ISREG(os.lstat(os.path.join(sandbox.cache_dir, name)).st_mode)
 
 
 def test_a_symlink_planted_where_the_cache_dir_goes_is_refused_not_followed(sandbox, sts, mfa_counter):
