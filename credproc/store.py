@@ -6,6 +6,7 @@ operation done relative to that handle (dir_fd), so nothing can be swapped in un
 the check and the use. Missing parents are created 0700, whatever the umask.
 """
 
+import errno
 import os
 import stat
 import time
@@ -76,7 +77,7 @@ class PrivateDir:
         except LocalFileError:
             raise
         except OSError as e:
-            if e.errno == 40:  # ELOOP: a symlink at the last component
+            if e.errno == errno.ELOOP:  # a symlink at the last component
                 raise LocalFileError(f"{self.path} is a symbolic link",
                                      hint="credproc keeps its files in a real directory only you own; remove it") from None
             raise LocalFileError(f"cannot create directory {self.path}: {e.strerror}") from None
@@ -129,7 +130,7 @@ class PrivateDir:
     def link(self, src, dst):
         s, sd = self._name(src)
         d, dd = self._name(dst)
-        os.link(s, d, src_dir_fd=sd, dst_dir_fd=dd, follow_symlinks=False)
+        os.link(s, d, src_dir_fd=sd, dst_dir_fd=dd)
 
     def unlink(self, name):
         path, dfd = self._name(name)

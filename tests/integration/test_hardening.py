@@ -91,3 +91,18 @@ def test_parents_of_credproc_dirs_are_created_0700_under_umask_000(sandbox, sts,
     assert r.returncode == 0, r.stderr
     for d in (".cache", ".cache/credproc", ".local", ".local/share", ".local/share/credproc"):
         assert stat.S_IMODE(os.stat(os.path.join(sandbox.home, d)).st_mode) == 0o700, d
+
+
+def test_expiration_is_utc_when_the_local_time_zone_is_not(sandbox, sts, mfa_counter):
+    import calendar
+
+    _ready(sandbox, sts, mfa_counter)
+    for tz in ("Asia/Kolkata", "America/St_Johns"):
+        sts.clear()
+        r = sandbox.run("--role", "admin", env={"TZ": tz})
+        assert r.returncode == 0, r.stderr
+        doc = json.loads(r.stdout)
+        left = calendar.timegm(time.strptime(doc["Expiration"], "%Y-%m-%dT%H:%M:%SZ")) - time.time()
+        assert 3000 < left <= 3600, (tz, doc["Expiration"])  # moto's one hour, read as UTC
+        r = sandbox.run("login", "--role", "admin", env={"TZ": tz})  # the summary, by the full path
+        assert r.returncode == 0 and b"UTC" in r.stdout + r.stderr
