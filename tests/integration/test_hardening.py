@@ -106,3 +106,59 @@ def test_expiration_is_utc_when_the_local_time_zone_is_not(sandbox, sts, mfa_cou
         assert 3000 < left <= 3600, (tz, doc["Expiration"])  # moto's one hour, read as UTC
         r = sandbox.run("login", "--role", "admin", env={"TZ": tz})  # the summary, by the full path
         assert r.returncode == 0 and b"UTC" in r.stdout + r.stderr
+
+
+def test_an_unlockable_cache_during_a_refresh_serves_the_cached_credentials(sandbox, sts, mfa_counter):
+    """Stands for a read-only or unwritable cache (the tests run as root, which modes do not stop):
+    the entry's lock file cannot be opened because a directory sits where it goes."""
+    from credproc.store import EncryptedFileCache
+
+    _ready(sandbox, sts, mfa_counter)
+    first = sandbox.credentials("admin")
+    store = EncryptedFileCache(sandbox.cache_dir, sandbox.key_path, scope=sandbox.config_path)
+    entry = store.get("role:admin")
+    entry.refresh_at = int(time.time()) - 1  # a refresh is due; 59 minutes are left
+    store.put("role:admin", entry)
+    lock = store.path_for("role:admin") + ".lock"
+    if os.path.exists(lock):
+        os.unlink(lock)
+    os.mkdir(lock)
+    sts.clear()
+    r = sandbox.run("--role", "admin")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["AccessKeyId"] == first["AccessKeyId"] and sts.actions == []
+
+
+def test_serve_survives_reset_connections_and_foreign_hosts_with_one_line_at_most(sandbox, sts, mfa_counter):
+    import signal
+    import socket
+    import struct
+    import urllib.request
+
+    _ready(sandbox, sts, mfa_counter)
+    proc = sandbox.popen("serve", "--role", "admin")
+    try:
+        lines = [proc.stdout.readline().decode() for _ in range(2)]
+        env = dict(line[len("export "):-1].partition("=")[::2] for line in lines)
+        url, token = env["AWS_CONTAINER_CREDENTIALS_FULL_URI"], env["AWS_CONTAINER_AUTHORIZATION_TOKEN"]
+        port = int(url.rsplit(":", 1)[1].strip("/"))
+        for _ in range(50):  # connections reset half-way through a request
+            s = socket.create_connection(("127.0.0.1", port))
+            s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthoriz")
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.close()
+        rebound = urllib.request.Request(url, headers={"Authorization": token, "Host": f"evil.example.com:{port}"})
+        try:
+            urllib.request.urlopen(rebound, timeout=10)
+            status = 200
+        except urllib.error.HTTPError as e:
+            status = e.code
+        assert status == 403
+        with urllib.request.urlopen(urllib.request.Request(url, headers={"Authorization": token}), timeout=10) as resp:
+            assert json.loads(resp.read())["AccessKeyId"].startswith("ASIA")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    lines = err.decode().splitlines()
+    assert "Traceback" not in err.decode() and len(lines) <= 3, lines  # serving...; the refused host
+    assert any("refused a request for host" in line for line in lines)
