@@ -162,3 +162,39 @@ def test_serve_survives_reset_connections_and_foreign_hosts_with_one_line_at_mos
     lines = err.decode().splitlines()
     assert "Traceback" not in err.decode() and len(lines) <= 3, lines  # serving...; the refused host
     assert any("refused a request for host" in line for line in lines)
+
+
+def test_a_login_with_a_forged_id_token_leaves_no_sign_in_behind(sandbox, sts):
+    """The real executable against the Python issuer (it hands out forged ID tokens on request) and
+    moto: login exits 5, status shows no sign-in, and the next call refreshes nothing."""
+    from tests.fake_issuer import FORGERIES, FakeIssuer
+
+    fake = FakeIssuer()
+    fake.refresh_tokens = True
+    try:
+        sandbox.write_config(f"""
+[settings]
+sts_endpoint_url = "{sts.url}"
+[idp.sso]
+type = "oidc"
+issuer = "{fake.url}"
+client_id = "{fake.client_id}"
+flow = "password"
+username = "alice"
+password_command = "echo {fake.password}"
+[role.dev]
+idp = "sso"
+arn = "arn:aws:iam::111111111111:role/dev"
+""")
+        fake.forge = FORGERIES["other_key"]
+        r = sandbox.run("login", "--role", "dev")
+        assert r.returncode == 5, r.stderr
+        status = sandbox.run("status", "--json")
+        (session,) = json.loads(status.stdout)["sessions"]
+        assert session["state"] == "none" and session["refresh_token"] is False
+        fake.forge = None
+        fake.token_requests.clear()
+        doc = sandbox.credentials("dev")  # a new password login, not a refresh with the rejected answer's token
+        assert doc["AccessKeyId"].startswith("ASIA") and fake.token_requests == ["password"]
+    finally:
+        fake.stop()
