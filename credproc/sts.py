@@ -77,6 +77,8 @@ def _capped_sender(sts_client):
 
     def send(request, **kwargs):
         call = getattr(_current, "call", None)
+        if call is not None and call.expired:  # given up already: no retry in the background
+            raise NetworkError(f"STS at {sts_client.meta.endpoint_url}: the call was given up")
         request.stream_output = True  # botocore would read the whole body, however large
         response = http_session.send(request)
         raw = response.raw
