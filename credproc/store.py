@@ -46,8 +46,9 @@ class PrivateDir:
         self.fd = None
 
     def open(self, create=True):
-        """The checked handle (or, without dir_fd support, None after the same checks by path).
-        Returns False if the directory does not exist and create is False."""
+        """Open and check the directory, once (creating it and its parents 0700 if create): True,
+        or False if it does not exist and create is False. Without dir_fd support (Windows) the
+        same checks are made by path and later operations use paths."""
         if self.fd is not None:
             return True
         try:
