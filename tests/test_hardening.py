@@ -402,10 +402,10 @@ def test_a_config_that_is_a_fifo_or_a_device_is_a_config_error_not_a_hang(xdg):
 
 # -- item 8: two config files with the same role names -------------------------------------------------
 def test_two_config_files_with_the_same_role_names_do_not_evict_each_other(xdg, monkeypatch, capsys):
-    import credproc.chain
+    from credproc import idp as idp_registry
 
     inner = CountingProvider(time.time)
-    monkeypatch.setattr(credproc.chain, "_idp_chain", lambda *a: inner)
+    monkeypatch.setattr(type(idp_registry.get("iam")), "build_chain", lambda *a: inner)
     a, b = xdg / "a.toml", xdg / "b.toml"
     a.write_bytes(IAM)
     b.write_bytes(IAM.replace(b"role/Admin", b"role/OtherAdmin"))  # same names, other settings
@@ -420,10 +420,10 @@ def test_two_config_files_with_the_same_role_names_do_not_evict_each_other(xdg, 
 
 # -- item 10: rollback after logout --all -----------------------------------------------------------
 def test_entries_copied_back_after_logout_all_are_unusable(xdg, monkeypatch, capsys):
-    import credproc.chain
+    from credproc import idp as idp_registry
 
     inner = CountingProvider(time.time)
-    monkeypatch.setattr(credproc.chain, "_idp_chain", lambda *a: inner)
+    monkeypatch.setattr(type(idp_registry.get("iam")), "build_chain", lambda *a: inner)
     assert cli.main(["--role", "admin"]) == 0
     cache_dir = xdg / "xdg-cache" / "credproc"
     saved = {n: (cache_dir / n).read_bytes() for n in os.listdir(cache_dir) if not n.endswith(".lock")}
