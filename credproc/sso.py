@@ -16,6 +16,7 @@ import configparser
 import hashlib
 import json
 import os
+import re
 import secrets
 import time
 import urllib.parse
@@ -24,6 +25,7 @@ from . import log
 from .cache import Entry
 from .credentials import Credentials
 from .errors import AccessDenied, AuthenticationFailed, LockTimeout, LoginRequired, NetworkError, ServiceError
+from .idp.sso import ACCOUNT_ID_RE, PERMISSION_SET_RE
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 OIDC_SERVICE = "sso-oidc"
@@ -33,6 +35,8 @@ REDIRECT_PATH = "/oauth/callback"
 MIN_TOKEN_LEFT = 120  # a cached access token closer than this to its end is refreshed first
 REGISTRATION_MARGIN = 3600  # re-register rather than start a sign-in on a registration about to end
 MAX_FILE_BYTES = 64 * 1024
+
+_ERROR_CODE_JUNK = re.compile(r"[^\w.:-]")
 
 # DNS suffix by partition, as in botocore's partitions data (endpoints.json / partitions.json).
 _PARTITIONS = (("cn-", "amazonaws.com.cn"), ("us-isob-", "sc2s.sgov.gov"), ("us-isof-", "csp.hci.ic.gov"),
@@ -63,6 +67,12 @@ def _parse_iso(value):
         return parse_expiration(value)
     except (ValueError, TypeError):
         return None
+
+
+def printable(text, limit=128):
+    """Text from the service made safe for a terminal line or a TOML comment: no control
+    characters (escape sequences, newlines), bounded length."""
+    return "".join(c for c in str(text) if c.isprintable())[:limit]
 
 
 def _b64url(data):
@@ -112,6 +122,7 @@ class SsoClient:
             return getattr(client, _snake(operation))(**params), None
         except bx.ClientError as e:
             code = e.response.get("Error", {}).get("Code") or str(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode"))
+            code = _ERROR_CODE_JUNK.sub("", str(code))[:80] or "an unnamed error"  # it goes into one-line messages
             log.debug("%s %s: %s", service, operation, code)
             return None, code
         except (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ReadTimeoutError, bx.ConnectionClosedError) as e:
@@ -119,6 +130,10 @@ class SsoClient:
                                hint="check the region, the network and any proxy") from None
         except bx.BotoCoreError as e:
             raise ServiceError(f"IAM Identity Center ({service}) at {url}: {operation} failed: {type(e).__name__}") from None
+        except (AttributeError, TypeError, ValueError, KeyError) as e:
+            # botocore's parser trips over JSON of the wrong shape (a list where the model says structure)
+            log.debug("%s %s: botocore could not parse the answer: %s", service, operation, type(e).__name__)
+            raise ServiceError(f"IAM Identity Center ({service}) at {url} answered {operation} with a malformed response") from None
 
     # -- registration ---------------------------------------------------------------------------
     def register(self, flow):
@@ -253,20 +268,32 @@ class SsoClient:
         items, token = [], None
         for _ in range(1000):  # bounded: a portal that always answers nextToken cannot loop us forever
             page = self._portal(operation, **params, **({"nextToken": token} if token else {}))
-            items.extend(x for x in page.get(key) or [] if isinstance(x, dict))
-            token = page.get("nextToken")
+            found, token = page.get(key) or [], page.get("nextToken")
+            if not isinstance(found, list) or not (token is None or isinstance(token, str)):
+                raise ServiceError(f"IAM Identity Center portal at {self.portal_url} answered {operation} with a malformed page")
+            items.extend(x for x in found if isinstance(x, dict))
             if not token:
                 return items
         raise ServiceError(f"IAM Identity Center portal: {operation} did not finish paginating")
 
+    def _checked(self, operation, value, pattern, what):
+        """An id or name from the portal, which ends up in a [role.*] block to paste and on the
+        terminal: anything but the documented shape (quotes, newlines, escapes) is refused."""
+        if not isinstance(value, str) or not pattern.match(value):
+            raise ServiceError(f"IAM Identity Center portal at {self.portal_url} answered {operation} with "
+                               f"{printable(repr(value), 40)}, which is not {what}")
+        return value
+
     def accounts(self, access_token):
         """[(account_id, account_name)] sorted by id."""
         found = self._paginate("ListAccounts", "accountList", accessToken=access_token, maxResults=100)
-        return sorted((a["accountId"], a.get("accountName") or "") for a in found if isinstance(a.get("accountId"), str))
+        return sorted((self._checked("ListAccounts", a.get("accountId"), ACCOUNT_ID_RE, "a 12-digit account id"),
+                       printable(a.get("accountName") or "")) for a in found)
 
     def roles(self, access_token, account_id):
         found = self._paginate("ListAccountRoles", "roleList", accessToken=access_token, accountId=account_id, maxResults=100)
-        return sorted(r["roleName"] for r in found if isinstance(r.get("roleName"), str))
+        return sorted(self._checked("ListAccountRoles", r.get("roleName"), PERMISSION_SET_RE, "a permission set name")
+                      for r in found)
 
     def logout(self, access_token):
         resp, code = self._call(PORTAL_SERVICE, "Logout", accessToken=access_token)

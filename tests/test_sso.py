@@ -11,7 +11,7 @@ import pytest
 from credproc import sso
 from credproc.cache import Entry
 from credproc.context import Context
-from credproc.errors import AccessDenied, AuthenticationFailed, LoginRequired
+from credproc.errors import AccessDenied, AuthenticationFailed, LoginRequired, ServiceError
 from credproc.store import EncryptedFileCache
 
 START_URL = "https://my-org.awsapps.com/start"
@@ -147,10 +147,31 @@ def test_portal_401_is_token_rejected_and_404_is_access_denied():
         c.role_credentials("at", "111111111111", "Admin")
 
 
+@pytest.mark.parametrize("operation, page", [
+    ("ListAccounts", {"accountList": [{"accountId": '111111111111"\n[idp.evil]\nx = "', "accountName": "a"}]}),
+    ("ListAccounts", {"accountList": [{"accountId": 111111111111, "accountName": "a"}]}),
+    ("ListAccountRoles", {"roleList": [{"roleName": 'Admin"\ncredential_process = "/tmp/evil'}]}),
+    ("ListAccountRoles", {"roleList": [{"roleName": "Admin\x1b]0;pwned\x07"}]}),
+    ("ListAccountRoles", {"roleList": [{"roleName": "Admin"}], "nextToken": {"not": "a string"}}),
+])
+def test_portal_ids_and_role_names_that_could_inject_toml_or_escapes_are_refused(operation, page):
+    c = ScriptedClient({operation: [page]})
+    with pytest.raises(ServiceError) as e:
+        c.accounts("at") if operation == "ListAccounts" else c.roles("at", "111111111111")
+    assert operation in str(e.value) and "\n" not in str(e.value) and "\x1b" not in str(e.value)
+
+
+def test_account_names_from_the_portal_lose_control_characters():
+    c = ScriptedClient({"ListAccounts": [{"accountList": [{"accountId": "111111111111",
+                                                           "accountName": "Prod\n[idp.evil]\x1b[2J" + "x" * 500}]}]})
+    ((account, name),) = c.accounts("at")
+    assert account == "111111111111" and name.startswith("Prod[idp.evil][2J") and len(name) == 128
+
+
 def test_pagination_follows_next_token():
-    c = ScriptedClient({"ListAccounts": [{"accountList": [{"accountId": "2", "accountName": "b"}], "nextToken": "n"},
-                                         {"accountList": [{"accountId": "1", "accountName": "a"}]}]})
-    assert c.accounts("at") == [("1", "a"), ("2", "b")]
+    c = ScriptedClient({"ListAccounts": [{"accountList": [{"accountId": "2" * 12, "accountName": "b"}], "nextToken": "n"},
+                                         {"accountList": [{"accountId": "1" * 12, "accountName": "a"}]}]})
+    assert c.accounts("at") == [("1" * 12, "a"), ("2" * 12, "b")]
     assert "nextToken" not in c.calls[0][1] and c.calls[1][1]["nextToken"] == "n"
 
 
@@ -290,3 +311,15 @@ def test_config_problems_are_reported_at_once():
                      "role.a.arn: has no effect", "role.a.region: has no effect", "role.b.account_id: unknown key",
                      "role.c.role_name: unknown key"):
         assert expected in text, (expected, found)
+
+
+# -- hostile answers through botocore's own parser ------------------------------------------------------
+@pytest.mark.parametrize("answer", [{"accountList": "not a list"}, {"accountList": [5]}, ["not", "an", "object"]])
+def test_an_answer_botocore_cannot_parse_is_a_service_error_not_an_unexpected_error(answer):
+    from tests.peers.sso_emulator import SsoEmulator
+
+    with SsoEmulator("http://127.0.0.1:9") as em:  # ListAccounts needs no STS
+        em.list_accounts = lambda query, headers: answer
+        c = sso.SsoClient(idp(oidc_endpoint_url=em.oidc_url, portal_endpoint_url=em.portal_url), FakeTerminal())
+        with pytest.raises(ServiceError, match="answered ListAccounts with a malformed response"):
+            c.accounts("at")  # was botocore's AttributeError: "unexpected error", exit 1

@@ -416,6 +416,19 @@ def test_sso_roles_lists_every_account_and_role_with_the_block_to_paste(sandbox,
     assert sandbox.run("sso", "roles", "--idp", "nope").returncode == 2
 
 
+def test_sso_roles_never_prints_a_block_a_hostile_portal_could_inject_toml_into(sandbox, em):
+    sandbox.write_config(sso_config(em))
+    device_login(sandbox)
+    em.accounts["111111111111"]["roles"].append('ReadOnly"\ncredential_process = "/tmp/evil')
+    r = sandbox.run("sso", "roles", "--idp", "corp-sso")
+    assert r.returncode == 9 and r.stdout == b"", r.stderr  # nothing to append to the config
+    assert b"ListAccountRoles" in r.stderr and len(r.stderr.decode().strip().splitlines()) == 1, r.stderr
+    em.accounts["111111111111"]["roles"].pop()
+    em.accounts["222222222222"]["name"] = "Sandbox\n[idp.evil]\x1b[2J"
+    r = sandbox.run("sso", "roles", "--idp", "corp-sso")
+    assert r.returncode == 0 and "# Sandbox[idp.evil][2J (222222222222)\n" in r.stdout.decode(), r.stdout
+
+
 def test_status_logout_and_doctor(sandbox, em, dead_url, moto_server):
     chained = f'[role.audit]\nsource_role = "prod-admin"\narn = "arn:aws:iam::222222222222:role/Audit"\n' \
               f'sts_endpoint_url = "{moto_server.url}"\n'
