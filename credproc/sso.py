@@ -35,6 +35,7 @@ REDIRECT_PATH = "/oauth/callback"
 MIN_TOKEN_LEFT = 120  # a cached access token closer than this to its end is refreshed first
 REGISTRATION_MARGIN = 3600  # re-register rather than start a sign-in on a registration about to end
 MAX_FILE_BYTES = 64 * 1024
+MAX_ROLE_LIFE = 36 * 3600  # a permission set's session lasts 12 hours at most; more is a broken answer
 
 _ERROR_CODE_JUNK = re.compile(r"[^\w.:-]")
 
@@ -258,11 +259,18 @@ class SsoClient:
 
     def role_credentials(self, access_token, account_id, role_name):
         resp = self._portal("GetRoleCredentials", accessToken=access_token, accountId=account_id, roleName=role_name)
-        rc = resp.get("roleCredentials") or {}
-        if not (rc.get("accessKeyId") and rc.get("secretAccessKey") and isinstance(rc.get("expiration"), int)):
-            raise ServiceError(f"IAM Identity Center answered GetRoleCredentials for {account_id}/{role_name} without credentials")
-        return Credentials(rc["accessKeyId"], rc["secretAccessKey"], rc.get("sessionToken"), rc["expiration"] // 1000,
-                           account_id)
+        rc = resp.get("roleCredentials")
+        rc = rc if isinstance(rc, dict) else {}
+        what = f"IAM Identity Center answered GetRoleCredentials for {account_id}/{role_name}"
+        if not all(isinstance(rc.get(k), str) and rc[k] for k in ("accessKeyId", "secretAccessKey", "sessionToken")):
+            raise ServiceError(f"{what} without credentials")
+        expiration = rc.get("expiration")
+        if not isinstance(expiration, int) or isinstance(expiration, bool) \
+                or not self.clock() < expiration / 1000 <= self.clock() + MAX_ROLE_LIFE:
+            # epoch MILLIseconds: seconds here would be credentials that ended in January 1970
+            raise ServiceError(f"{what} with an expiration that is not a time (epoch milliseconds) in the next "
+                               f"{MAX_ROLE_LIFE // 3600} hours: {printable(repr(expiration), 40)}")
+        return Credentials(rc["accessKeyId"], rc["secretAccessKey"], rc["sessionToken"], expiration // 1000, account_id)
 
     def _paginate(self, operation, key, **params):
         items, token = [], None

@@ -133,6 +133,7 @@ def test_refresh_invalid_grant_is_none_and_expiration_is_epoch_milliseconds():
     c = ScriptedClient({"CreateToken": ["InvalidGrantException"],
                         "GetRoleCredentials": [{"roleCredentials": {"accessKeyId": "ASIA1", "secretAccessKey": "x",
                                                                     "sessionToken": "t", "expiration": 1900000000123}}]})
+    c.now = 1900000000 - 3600
     assert c.refresh(REG, "rt") is None
     creds = c.role_credentials("at", "111111111111", "Admin")
     assert creds.expiration == 1900000000 and creds.account_id == "111111111111"
@@ -145,6 +146,27 @@ def test_portal_401_is_token_rejected_and_404_is_access_denied():
         c.role_credentials("at", "111111111111", "Admin")
     with pytest.raises(AccessDenied, match="sso roles --idp corp-sso"):
         c.role_credentials("at", "111111111111", "Admin")
+
+
+GOOD_RC = {"accessKeyId": "ASIA1", "secretAccessKey": "x", "sessionToken": "t", "expiration": (1000 + 3600) * 1000}
+
+
+@pytest.mark.parametrize("change, why", [
+    ({"expiration": 1000 + 3600}, "epoch milliseconds"),  # seconds: credentials that ended in January 1970
+    ({"expiration": True}, "epoch milliseconds"),
+    ({"expiration": 10 ** 30}, "epoch milliseconds"),  # was an OverflowError: "unexpected error", exit 1
+    ({"expiration": 999 * 1000}, "epoch milliseconds"),  # already over
+    ({"accessKeyId": {"a": 1}}, "without credentials"),  # was printed as is in the credential_process JSON
+    ({"sessionToken": ["t"]}, "without credentials"),
+    ({"sessionToken": None}, "without credentials"),
+])
+def test_role_credentials_of_the_wrong_type_or_with_an_expiration_in_seconds_are_refused(change, why):
+    c = ScriptedClient({"GetRoleCredentials": [{"roleCredentials": dict(GOOD_RC, **change)}]})
+    with pytest.raises(ServiceError, match=why) as e:
+        c.role_credentials("at", "111111111111", "Admin")
+    assert "\n" not in str(e.value)
+    assert ScriptedClient({"GetRoleCredentials": [{"roleCredentials": GOOD_RC}]}).role_credentials(
+        "at", "111111111111", "Admin").expiration == 1000 + 3600
 
 
 @pytest.mark.parametrize("operation, page", [
