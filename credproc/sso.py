@@ -305,6 +305,8 @@ class SsoClient:
 
     def logout(self, access_token):
         resp, code = self._call(PORTAL_SERVICE, "Logout", accessToken=access_token)
+        if code == "UnauthorizedException":
+            raise TokenRejected()
         return resp is not None
 
 
@@ -559,13 +561,28 @@ class SsoSession:
             state = self.load()
             self.ctx.store.delete(self.identity)
             self.cli.delete()
-            if self._usable(state, 0):
-                try:
-                    return self.client.logout(state["access_token"])
-                except (NetworkError, ServiceError) as e:
-                    log.warn(f"could not end the sign-in at the portal: {e}")
+            try:
+                return self._end_at_portal(state)
+            except (NetworkError, ServiceError) as e:
+                log.warn(f"could not end the sign-in at the portal: {e}")
             return False
         finally:
             lock.release()
 
-
+    def _end_at_portal(self, state):
+        """Logout at the portal. An access token that is over (here, or early at the service) is
+        not the end of it: the refresh token still works there, so a logout that stopped at that
+        would leave a sign-in alive for anyone holding a copy; refresh once, then Logout."""
+        if self._usable(state, 0):
+            try:
+                return self.client.logout(state["access_token"])
+            except TokenRejected:
+                pass
+        reg = state.get("registration") or {}
+        if not state.get("refresh_token") or reg.get("expires_at", 0) <= self.ctx.now():
+            return False
+        tokens = self.client.refresh(reg, state["refresh_token"])
+        try:
+            return bool(tokens) and self.client.logout(tokens["access_token"])
+        except TokenRejected:
+            return False

@@ -466,6 +466,27 @@ def test_status_logout_and_doctor(sandbox, em, dead_url, moto_server):
     assert r.returncode == 12 and dead_url in r.stdout.decode() + r.stderr.decode()
 
 
+@pytest.mark.parametrize("over", ["at the service", "in the cache"])
+def test_logout_with_an_expired_access_token_still_ends_the_sign_in_at_the_portal(sandbox, em, over):
+    sandbox.write_config(sso_config(em))
+    device_login(sandbox)
+    em.expire_access_tokens()  # hours later: only the refresh token still works
+    if over == "in the cache":
+        store = EncryptedFileCache(sandbox.cache_dir, sandbox.key_path)
+        entry = store.get("sso:corp-sso")
+        entry.body = json.dumps(dict(session_state(sandbox), expires_at=0)).encode()
+        store.put("sso:corp-sso", entry)
+    assert not em.valid_access_tokens() and not all(t["revoked"] for t in em.refresh_tokens.values())
+    em.reset_counts()
+    r = sandbox.run("logout", "--role", "prod-admin")
+    assert r.returncode == 0, r.stderr
+    assert "ended (portal Logout) and removed" in r.stdout.decode(), r.stdout
+    # at the service: the cached access token is tried first and refused (401)
+    assert em.count("CreateToken:refresh_token") == 1 and em.count("Logout") == (2 if over == "at the service" else 1)
+    assert all(t["revoked"] for t in em.refresh_tokens.values())  # no copy of the refresh token works any more
+    assert session_state(sandbox) is None
+
+
 def test_logout_in_share_mode_removes_the_shared_file(sandbox, em):
     sandbox.write_config(sso_config(em, cli_cache="share"))
     device_login(sandbox)
