@@ -59,9 +59,12 @@ def _iso(epoch):
 
 
 def _parse_iso(value):
-    """Epoch seconds from the CLI's timestamps ("2026-11-23T12:00:00Z", "+00:00", fractions), or None."""
-    if not isinstance(value, str):
+    """Epoch seconds from the CLI's timestamps ("2026-11-23T12:00:00Z", "+00:00", fractions, and
+    "2026-11-23T12:00:00UTC", which AWS CLI v1 and older botocore wrote), or None."""
+    if not isinstance(value, str) or len(value) > 64:
         return None
+    if value.endswith("UTC"):
+        value = value[:-3] + "Z"
     from .credentials import parse_expiration
 
     try:

@@ -282,6 +282,16 @@ def test_cli_token_file_named_by_the_sso_session_of_aws_config(tmp_path, monkeyp
     assert sso.CliTokenCache(idp(aws_cli_cache="off")).candidates() == []
 
 
+@pytest.mark.parametrize("expires_at", ["2999-01-01T00:00:00UTC", "2999-01-01T00:00:00Z", "2999-01-01T00:00:00.123456+00:00"])
+def test_cli_token_files_of_aws_cli_v1_with_utc_suffix_are_read(tmp_path, monkeypatch, expires_at):
+    # AWS CLI v1 / older botocore: JSONFileCache wrote strftime("%Y-%m-%dT%H:%M:%S%Z"), i.e. "...UTC"
+    monkeypatch.setenv("HOME", str(tmp_path))
+    write_cli(tmp_path, START_URL, {"startUrl": START_URL, "region": "eu-west-1", "accessToken": "a", "expiresAt": expires_at})
+    cache = sso.CliTokenCache(idp())
+    (state,) = [cache.load(p) for p in cache.candidates()]
+    assert state["access_token"] == "a" and state["expires_at"] == 32472144000
+
+
 def test_share_mode_writes_0600_atomically_in_the_clis_format(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     cache = sso.CliTokenCache(idp(aws_cli_cache="share"))
