@@ -25,6 +25,7 @@ from . import log
 from .cache import Entry
 from .credentials import Credentials
 from .errors import AccessDenied, AuthenticationFailed, LockTimeout, LoginRequired, NetworkError, ServiceError
+from .idp.checks import secure_url
 from .idp.sso import ACCOUNT_ID_RE, PERMISSION_SET_RE
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
@@ -168,11 +169,13 @@ class SsoClient:
                                 clientSecret=reg["client_secret"], startUrl=self.idp["start_url"])
         if resp is None or not resp.get("deviceCode"):
             raise ServiceError(f"device authorization at {self.oidc_url} failed: {code or 'no device code'}")
-        self.terminal.say(f"To sign in to {self.idp['start_url']}, open {resp.get('verificationUri')} "
-                          f"and enter the code {resp.get('userCode')}")
-        if resp.get("verificationUriComplete"):
-            self.terminal.say(f"  (or open {resp['verificationUriComplete']})")
-            self._open_browser(self.idp, resp["verificationUriComplete"])
+        # the service's words go on the terminal: no escape sequences; and only a web URL is opened
+        self.terminal.say(f"To sign in to {self.idp['start_url']}, open {printable(resp.get('verificationUri'), 512)} "
+                          f"and enter the code {printable(resp.get('userCode'), 64)}")
+        complete = resp.get("verificationUriComplete")
+        if isinstance(complete, str) and complete and secure_url(complete) is None:
+            self.terminal.say(f"  (or open {printable(complete, 512)})")
+            self._open_browser(self.idp, complete)
         interval = _bounded(resp.get("interval"), 5, 1, 60)
         deadline = self.clock() + _bounded(resp.get("expiresIn"), 600, 30, 1800)
         with self.terminal.progress("  waiting for the sign-in..."):

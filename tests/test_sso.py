@@ -107,6 +107,22 @@ def test_device_flow_pending_slow_down_adds_five_seconds_then_tokens():
     assert c.calls[0][1]["startUrl"] == START_URL
 
 
+@pytest.mark.parametrize("complete", ["file:///etc/passwd", "http://evil.example/device", "javascript:alert(1)", ["x"]])
+def test_device_flow_opens_only_web_urls_and_shows_no_escape_sequences(complete):
+    c = ScriptedClient({"StartDeviceAuthorization": [dict(DEVICE, verificationUriComplete=complete,
+                                                          userCode="ABCD\x1b]0;owned\x07-EFGH\n")],
+                        "CreateToken": [{"accessToken": "at", "expiresIn": 3600}]})
+    opened = []
+    c._open_browser = lambda idp, url: opened.append(url)
+    c.device_login(REG)
+    assert opened == [] and not any("(or open" in line for line in c.terminal.lines)
+    assert "ABCD]0;owned-EFGH" in c.terminal.lines[0] and not any(ch in "".join(c.terminal.lines) for ch in "\x1b\x07\n")
+    c = ScriptedClient({"StartDeviceAuthorization": [DEVICE], "CreateToken": [{"accessToken": "at", "expiresIn": 3600}]})
+    c._open_browser = lambda idp, url: opened.append(url)
+    c.device_login(REG)
+    assert opened == [DEVICE["verificationUriComplete"]]
+
+
 @pytest.mark.parametrize("code, message", [("ExpiredTokenException", "expired"), ("AccessDeniedException", "denied")])
 def test_device_flow_expired_and_denied(code, message):
     c = ScriptedClient({"StartDeviceAuthorization": [DEVICE], "CreateToken": [code]})
