@@ -548,14 +548,6 @@ class SsoSession:
         finally:
             lock.release()
 
-    def status(self):
-        """(valid_until or None, refreshable_until or None) of the cached sign-in."""
-        state = self.load()
-        until = state.get("expires_at") if self._usable(state, 0) else None
-        reg = state.get("registration") or {}
-        refreshable = reg.get("expires_at") if state.get("refresh_token") and reg.get("expires_at", 0) > self.ctx.now() else None
-        return until, refreshable
-
     def logout(self):
         """Forget the sign-in (first), then end it at the portal. Returns whether the portal agreed."""
         lock = self.ctx.store.lock(self.identity, f"a sign-in at {self.idp['start_url']}")
