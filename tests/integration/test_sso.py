@@ -7,6 +7,7 @@ import json
 import os
 import re
 import select
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -142,6 +143,23 @@ def test_browser_flow_pkce_through_the_loopback_listener(sandbox, em, moto_serve
     assert code == 0, (err, p.screen)
     assert caller_arn(json.loads(out), moto_server.url).startswith("arn:aws:sts::111111111111:assumed-role/AdministratorAccess/")
     assert em.count("CreateToken:authorization_code") == 1 and em.count("StartDeviceAuthorization") == 0
+
+
+@pytest.mark.parametrize("flow", ["browser", "device"])
+def test_the_browser_from_dollar_browser_is_opened_and_cannot_corrupt_stdout(sandbox, em, moto_server, tmp_path, flow):
+    """$BROWSER is honoured; the browser (chatty, as real ones are) does not inherit the credential_process pipe."""
+    script = tmp_path / "browser.py"
+    script.write_text("import sys, urllib.request\n"
+                      "print('Opening in existing browser session.'); sys.stderr.write('Gtk-WARNING **: noise\\n')\n"
+                      "urllib.request.urlopen(sys.argv[1], timeout=10).read()\n")
+    sandbox.write_config(sso_config(em, flow=flow))
+    p = PtyProcess([credproc_exe(), "--role", "prod-admin"], {**sandbox.env, "BROWSER": f"{sys.executable} {script} %s"})
+    code, out, err = p.finish(timeout=60)
+    assert code == 0, (err, p.screen)
+    assert out.startswith(b'{"Version":1') and out.count(b"\n") == 1 and err == b""
+    assert caller_arn(json.loads(out), moto_server.url).startswith("arn:aws:sts::111111111111:assumed-role/AdministratorAccess/")
+    assert em.count("Authorize" if flow == "browser" else "DeviceVerification") == 1
+    assert b"To sign in to" in p.screen and b"To sign in to" not in out  # the URL and code: terminal only
 
 
 def test_a_forged_redirect_with_another_state_is_ignored(sandbox, em):
