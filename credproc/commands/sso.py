@@ -51,10 +51,14 @@ def run(args):
             session.reject(token)
             token = session.access_token()
             accounts = session.client.accounts(token)
-        blocks = []
+        blocks, used = [], set()
         for account_id, name in accounts:
             for role_name in session.client.roles(token, account_id):
-                blocks.append(f"# {name or 'account'} ({account_id})\n[role.{block_name(name, account_id, role_name)}]\n"
+                role = block_name(name, account_id, role_name)
+                if role in used:  # account names are not unique in an organisation: a table twice is invalid TOML
+                    role = block_name(f"{name}-{account_id}" if name else None, account_id, role_name)
+                used.add(role)
+                blocks.append(f"# {name or 'account'} ({account_id})\n[role.{role}]\n"
                               f"idp = \"{args.idp}\"\naccount_id = \"{account_id}\"\nrole_name = \"{role_name}\"\n")
     finally:
         terminal.close()

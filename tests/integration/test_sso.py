@@ -434,6 +434,19 @@ def test_sso_roles_lists_every_account_and_role_with_the_block_to_paste(sandbox,
     assert sandbox.run("sso", "roles", "--idp", "nope").returncode == 2
 
 
+def test_sso_roles_gives_two_accounts_with_the_same_name_distinct_blocks(sandbox, em):
+    em.accounts["333333333333"] = {"name": "Sandbox", "email": "sandbox2@example.com", "roles": ["Developer"]}
+    sandbox.write_config(sso_config(em))
+    device_login(sandbox)
+    r = sandbox.run("sso", "roles", "--idp", "corp-sso")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.decode()
+    assert "[role.sandbox-developer]" in out and "[role.sandbox-333333333333-developer]" in out
+    with open(sandbox.config_path, "a") as f:  # the whole output pasted is still a valid config
+        f.write("\n" + out.replace("[role.sandbox-developer]", "[role.pasted]"))
+    assert sandbox.run("--role", "sandbox-333333333333-developer").returncode == 0
+
+
 def test_sso_roles_never_prints_a_block_a_hostile_portal_could_inject_toml_into(sandbox, em):
     sandbox.write_config(sso_config(em))
     device_login(sandbox)
