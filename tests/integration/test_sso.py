@@ -415,6 +415,30 @@ def test_share_mode_the_newer_copy_wins(sandbox, em, moto_server):
     assert em.count("CreateToken:refresh_token") == 1
 
 
+def test_share_mode_adopts_the_sign_in_botocore_itself_refreshed_and_rotated(sandbox, em, moto_server):
+    """Not a file the test writes: botocore's own SSOTokenProvider refreshes the shared token (it does
+    so within 15 minutes of its end) and rotates the refresh token; credproc must take that copy."""
+    from tests.peers.consumers import boto3_caller_arn
+
+    em.access_ttl = 600  # under botocore's 15-minute refresh window: its first use refreshes
+    sandbox.write_config(sso_config(em, cli_cache="share"))
+    device_login(sandbox)
+    ours = session_state(sandbox)["refresh_token"]
+    env = botocore_sso_env(sandbox, em, moto_server)
+    em.reset_counts()
+    assert boto3_caller_arn(env, "via-botocore").startswith("arn:aws:sts::222222222222:assumed-role/Developer/")
+    assert em.count("CreateToken:refresh_token") == 1  # botocore refreshed, and so spent credproc's copy
+    with open(cli_cache_file(sandbox, "corp-sso")) as f:
+        theirs = json.load(f)["refreshToken"]
+    assert theirs != ours
+    em.expire_access_tokens()
+    drop_role_credentials(sandbox, "prod-admin")
+    r = sandbox.run("--role", "prod-admin")
+    assert r.returncode == 0, r.stderr
+    assert em.count("CreateToken:refresh_token") == 2  # with the refresh token botocore left, not the spent one
+    assert session_state(sandbox)["refresh_token"] not in (ours, theirs)
+
+
 def test_sso_roles_lists_every_account_and_role_with_the_block_to_paste(sandbox, em):
     sandbox.write_config(sso_config(em))
     r = sandbox.run("sso", "roles", "--idp", "corp-sso")
