@@ -36,6 +36,7 @@ REDIRECT_PATH = "/oauth/callback"
 MIN_TOKEN_LEFT = 120  # a cached access token closer than this to its end is refreshed first
 REGISTRATION_MARGIN = 3600  # re-register rather than start a sign-in on a registration about to end
 MAX_FILE_BYTES = 64 * 1024
+MAX_REGISTRATION_LIFE = 366 * 86400
 MAX_ROLE_LIFE = 36 * 3600  # a permission set's session lasts 12 hours at most; more is a broken answer
 
 _ERROR_CODE_JUNK = re.compile(r"[^\w.:-]")
@@ -152,10 +153,14 @@ class SsoClient:
         resp, code = self._call(OIDC_SERVICE, "RegisterClient", **params)
         if resp is None:
             raise ServiceError(f"IAM Identity Center at {self.oidc_url} refused to register credproc as a client: {code}")
-        if not resp.get("clientId") or not resp.get("clientSecret") or not isinstance(resp.get("clientSecretExpiresAt"), int):
+        expires = resp.get("clientSecretExpiresAt")
+        if not (isinstance(resp.get("clientId"), str) and resp["clientId"] and isinstance(resp.get("clientSecret"), str)
+                and resp["clientSecret"] and isinstance(expires, int) and not isinstance(expires, bool) and expires > self.clock()):
             raise ServiceError(f"IAM Identity Center at {self.oidc_url} answered RegisterClient without a usable client")
+        # registrations last 90 days; a far-off date (year 10**20) would break every date printed from it
+        expires = min(expires, int(self.clock()) + MAX_REGISTRATION_LIFE)
         return {"client_id": resp["clientId"], "client_secret": resp["clientSecret"],
-                "expires_at": resp["clientSecretExpiresAt"], "flow": flow, "scopes": scopes}
+                "expires_at": expires, "flow": flow, "scopes": scopes}
 
     # -- sign-in --------------------------------------------------------------------------------
     def login(self, registration):

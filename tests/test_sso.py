@@ -216,11 +216,25 @@ def test_pagination_follows_next_token():
 def test_browser_registration_is_a_public_pkce_client_with_the_start_url_as_issuer():
     c = ScriptedClient({"RegisterClient": [{"clientId": "c", "clientSecret": "s", "clientSecretExpiresAt": 2000000000}]},
                        idp=idp(flow="browser"))
+    c.now = 2000000000 - 90 * 86400
     reg = c.register("browser")
     params = c.calls[0][1]
     assert params["clientType"] == "public" and params["grantTypes"] == ["authorization_code", "refresh_token"]
     assert params["redirectUris"] == ["http://127.0.0.1/oauth/callback"] and params["issuerUrl"] == START_URL
     assert reg["expires_at"] == 2000000000 and reg["flow"] == "browser"
+
+
+@pytest.mark.parametrize("change", [{"clientSecretExpiresAt": 10 ** 20}, {"clientSecretExpiresAt": 999},
+                                    {"clientSecretExpiresAt": True}, {"clientId": ["c"]}, {"clientSecret": 5}])
+def test_a_registration_with_a_wrong_type_or_an_absurd_expiry_is_refused_or_bounded(change):
+    good = {"clientId": "c", "clientSecret": "s", "clientSecretExpiresAt": 1000 + 90 * 86400}
+    c = ScriptedClient({"RegisterClient": [dict(good, **change)]})
+    if change.get("clientSecretExpiresAt") == 10 ** 20:  # was stored as is: status then died of OverflowError
+        assert c.register("device")["expires_at"] == 1000 + sso.MAX_REGISTRATION_LIFE
+    else:
+        with pytest.raises(ServiceError, match="without a usable client"):
+            c.register("device")
+    assert ScriptedClient({"RegisterClient": [good]}).register("device")["expires_at"] == 1000 + 90 * 86400
 
 
 # -- the session: cache, lock, refresh ---------------------------------------------------------------
