@@ -523,9 +523,10 @@ class SsoSession:
         else:
             ended = bool(state.get("refresh_token"))
         if not self.ctx.terminal.available():
-            why = "your IAM Identity Center sign-in has ended (the refresh was refused)" if ended \
-                else "an IAM Identity Center sign-in"
-            raise LoginRequired(f"{why} at {self.idp['start_url']} is needed and there is no terminal to ask on",
+            at = self.idp["start_url"]
+            why = f"your IAM Identity Center sign-in at {at} has ended (the refresh was refused)" if ended \
+                else f"an IAM Identity Center sign-in at {at} is needed"
+            raise LoginRequired(f"{why} and there is no terminal to ask on",
                                 hint=f"run in a terminal: {self.ctx.terminal.login_command}")
         if not reg or reg.get("flow") != self.idp["flow"] or reg.get("expires_at", 0) - now < REGISTRATION_MARGIN \
                 or reg.get("scopes") != self.idp["scopes"]:

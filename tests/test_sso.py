@@ -271,7 +271,7 @@ def test_refused_refresh_without_terminal_is_login_required_and_keeps_the_regist
     monkeypatch.setenv("HOME", str(tmp_path))
     put_state(ctx, {"registration": REG, "access_token": "old", "expires_at": 0, "refresh_token": "rt1"})
     session = sso.SsoSession(ctx, idp(), client=ScriptedClient({"CreateToken": ["InvalidGrantException"]}))
-    with pytest.raises(LoginRequired, match="sign-in has ended") as e:
+    with pytest.raises(LoginRequired, match="sign-in at https://my-org.awsapps.com/start has ended") as e:
         session.access_token()
     assert "credproc login --role prod-admin" in str(e.value)
     assert session.load() == {"registration": REG}

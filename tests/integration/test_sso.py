@@ -246,7 +246,9 @@ def test_a_revoked_refresh_token_means_exit_4_with_the_login_command(sandbox, em
     r = sandbox.run("--role", "prod-admin")
     assert r.returncode == 4 and r.stdout == b""
     err = r.stderr.decode()
-    assert "sign-in has ended" in err and "login --role prod-admin" in err
+    assert err.startswith("credproc: your IAM Identity Center sign-in at https://my-org.awsapps.com/start has ended (the "
+                          "refresh was refused) and there is no terminal to ask on; run in a terminal: ")
+    assert err.endswith("credproc login --role prod-admin\n")
     assert err.count("\n") == 1  # one line, no traceback
     # and a new sign-in at a terminal reuses the registration
     em.reset_counts()
