@@ -419,12 +419,18 @@ class CliTokenCache:
         except Exception as e:  # noqa: BLE001 - sharing is a convenience; our own cache holds the sign-in
             log.warn(f"could not write the AWS CLI token file {self.shared_path()}: {getattr(e, 'message', None) or type(e).__name__}")
 
-    def delete(self):
-        if self.mode == "share":
-            try:
-                os.unlink(self.shared_path())
-            except OSError:
-                pass
+    def delete(self, refresh_token=None):
+        """Remove the shared file (with refresh_token: only while it still holds that refresh token)."""
+        if self.mode != "share":
+            return
+        if refresh_token is not None:
+            theirs = self.load(self.shared_path())
+            if theirs is None or theirs.get("refresh_token") != refresh_token:
+                return
+        try:
+            os.unlink(self.shared_path())
+        except OSError:
+            pass
 
 
 class SsoSession:
@@ -520,6 +526,8 @@ class SsoSession:
             log.debug("%s: the refresh token was refused; a new sign-in is needed", self.identity)
             ended = True
             self._save({"registration": reg})
+            # else every later call (and every SDK reading the shared file) adopts it and tries it again
+            self.cli.delete(refresh_token=state["refresh_token"])
         else:
             ended = bool(state.get("refresh_token"))
         if not self.ctx.terminal.available():

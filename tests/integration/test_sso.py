@@ -387,6 +387,20 @@ def test_share_mode_writes_a_token_file_botocore_sso_provider_accepts(sandbox, e
     assert em.count("GetRoleCredentials") == 1 and em.count("CreateToken:refresh_token") == 0
 
 
+def test_share_mode_a_refused_refresh_token_is_not_adopted_back_from_the_shared_file(sandbox, em):
+    sandbox.write_config(sso_config(em, cli_cache="share"))
+    device_login(sandbox)
+    em.revoke_refresh_tokens()
+    em.expire_access_tokens()
+    drop_role_credentials(sandbox, "prod-admin")
+    em.reset_counts()
+    for _ in range(3):
+        assert sandbox.run("--role", "prod-admin").returncode == 4
+    # one refusal is enough: the dead sign-in was not taken back from the shared file and tried again each time
+    assert em.count("CreateToken:refresh_token") == 1
+    assert not os.path.exists(cli_cache_file(sandbox, "corp-sso"))
+
+
 def test_share_mode_the_newer_copy_wins(sandbox, em, moto_server):
     """The CLI or an SDK refreshed (and so rotated) the shared sign-in: credproc adopts it instead
     of spending its own, now revoked, refresh token."""
