@@ -480,16 +480,24 @@ class SsoSession:
         if self.ctx.force:  # `login --force`: a new sign-in, whatever is cached here or there
             return {}, False
         state = self.load()
+        ours = state.get("expires_at", 0)
         for path in self.cli.candidates():
             theirs = self.cli.load(path)
-            if theirs is None or theirs.get("expires_at", 0) <= state.get("expires_at", 0) \
-                    or theirs["access_token"] in self._rejected:
+            if theirs is None:
                 continue
-            if self.cli.mode == "share" and theirs.get("refresh_token") and path == self.cli.shared_path():
-                # the CLI or an SDK refreshed (and so rotated) the shared sign-in: theirs wins
+            if self.cli.mode == "share" and theirs.get("refresh_token") and path == self.cli.shared_path() \
+                    and (theirs["expires_at"] > ours or (theirs["expires_at"] == ours
+                                                         and theirs["refresh_token"] != state.get("refresh_token"))):
+                # the CLI or an SDK refreshed (and so rotated) the shared sign-in: theirs wins. A tie
+                # goes to theirs too: we rewrite that file whenever we save, so a different refresh
+                # token there was written after ours (a refresh within the same second)
                 log.debug("%s: adopting the newer sign-in from %s", self.identity, path)
                 theirs.pop("from_cli", None)
+                if theirs["access_token"] in self._rejected:  # keep their refresh token, not the refused token
+                    theirs.update(access_token=None, expires_at=0)
                 return theirs, True
+            if theirs["expires_at"] <= ours or theirs["access_token"] in self._rejected:
+                continue
             if self._usable(theirs) and not self._usable(state):
                 log.debug("%s: using the access token that the AWS CLI left in %s", self.identity, path)
                 return dict(state, access_token=theirs["access_token"], expires_at=theirs["expires_at"], borrowed=True), False
@@ -555,8 +563,8 @@ class SsoSession:
         try:
             state = self.load()
             if state.get("access_token") == token:
+                # expires_at stays: a copy in the CLI's cache must still be newer than ours to be taken
                 state.pop("access_token", None)
-                state["expires_at"] = 0
                 self._save(state)
             self._rejected.add(token)
         finally:

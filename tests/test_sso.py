@@ -385,3 +385,79 @@ def test_an_answer_botocore_cannot_parse_is_a_service_error_not_an_unexpected_er
         c = sso.SsoClient(idp(oidc_endpoint_url=em.oidc_url, portal_endpoint_url=em.portal_url), FakeTerminal())
         with pytest.raises(ServiceError, match="answered ListAccounts with a malformed response"):
             c.accounts("at")  # was botocore's AttributeError: "unexpected error", exit 1
+
+
+def _shared(tmp_path, access, refresh, expires_at):
+    write_cli(tmp_path, "corp-sso", {"startUrl": START_URL, "region": "eu-west-1", "accessToken": access,
+                                     "expiresAt": sso._iso(expires_at), "clientId": "c", "clientSecret": "s",
+                                     "registrationExpiresAt": "2999-01-01T00:00:00Z", "refreshToken": refresh})
+
+
+def test_share_mode_a_rotation_within_the_same_second_still_wins(ctx, monkeypatch, tmp_path):
+    # the SDK refreshed within the second of our own sign-in: same expiresAt, another refresh token
+    monkeypatch.setenv("HOME", str(tmp_path))
+    until = int(time.time()) + 3600
+    put_state(ctx, {"registration": REG, "access_token": "ours", "expires_at": until, "refresh_token": "spent"})
+    _shared(tmp_path, "theirs", "rotated", until)
+    session = sso.SsoSession(ctx, idp(aws_cli_cache="share"), client=ScriptedClient({}))
+    assert session.access_token() == "theirs" and session.load()["refresh_token"] == "rotated"
+    _shared(tmp_path, "older", "other", until - 10)  # an older file (our write failed) is not taken
+    assert session.access_token() == "theirs"
+
+
+def _provider(ctx, session):
+    from credproc.providers.sso import SsoRoleProvider
+
+    return SsoRoleProvider(ctx, session, {"name": "r", "account_id": "111111111111", "role_name": "Admin"})
+
+
+def _role_credentials():
+    return {"roleCredentials": {"accessKeyId": "ASIA1", "secretAccessKey": "x", "sessionToken": "t",
+                                "expiration": (int(time.time()) + 3600) * 1000}}
+
+
+def test_share_mode_an_adopted_token_the_portal_refuses_is_refreshed_with_their_refresh_token(ctx, monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    until = int(time.time()) + 3600
+    put_state(ctx, {"registration": REG, "access_token": "ours", "expires_at": until - 60, "refresh_token": "spent"})
+    _shared(tmp_path, "theirs", "rotated", until)
+    client = ScriptedClient({"GetRoleCredentials": ["UnauthorizedException", _role_credentials()],
+                             "CreateToken": [{"accessToken": "fresh", "expiresIn": 3600, "refreshToken": "rotated2"}]})
+    client.now = time.time()
+    session = sso.SsoSession(ctx, idp(aws_cli_cache="share"), client=client)
+    assert _provider(ctx, session).retrieve().access_key_id == "ASIA1"
+    assert [p["accessToken"] for op, p in client.calls if op == "GetRoleCredentials"] == ["theirs", "fresh"]
+    assert [p["refreshToken"] for op, p in client.calls if op == "CreateToken"] == ["rotated"]  # not the spent one
+    assert session.load()["refresh_token"] == "rotated2"
+
+
+def test_a_refused_token_then_a_refused_cli_token_still_ends_in_a_refresh_not_exit_4(ctx, monkeypatch, tmp_path):
+    # read mode: ours is refused (401), the one `aws sso login` left is newer and refused too; our
+    # refresh token still works. Two tries used to end in "rejects the sign-in" (exit 4).
+    monkeypatch.setenv("HOME", str(tmp_path))
+    until = int(time.time()) + 3600
+    put_state(ctx, {"registration": REG, "access_token": "ours", "expires_at": until - 60, "refresh_token": "ours-rt"})
+    write_cli(tmp_path, START_URL, {"startUrl": START_URL, "region": "eu-west-1", "accessToken": "cli",
+                                    "expiresAt": sso._iso(until)})
+    client = ScriptedClient({"GetRoleCredentials": ["UnauthorizedException", "UnauthorizedException", _role_credentials()],
+                             "CreateToken": [{"accessToken": "fresh", "expiresIn": 3600, "refreshToken": "rt2"}]})
+    client.now = time.time()
+    session = sso.SsoSession(ctx, idp(), client=client)
+    assert _provider(ctx, session).retrieve().access_key_id == "ASIA1"
+    assert [p["accessToken"] for op, p in client.calls if op == "GetRoleCredentials"] == ["ours", "cli", "fresh"]
+    assert [p["refreshToken"] for op, p in client.calls if op == "CreateToken"] == ["ours-rt"]
+
+
+def test_an_older_shared_file_is_not_taken_after_our_token_is_refused(ctx, monkeypatch, tmp_path):
+    # our write of the shared file failed, so it is older than ours: a 401 on our access token
+    # must refresh with OUR refresh token, not adopt theirs (spent) and end in exit 4
+    monkeypatch.setenv("HOME", str(tmp_path))
+    until = int(time.time()) + 3600
+    put_state(ctx, {"registration": REG, "access_token": "ours", "expires_at": until, "refresh_token": "ours-rt"})
+    _shared(tmp_path, "old", "spent", until - 600)
+    client = ScriptedClient({"GetRoleCredentials": ["UnauthorizedException", _role_credentials()],
+                             "CreateToken": [{"accessToken": "fresh", "expiresIn": 3600, "refreshToken": "rt2"}]})
+    client.now = time.time()
+    session = sso.SsoSession(ctx, idp(aws_cli_cache="share"), client=client)
+    assert _provider(ctx, session).retrieve().access_key_id == "ASIA1"
+    assert [p["refreshToken"] for op, p in client.calls if op == "CreateToken"] == ["ours-rt"]

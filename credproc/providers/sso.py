@@ -21,20 +21,19 @@ class SsoRoleProvider:
         return f"GetRoleCredentials({target}, {self.session.describe()})"
 
     def retrieve(self):
-        token = self.session.access_token()
-        try:
-            return self._retrieve(token)
-        except TokenRejected:
-            log.debug("the portal rejected the cached access token (401); refreshing it")
-            self.session.reject(token)
+        # A refused token is never offered again (session.reject), so each round gets a newer one:
+        # ours, then one the AWS CLI left in its cache, then a freshly refreshed one.
+        for _ in range(3):
             token = self.session.access_token()
             try:
                 return self._retrieve(token)
             except TokenRejected:
-                from ..errors import LoginRequired
+                log.debug("the portal rejected the access token (401); dropping it")
+                self.session.reject(token)
+        from ..errors import LoginRequired
 
-                raise LoginRequired(f"IAM Identity Center at {self.session.idp['start_url']} rejects the sign-in",
-                                    hint=f"sign in again: {self.ctx.terminal.login_command}") from None
+        raise LoginRequired(f"IAM Identity Center at {self.session.idp['start_url']} rejects the sign-in",
+                            hint=f"sign in again: {self.ctx.terminal.login_command}")
 
     def _retrieve(self, token):
         account, role_name = self._target(token)
