@@ -555,6 +555,20 @@ class SsoSession:
         self._save(new)
         return new["access_token"]
 
+    def with_token(self, call):
+        """call(access_token), for portal calls. A token the portal refuses (401) is dropped and
+        never offered again, so each round gets a newer one: ours, then one the AWS CLI left in
+        its cache, then a freshly refreshed one."""
+        for _ in range(3):
+            token = self.access_token()
+            try:
+                return call(token)
+            except TokenRejected:
+                log.debug("%s: the portal refused the access token (401); dropping it", self.identity)
+                self.reject(token)
+        raise LoginRequired(f"IAM Identity Center at {self.idp['start_url']} rejects the sign-in",
+                            hint=f"sign in again: {self.ctx.terminal.login_command}")
+
     def reject(self, token):
         """The portal said 401 to `token`: drop it (keeping the refresh token) so the next
         access_token() refreshes."""

@@ -461,3 +461,20 @@ def test_an_older_shared_file_is_not_taken_after_our_token_is_refused(ctx, monke
     session = sso.SsoSession(ctx, idp(aws_cli_cache="share"), client=client)
     assert _provider(ctx, session).retrieve().access_key_id == "ASIA1"
     assert [p["refreshToken"] for op, p in client.calls if op == "CreateToken"] == ["ours-rt"]
+
+
+def test_sso_roles_survives_a_token_refused_between_list_accounts_and_list_account_roles(ctx, monkeypatch, tmp_path):
+    # the access token ends mid-listing (an organisation with many accounts): was TokenRejected
+    # escaping as "unexpected error", exit 1; now refreshed and listed again
+    from credproc.commands.sso import _blocks
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    put_state(ctx, {"registration": REG, "access_token": "a1", "expires_at": int(time.time()) + 600, "refresh_token": "rt"})
+    page = {"accountList": [{"accountId": "111111111111", "accountName": "Prod"}]}
+    client = ScriptedClient({"ListAccounts": [page, page], "ListAccountRoles": ["UnauthorizedException", {"roleList": [{"roleName": "Admin"}]}],
+                             "CreateToken": [{"accessToken": "a2", "expiresIn": 3600, "refreshToken": "rt2"}]})
+    client.now = time.time()
+    session = sso.SsoSession(ctx, idp(), client=client)
+    blocks = session.with_token(lambda token: _blocks(client, token, "corp-sso"))
+    assert blocks == ['# Prod (111111111111)\n[role.prod-admin]\nidp = "corp-sso"\naccount_id = "111111111111"\nrole_name = "Admin"\n']
+    assert [p["accessToken"] for op, p in client.calls if op == "ListAccountRoles"] == ["a1", "a2"]
