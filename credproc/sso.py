@@ -226,8 +226,8 @@ class SsoClient:
         if params is None:
             raise AuthenticationFailed(f"no sign-in arrived within {wait} s",
                                        hint='over SSH, or without a browser on this machine, set flow = "device"')
-        if params.get("error"):
-            raise AuthenticationFailed(f"the sign-in failed: {params['error']}")
+        if params.get("error"):  # words from the redirect: one printable line
+            raise AuthenticationFailed(f"the sign-in failed: {printable(params['error'], 100)}")
         tokens, code = self._call(OIDC_SERVICE, "CreateToken", grantType="authorization_code", clientId=reg["client_id"],
                                   clientSecret=reg["client_secret"], redirectUri=redirect_uri, code=params.get("code", ""),
                                   codeVerifier=verifier)

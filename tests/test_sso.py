@@ -478,3 +478,27 @@ def test_sso_roles_survives_a_token_refused_between_list_accounts_and_list_accou
     blocks = session.with_token(lambda token: _blocks(client, token, "corp-sso"))
     assert blocks == ['# Prod (111111111111)\n[role.prod-admin]\nidp = "corp-sso"\naccount_id = "111111111111"\nrole_name = "Admin"\n']
     assert [p["accessToken"] for op, p in client.calls if op == "ListAccountRoles"] == ["a1", "a2"]
+
+
+def test_a_browser_sign_in_error_reaches_the_message_as_one_printable_line():
+    import threading
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    def browser(idp_, url):  # the authorize server redirects back with an error (and the right state)
+        q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
+        back = q["redirect_uri"] + "?" + urllib.parse.urlencode({"error": "access_denied\n\x1b[31mforged line", "state": q["state"]})
+
+        def go():
+            try:
+                urllib.request.urlopen(back, timeout=5).read()
+            except urllib.error.URLError:
+                pass
+        threading.Thread(target=go, daemon=True).start()
+
+    c = ScriptedClient({}, idp=idp(flow="browser"))
+    c._open_browser = browser
+    with pytest.raises(AuthenticationFailed) as e:
+        c.browser_login(dict(REG, flow="browser"), wait=10)
+    assert str(e.value) == "the sign-in failed: access_denied[31mforged line"
