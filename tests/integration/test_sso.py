@@ -196,6 +196,7 @@ def test_twenty_concurrent_cold_callers_one_sign_in(sandbox, em, moto_server):
     results = [p.finish(timeout=90) for p in procs]
     assert [r[0] for r in results] == [0] * 20, [r[2] for r in results]
     docs = [json.loads(r[1]) for r in results]
+    assert [d["AccountId"] for d in docs] == ["111111111111"] * 10 + ["222222222222"] * 10
     assert len({d["AccessKeyId"] for d in docs[:10]}) == 1 and len({d["AccessKeyId"] for d in docs[10:]}) == 1
     assert sum(b"enter the code" in p.screen for p in procs) == 1
     assert em.count("RegisterClient") == 1
@@ -272,6 +273,8 @@ def test_a_chained_role_on_top_of_an_identity_center_role(sandbox, em, moto_serv
     device_login(sandbox, "audit")
     doc = sandbox.credentials("audit")
     assert caller_arn(doc, moto_server.url).startswith("arn:aws:sts::222222222222:assumed-role/Audit/")
+    assert doc["AccountId"] == "222222222222"  # every document carries it, the chained one too
+    assert sandbox.credentials("prod-admin")["AccountId"] == "111111111111"
 
 
 def test_the_menu_without_a_terminal_lists_every_account_and_role(sandbox, em):
