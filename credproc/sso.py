@@ -520,7 +520,7 @@ class SsoSession:
         finally:
             lock.release()
 
-    def _renew(self, state):
+    def _renew(self, state, raced=False):
         reg = state.get("registration")
         now = self.ctx.now()
         if state.get("refresh_token") and reg and reg.get("expires_at", 0) > now:
@@ -536,6 +536,13 @@ class SsoSession:
             self._save({"registration": reg})
             # else every later call (and every SDK reading the shared file) adopts it and tries it again
             self.cli.delete(refresh_token=state["refresh_token"])
+            theirs, adopted = self._newest()
+            if adopted and not raced:
+                # the CLI or an SDK refreshed the shared sign-in at the same moment and won the
+                # rotation: the refused token was spent by them, and their copy is good
+                log.debug("%s: the shared file holds a newer sign-in; taking it", self.identity)
+                self._save(theirs)
+                return theirs["access_token"] if self._usable(theirs) else self._renew(theirs, raced=True)
         else:
             ended = bool(state.get("refresh_token"))
         if not self.ctx.terminal.available():

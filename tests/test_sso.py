@@ -502,3 +502,23 @@ def test_a_browser_sign_in_error_reaches_the_message_as_one_printable_line():
     with pytest.raises(AuthenticationFailed) as e:
         c.browser_login(dict(REG, flow="browser"), wait=10)
     assert str(e.value) == "the sign-in failed: access_denied[31mforged line"
+
+
+def test_share_mode_a_refresh_race_lost_to_an_sdk_takes_the_sdks_copy_instead_of_a_new_sign_in(ctx, monkeypatch, tmp_path):
+    # credproc and an SDK refresh the shared sign-in at the same moment; the SDK's CreateToken wins
+    # the rotation, ours is refused (invalid_grant). The SDK's copy is good: no exit 4, no sign-in.
+    monkeypatch.setenv("HOME", str(tmp_path))
+    until = int(time.time()) + 3600
+    put_state(ctx, {"registration": REG, "access_token": "old", "expires_at": int(time.time()) - 10, "refresh_token": "r1"})
+    client = ScriptedClient({})
+    client.now = time.time()
+
+    def refresh(reg, refresh_token):
+        assert refresh_token == "r1"
+        _shared(tmp_path, "sdk-access", "r2-from-sdk", until)  # the SDK's write lands meanwhile
+        return None  # invalid_grant: r1 was spent by the SDK
+
+    client.refresh = refresh
+    session = sso.SsoSession(ctx, idp(aws_cli_cache="share"), client=client)
+    assert session.access_token() == "sdk-access"
+    assert session.load()["refresh_token"] == "r2-from-sdk"
