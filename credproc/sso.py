@@ -462,9 +462,7 @@ class SsoSession:
         state = {k: state[k] for k in ("registration", "access_token", "expires_at", "refresh_token") if k in state}
         reg = state.get("registration")
         keep_until = state.get("expires_at", 0)
-        if state.get("refresh_token") and reg:
-            keep_until = max(keep_until, reg["expires_at"])
-        elif reg:  # no sign-in to keep, but the registration is reusable
+        if reg:  # the refresh token, or at least the registration, is good until then
             keep_until = max(keep_until, reg["expires_at"])
         self.ctx.store.put(self.identity, Entry(keep_until, keep_until, self.ctx.config.digest,
                                                 self.ctx.config.idp_fingerprint(self.idp["name"]),
