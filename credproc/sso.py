@@ -16,6 +16,7 @@ import configparser
 import hashlib
 import json
 import os
+import re
 import secrets
 import time
 import urllib.parse
@@ -24,6 +25,8 @@ from . import log
 from .cache import Entry
 from .credentials import Credentials
 from .errors import AccessDenied, AuthenticationFailed, LockTimeout, LoginRequired, NetworkError, ServiceError
+from .idp.checks import secure_url
+from .idp.sso import ACCOUNT_ID_RE, PERMISSION_SET_RE
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 OIDC_SERVICE = "sso-oidc"
@@ -33,6 +36,10 @@ REDIRECT_PATH = "/oauth/callback"
 MIN_TOKEN_LEFT = 120  # a cached access token closer than this to its end is refreshed first
 REGISTRATION_MARGIN = 3600  # re-register rather than start a sign-in on a registration about to end
 MAX_FILE_BYTES = 64 * 1024
+MAX_REGISTRATION_LIFE = 366 * 86400
+MAX_ROLE_LIFE = 36 * 3600  # a permission set's session lasts 12 hours at most; more is a broken answer
+
+_ERROR_CODE_JUNK = re.compile(r"[^\w.:-]")
 
 # DNS suffix by partition, as in botocore's partitions data (endpoints.json / partitions.json).
 _PARTITIONS = (("cn-", "amazonaws.com.cn"), ("us-isob-", "sc2s.sgov.gov"), ("us-isof-", "csp.hci.ic.gov"),
@@ -54,15 +61,24 @@ def _iso(epoch):
 
 
 def _parse_iso(value):
-    """Epoch seconds from the CLI's timestamps ("2026-11-23T12:00:00Z", "+00:00", fractions), or None."""
-    if not isinstance(value, str):
+    """Epoch seconds from the CLI's timestamps ("2026-11-23T12:00:00Z", "+00:00", fractions, and
+    "2026-11-23T12:00:00UTC", which AWS CLI v1 and older botocore wrote), or None."""
+    if not isinstance(value, str) or len(value) > 64:
         return None
+    if value.endswith("UTC"):
+        value = value[:-3] + "Z"
     from .credentials import parse_expiration
 
     try:
         return parse_expiration(value)
     except (ValueError, TypeError):
         return None
+
+
+def printable(text, limit=128):
+    """Text from the service made safe for a terminal line or a TOML comment: no control
+    characters (escape sequences, newlines), bounded length."""
+    return "".join(c for c in str(text) if c.isprintable())[:limit]
 
 
 def _b64url(data):
@@ -112,6 +128,7 @@ class SsoClient:
             return getattr(client, _snake(operation))(**params), None
         except bx.ClientError as e:
             code = e.response.get("Error", {}).get("Code") or str(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode"))
+            code = _ERROR_CODE_JUNK.sub("", str(code))[:80] or "an unnamed error"  # it goes into one-line messages
             log.debug("%s %s: %s", service, operation, code)
             return None, code
         except (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ReadTimeoutError, bx.ConnectionClosedError) as e:
@@ -119,6 +136,10 @@ class SsoClient:
                                hint="check the region, the network and any proxy") from None
         except bx.BotoCoreError as e:
             raise ServiceError(f"IAM Identity Center ({service}) at {url}: {operation} failed: {type(e).__name__}") from None
+        except (AttributeError, TypeError, ValueError, KeyError) as e:
+            # botocore's parser trips over JSON of the wrong shape (a list where the model says structure)
+            log.debug("%s %s: botocore could not parse the answer: %s", service, operation, type(e).__name__)
+            raise ServiceError(f"IAM Identity Center ({service}) at {url} answered {operation} with a malformed response") from None
 
     # -- registration ---------------------------------------------------------------------------
     def register(self, flow):
@@ -132,10 +153,14 @@ class SsoClient:
         resp, code = self._call(OIDC_SERVICE, "RegisterClient", **params)
         if resp is None:
             raise ServiceError(f"IAM Identity Center at {self.oidc_url} refused to register credproc as a client: {code}")
-        if not resp.get("clientId") or not resp.get("clientSecret") or not isinstance(resp.get("clientSecretExpiresAt"), int):
+        expires = resp.get("clientSecretExpiresAt")
+        if not (isinstance(resp.get("clientId"), str) and resp["clientId"] and isinstance(resp.get("clientSecret"), str)
+                and resp["clientSecret"] and isinstance(expires, int) and not isinstance(expires, bool) and expires > self.clock()):
             raise ServiceError(f"IAM Identity Center at {self.oidc_url} answered RegisterClient without a usable client")
+        # registrations last 90 days; a far-off date (year 10**20) would break every date printed from it
+        expires = min(expires, int(self.clock()) + MAX_REGISTRATION_LIFE)
         return {"client_id": resp["clientId"], "client_secret": resp["clientSecret"],
-                "expires_at": resp["clientSecretExpiresAt"], "flow": flow, "scopes": scopes}
+                "expires_at": expires, "flow": flow, "scopes": scopes}
 
     # -- sign-in --------------------------------------------------------------------------------
     def login(self, registration):
@@ -149,11 +174,13 @@ class SsoClient:
                                 clientSecret=reg["client_secret"], startUrl=self.idp["start_url"])
         if resp is None or not resp.get("deviceCode"):
             raise ServiceError(f"device authorization at {self.oidc_url} failed: {code or 'no device code'}")
-        self.terminal.say(f"To sign in to {self.idp['start_url']}, open {resp.get('verificationUri')} "
-                          f"and enter the code {resp.get('userCode')}")
-        if resp.get("verificationUriComplete"):
-            self.terminal.say(f"  (or open {resp['verificationUriComplete']})")
-            self._open_browser(self.idp, resp["verificationUriComplete"])
+        # the service's words go on the terminal: no escape sequences; and only a web URL is opened
+        self.terminal.say(f"To sign in to {self.idp['start_url']}, open {printable(resp.get('verificationUri'), 512)} "
+                          f"and enter the code {printable(resp.get('userCode'), 64)}")
+        complete = resp.get("verificationUriComplete")
+        if isinstance(complete, str) and complete and secure_url(complete) is None:
+            self.terminal.say(f"  (or open {printable(complete, 512)})")
+            self._open_browser(self.idp, complete)
         interval = _bounded(resp.get("interval"), 5, 1, 60)
         deadline = self.clock() + _bounded(resp.get("expiresIn"), 600, 30, 1800)
         with self.terminal.progress("  waiting for the sign-in..."):
@@ -199,8 +226,8 @@ class SsoClient:
         if params is None:
             raise AuthenticationFailed(f"no sign-in arrived within {wait} s",
                                        hint='over SSH, or without a browser on this machine, set flow = "device"')
-        if params.get("error"):
-            raise AuthenticationFailed(f"the sign-in failed: {params['error']}")
+        if params.get("error"):  # words from the redirect: one printable line
+            raise AuthenticationFailed(f"the sign-in failed: {printable(params['error'], 100)}")
         tokens, code = self._call(OIDC_SERVICE, "CreateToken", grantType="authorization_code", clientId=reg["client_id"],
                                   clientSecret=reg["client_secret"], redirectUri=redirect_uri, code=params.get("code", ""),
                                   codeVerifier=verifier)
@@ -243,33 +270,54 @@ class SsoClient:
 
     def role_credentials(self, access_token, account_id, role_name):
         resp = self._portal("GetRoleCredentials", accessToken=access_token, accountId=account_id, roleName=role_name)
-        rc = resp.get("roleCredentials") or {}
-        if not (rc.get("accessKeyId") and rc.get("secretAccessKey") and isinstance(rc.get("expiration"), int)):
-            raise ServiceError(f"IAM Identity Center answered GetRoleCredentials for {account_id}/{role_name} without credentials")
-        return Credentials(rc["accessKeyId"], rc["secretAccessKey"], rc.get("sessionToken"), rc["expiration"] // 1000,
-                           account_id)
+        rc = resp.get("roleCredentials")
+        rc = rc if isinstance(rc, dict) else {}
+        what = f"IAM Identity Center answered GetRoleCredentials for {account_id}/{role_name}"
+        if not all(isinstance(rc.get(k), str) and rc[k] for k in ("accessKeyId", "secretAccessKey", "sessionToken")):
+            raise ServiceError(f"{what} without credentials")
+        expiration = rc.get("expiration")
+        if not isinstance(expiration, int) or isinstance(expiration, bool) \
+                or not self.clock() < expiration / 1000 <= self.clock() + MAX_ROLE_LIFE:
+            # epoch MILLIseconds: seconds here would be credentials that ended in January 1970
+            raise ServiceError(f"{what} with an expiration that is not a time (epoch milliseconds) in the next "
+                               f"{MAX_ROLE_LIFE // 3600} hours: {printable(repr(expiration), 40)}")
+        return Credentials(rc["accessKeyId"], rc["secretAccessKey"], rc["sessionToken"], expiration // 1000, account_id)
 
     def _paginate(self, operation, key, **params):
         items, token = [], None
         for _ in range(1000):  # bounded: a portal that always answers nextToken cannot loop us forever
             page = self._portal(operation, **params, **({"nextToken": token} if token else {}))
-            items.extend(x for x in page.get(key) or [] if isinstance(x, dict))
-            token = page.get("nextToken")
+            found, token = page.get(key) or [], page.get("nextToken")
+            if not isinstance(found, list) or not (token is None or isinstance(token, str)):
+                raise ServiceError(f"IAM Identity Center portal at {self.portal_url} answered {operation} with a malformed page")
+            items.extend(x for x in found if isinstance(x, dict))
             if not token:
                 return items
         raise ServiceError(f"IAM Identity Center portal: {operation} did not finish paginating")
 
+    def _checked(self, operation, value, pattern, what):
+        """An id or name from the portal, which ends up in a [role.*] block to paste and on the
+        terminal: anything but the documented shape (quotes, newlines, escapes) is refused."""
+        if not isinstance(value, str) or not pattern.match(value):
+            raise ServiceError(f"IAM Identity Center portal at {self.portal_url} answered {operation} with "
+                               f"{printable(repr(value), 40)}, which is not {what}")
+        return value
+
     def accounts(self, access_token):
         """[(account_id, account_name)] sorted by id."""
         found = self._paginate("ListAccounts", "accountList", accessToken=access_token, maxResults=100)
-        return sorted((a["accountId"], a.get("accountName") or "") for a in found if isinstance(a.get("accountId"), str))
+        return sorted((self._checked("ListAccounts", a.get("accountId"), ACCOUNT_ID_RE, "a 12-digit account id"),
+                       printable(a.get("accountName") or "")) for a in found)
 
     def roles(self, access_token, account_id):
         found = self._paginate("ListAccountRoles", "roleList", accessToken=access_token, accountId=account_id, maxResults=100)
-        return sorted(r["roleName"] for r in found if isinstance(r.get("roleName"), str))
+        return sorted(self._checked("ListAccountRoles", r.get("roleName"), PERMISSION_SET_RE, "a permission set name")
+                      for r in found)
 
     def logout(self, access_token):
         resp, code = self._call(PORTAL_SERVICE, "Logout", accessToken=access_token)
+        if code == "UnauthorizedException":
+            raise TokenRejected()
         return resp is not None
 
 
@@ -371,12 +419,18 @@ class CliTokenCache:
         except Exception as e:  # noqa: BLE001 - sharing is a convenience; our own cache holds the sign-in
             log.warn(f"could not write the AWS CLI token file {self.shared_path()}: {getattr(e, 'message', None) or type(e).__name__}")
 
-    def delete(self):
-        if self.mode == "share":
-            try:
-                os.unlink(self.shared_path())
-            except OSError:
-                pass
+    def delete(self, refresh_token=None):
+        """Remove the shared file (with refresh_token: only while it still holds that refresh token)."""
+        if self.mode != "share":
+            return
+        if refresh_token is not None:
+            theirs = self.load(self.shared_path())
+            if theirs is None or theirs.get("refresh_token") != refresh_token:
+                return
+        try:
+            os.unlink(self.shared_path())
+        except OSError:
+            pass
 
 
 class SsoSession:
@@ -408,9 +462,7 @@ class SsoSession:
         state = {k: state[k] for k in ("registration", "access_token", "expires_at", "refresh_token") if k in state}
         reg = state.get("registration")
         keep_until = state.get("expires_at", 0)
-        if state.get("refresh_token") and reg:
-            keep_until = max(keep_until, reg["expires_at"])
-        elif reg:  # no sign-in to keep, but the registration is reusable
+        if reg:  # the refresh token, or at least the registration, is good until then
             keep_until = max(keep_until, reg["expires_at"])
         self.ctx.store.put(self.identity, Entry(keep_until, keep_until, self.ctx.config.digest,
                                                 self.ctx.config.idp_fingerprint(self.idp["name"]),
@@ -426,16 +478,24 @@ class SsoSession:
         if self.ctx.force:  # `login --force`: a new sign-in, whatever is cached here or there
             return {}, False
         state = self.load()
+        ours = state.get("expires_at", 0)
         for path in self.cli.candidates():
             theirs = self.cli.load(path)
-            if theirs is None or theirs.get("expires_at", 0) <= state.get("expires_at", 0) \
-                    or theirs["access_token"] in self._rejected:
+            if theirs is None:
                 continue
-            if self.cli.mode == "share" and theirs.get("refresh_token") and path == self.cli.shared_path():
-                # the CLI or an SDK refreshed (and so rotated) the shared sign-in: theirs wins
+            if self.cli.mode == "share" and theirs.get("refresh_token") and path == self.cli.shared_path() \
+                    and (theirs["expires_at"] > ours or (theirs["expires_at"] == ours
+                                                         and theirs["refresh_token"] != state.get("refresh_token"))):
+                # the CLI or an SDK refreshed (and so rotated) the shared sign-in: theirs wins. A tie
+                # goes to theirs too: we rewrite that file whenever we save, so a different refresh
+                # token there was written after ours (a refresh within the same second)
                 log.debug("%s: adopting the newer sign-in from %s", self.identity, path)
                 theirs.pop("from_cli", None)
+                if theirs["access_token"] in self._rejected:  # keep their refresh token, not the refused token
+                    theirs.update(access_token=None, expires_at=0)
                 return theirs, True
+            if theirs["expires_at"] <= ours or theirs["access_token"] in self._rejected:
+                continue
             if self._usable(theirs) and not self._usable(state):
                 log.debug("%s: using the access token that the AWS CLI left in %s", self.identity, path)
                 return dict(state, access_token=theirs["access_token"], expires_at=theirs["expires_at"], borrowed=True), False
@@ -458,7 +518,7 @@ class SsoSession:
         finally:
             lock.release()
 
-    def _renew(self, state):
+    def _renew(self, state, raced=False):
         reg = state.get("registration")
         now = self.ctx.now()
         if state.get("refresh_token") and reg and reg.get("expires_at", 0) > now:
@@ -472,12 +532,22 @@ class SsoSession:
             log.debug("%s: the refresh token was refused; a new sign-in is needed", self.identity)
             ended = True
             self._save({"registration": reg})
+            # else every later call (and every SDK reading the shared file) adopts it and tries it again
+            self.cli.delete(refresh_token=state["refresh_token"])
+            theirs, adopted = self._newest()
+            if adopted and not raced:
+                # the CLI or an SDK refreshed the shared sign-in at the same moment and won the
+                # rotation: the refused token was spent by them, and their copy is good
+                log.debug("%s: the shared file holds a newer sign-in; taking it", self.identity)
+                self._save(theirs)
+                return theirs["access_token"] if self._usable(theirs) else self._renew(theirs, raced=True)
         else:
             ended = bool(state.get("refresh_token"))
         if not self.ctx.terminal.available():
-            why = "your IAM Identity Center sign-in has ended (the refresh was refused)" if ended \
-                else "an IAM Identity Center sign-in"
-            raise LoginRequired(f"{why} at {self.idp['start_url']} is needed and there is no terminal to ask on",
+            at = self.idp["start_url"]
+            why = f"your IAM Identity Center sign-in at {at} has ended (the refresh was refused)" if ended \
+                else f"an IAM Identity Center sign-in at {at} is needed"
+            raise LoginRequired(f"{why} and there is no terminal to ask on",
                                 hint=f"run in a terminal: {self.ctx.terminal.login_command}")
         if not reg or reg.get("flow") != self.idp["flow"] or reg.get("expires_at", 0) - now < REGISTRATION_MARGIN \
                 or reg.get("scopes") != self.idp["scopes"]:
@@ -490,6 +560,20 @@ class SsoSession:
         self._save(new)
         return new["access_token"]
 
+    def with_token(self, call):
+        """call(access_token), for portal calls. A token the portal refuses (401) is dropped and
+        never offered again, so each round gets a newer one: ours, then one the AWS CLI left in
+        its cache, then a freshly refreshed one."""
+        for _ in range(3):
+            token = self.access_token()
+            try:
+                return call(token)
+            except TokenRejected:
+                log.debug("%s: the portal refused the access token (401); dropping it", self.identity)
+                self.reject(token)
+        raise LoginRequired(f"IAM Identity Center at {self.idp['start_url']} rejects the sign-in",
+                            hint=f"sign in again: {self.ctx.terminal.login_command}")
+
     def reject(self, token):
         """The portal said 401 to `token`: drop it (keeping the refresh token) so the next
         access_token() refreshes."""
@@ -498,20 +582,12 @@ class SsoSession:
         try:
             state = self.load()
             if state.get("access_token") == token:
+                # expires_at stays: a copy in the CLI's cache must still be newer than ours to be taken
                 state.pop("access_token", None)
-                state["expires_at"] = 0
                 self._save(state)
             self._rejected.add(token)
         finally:
             lock.release()
-
-    def status(self):
-        """(valid_until or None, refreshable_until or None) of the cached sign-in."""
-        state = self.load()
-        until = state.get("expires_at") if self._usable(state, 0) else None
-        reg = state.get("registration") or {}
-        refreshable = reg.get("expires_at") if state.get("refresh_token") and reg.get("expires_at", 0) > self.ctx.now() else None
-        return until, refreshable
 
     def logout(self):
         """Forget the sign-in (first), then end it at the portal. Returns whether the portal agreed."""
@@ -524,13 +600,28 @@ class SsoSession:
             state = self.load()
             self.ctx.store.delete(self.identity)
             self.cli.delete()
-            if self._usable(state, 0):
-                try:
-                    return self.client.logout(state["access_token"])
-                except (NetworkError, ServiceError) as e:
-                    log.warn(f"could not end the sign-in at the portal: {e}")
+            try:
+                return self._end_at_portal(state)
+            except (NetworkError, ServiceError) as e:
+                log.warn(f"could not end the sign-in at the portal: {e}")
             return False
         finally:
             lock.release()
 
-
+    def _end_at_portal(self, state):
+        """Logout at the portal. An access token that is over (here, or early at the service) is
+        not the end of it: the refresh token still works there, so a logout that stopped at that
+        would leave a sign-in alive for anyone holding a copy; refresh once, then Logout."""
+        if self._usable(state, 0):
+            try:
+                return self.client.logout(state["access_token"])
+            except TokenRejected:
+                pass
+        reg = state.get("registration") or {}
+        if not state.get("refresh_token") or reg.get("expires_at", 0) <= self.ctx.now():
+            return False
+        tokens = self.client.refresh(reg, state["refresh_token"])
+        try:
+            return bool(tokens) and self.client.logout(tokens["access_token"])
+        except TokenRejected:
+            return False

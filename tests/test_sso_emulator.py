@@ -15,6 +15,7 @@ import boto3
 import botocore
 import pytest
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from tests.peers.moto import MotoServer
 from tests.peers.sso_emulator import DEVICE_GRANT, SsoEmulator
@@ -221,3 +222,46 @@ def test_botocore_sso_credential_provider_uses_the_emulator(emulator, moto, tmp_
     assert sts.get_caller_identity()["Arn"].startswith("arn:aws:sts::222222222222:assumed-role/Developer/")
     assert emulator.count("GetRoleCredentials") == 1
     assert os.environ["HOME"] == str(tmp_path / "home")
+
+
+def _model_status(client, code):
+    shape = client.meta.service_model.shape_for(code)
+    return shape.metadata["error"]["httpStatusCode"], list(shape.members)
+
+
+def test_every_error_the_emulator_answers_has_the_models_status_and_body(emulator, moto):
+    """Faithful as the real services: the HTTP status of each modelled exception, and its body
+    members (sso-oidc: error/error_description; sso: message), as botocore parses them."""
+    oidc, portal = clients(emulator)
+    reg, auth = device_sign_in(emulator, oidc)
+    seen = []
+
+    def expect(client, code, call):
+        with pytest.raises(ClientError) as e:
+            call()
+        status, members = _model_status(client, code)
+        assert e.value.response["Error"]["Code"] == code
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == status, code
+        for m in set(members) & {"error", "error_description", "message"}:  # modelled members land at the top
+            assert isinstance(e.value.response.get(m), str) and e.value.response[m], (code, m, e.value.response)
+        seen.append(code)
+
+    for outcome, code in (("pending", "AuthorizationPendingException"), ("slow_down", "SlowDownException"),
+                          ("denied", "AccessDeniedException"), ("expired", "ExpiredTokenException")):
+        emulator.script = [outcome]
+        expect(oidc, code, lambda: poll(oidc, reg, auth))
+    expect(oidc, "InvalidClientException", lambda: oidc.create_token(
+        grantType=DEVICE_GRANT, clientId=reg["clientId"], clientSecret="nope", deviceCode=auth["deviceCode"]))
+    expect(oidc, "InvalidGrantException", lambda: oidc.create_token(
+        grantType="refresh_token", clientId=reg["clientId"], clientSecret=reg["clientSecret"], refreshToken="nope"))
+    expect(oidc, "InvalidRedirectUriException", lambda: oidc.register_client(
+        clientName="t", clientType="public", grantTypes=["authorization_code"], redirectUris=["http://localhost/cb"],
+        issuerUrl=START_URL))
+    expect(oidc, "InvalidScopeException", lambda: oidc.register_client(clientName="t", clientType="public", scopes=["admin"]))
+    expect(portal, "UnauthorizedException", lambda: portal.list_accounts(accessToken="nope"))
+    with urllib.request.urlopen(auth["verificationUriComplete"], timeout=5):
+        pass
+    access = poll(oidc, reg, auth)["accessToken"]
+    expect(portal, "ResourceNotFoundException", lambda: portal.get_role_credentials(
+        accessToken=access, accountId="333333333333", roleName="ReadOnly"))
+    assert len(seen) == 10

@@ -25,10 +25,24 @@ def block_name(account_name, account_id, role_name):
     return re.sub(r"[^a-z0-9_.-]+", "-", base).strip("-.")[:64] or account_id
 
 
+def _blocks(client, token, idp_name):
+    """The [role.*] block of every account and role the token reaches (a 401 anywhere: TokenRejected)."""
+    blocks, used = [], set()
+    for account_id, name in client.accounts(token):
+        for role_name in client.roles(token, account_id):
+            role = block_name(name, account_id, role_name)
+            if role in used:  # account names are not unique in an organisation: a table twice is invalid TOML
+                role = block_name(f"{name}-{account_id}" if name else None, account_id, role_name)
+            used.add(role)
+            blocks.append(f"# {name or 'account'} ({account_id})\n[role.{role}]\n"
+                          f"idp = \"{idp_name}\"\naccount_id = \"{account_id}\"\nrole_name = \"{role_name}\"\n")
+    return blocks
+
+
 def run(args):
     from ..context import Context
     from ..prompt import Terminal
-    from ..sso import SsoSession, TokenRejected
+    from ..sso import SsoSession
 
     app.guard_recursion()
     cfg = app.load_config(args)
@@ -44,18 +58,7 @@ def run(args):
     try:
         ctx = Context(cfg, app.store(cfg), terminal)
         session = SsoSession(ctx, idp)
-        token = session.access_token()
-        try:
-            accounts = session.client.accounts(token)
-        except TokenRejected:
-            session.reject(token)
-            token = session.access_token()
-            accounts = session.client.accounts(token)
-        blocks = []
-        for account_id, name in accounts:
-            for role_name in session.client.roles(token, account_id):
-                blocks.append(f"# {name or 'account'} ({account_id})\n[role.{block_name(name, account_id, role_name)}]\n"
-                              f"idp = \"{args.idp}\"\naccount_id = \"{account_id}\"\nrole_name = \"{role_name}\"\n")
+        blocks = session.with_token(lambda token: _blocks(session.client, token, args.idp))
     finally:
         terminal.close()
     if not blocks:

@@ -5,9 +5,8 @@ terminal, remembered like the CAS menu; without a terminal, a configuration erro
 lists every account (with its name) and every role, with the lines that pin one.
 """
 
-from .. import log, rolechoice
+from .. import rolechoice
 from ..errors import ConfigError
-from ..sso import TokenRejected
 
 
 class SsoRoleProvider:
@@ -21,20 +20,7 @@ class SsoRoleProvider:
         return f"GetRoleCredentials({target}, {self.session.describe()})"
 
     def retrieve(self):
-        token = self.session.access_token()
-        try:
-            return self._retrieve(token)
-        except TokenRejected:
-            log.debug("the portal rejected the cached access token (401); refreshing it")
-            self.session.reject(token)
-            token = self.session.access_token()
-            try:
-                return self._retrieve(token)
-            except TokenRejected:
-                from ..errors import LoginRequired
-
-                raise LoginRequired(f"IAM Identity Center at {self.session.idp['start_url']} rejects the sign-in",
-                                    hint=f"sign in again: {self.ctx.terminal.login_command}") from None
+        return self.session.with_token(self._retrieve)
 
     def _retrieve(self, token):
         account, role_name = self._target(token)

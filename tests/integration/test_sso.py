@@ -7,6 +7,7 @@ import json
 import os
 import re
 import select
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -144,6 +145,23 @@ def test_browser_flow_pkce_through_the_loopback_listener(sandbox, em, moto_serve
     assert em.count("CreateToken:authorization_code") == 1 and em.count("StartDeviceAuthorization") == 0
 
 
+@pytest.mark.parametrize("flow", ["browser", "device"])
+def test_the_browser_from_dollar_browser_is_opened_and_cannot_corrupt_stdout(sandbox, em, moto_server, tmp_path, flow):
+    """$BROWSER is honoured; the browser (chatty, as real ones are) does not inherit the credential_process pipe."""
+    script = tmp_path / "browser.py"
+    script.write_text("import sys, urllib.request\n"
+                      "print('Opening in existing browser session.'); sys.stderr.write('Gtk-WARNING **: noise\\n')\n"
+                      "urllib.request.urlopen(sys.argv[1], timeout=10).read()\n")
+    sandbox.write_config(sso_config(em, flow=flow))
+    p = PtyProcess([credproc_exe(), "--role", "prod-admin"], {**sandbox.env, "BROWSER": f"{sys.executable} {script} %s"})
+    code, out, err = p.finish(timeout=60)
+    assert code == 0, (err, p.screen)
+    assert out.startswith(b'{"Version":1') and out.count(b"\n") == 1 and err == b""
+    assert caller_arn(json.loads(out), moto_server.url).startswith("arn:aws:sts::111111111111:assumed-role/AdministratorAccess/")
+    assert em.count("Authorize" if flow == "browser" else "DeviceVerification") == 1
+    assert b"To sign in to" in p.screen and b"To sign in to" not in out  # the URL and code: terminal only
+
+
 def test_a_forged_redirect_with_another_state_is_ignored(sandbox, em):
     sandbox.write_config(sso_config(em, flow="browser"))
     p = PtyProcess([credproc_exe(), "--role", "prod-admin"], sandbox.env)
@@ -178,6 +196,7 @@ def test_twenty_concurrent_cold_callers_one_sign_in(sandbox, em, moto_server):
     results = [p.finish(timeout=90) for p in procs]
     assert [r[0] for r in results] == [0] * 20, [r[2] for r in results]
     docs = [json.loads(r[1]) for r in results]
+    assert [d["AccountId"] for d in docs] == ["111111111111"] * 10 + ["222222222222"] * 10
     assert len({d["AccessKeyId"] for d in docs[:10]}) == 1 and len({d["AccessKeyId"] for d in docs[10:]}) == 1
     assert sum(b"enter the code" in p.screen for p in procs) == 1
     assert em.count("RegisterClient") == 1
@@ -228,7 +247,9 @@ def test_a_revoked_refresh_token_means_exit_4_with_the_login_command(sandbox, em
     r = sandbox.run("--role", "prod-admin")
     assert r.returncode == 4 and r.stdout == b""
     err = r.stderr.decode()
-    assert "sign-in has ended" in err and "login --role prod-admin" in err
+    assert err.startswith("credproc: your IAM Identity Center sign-in at https://my-org.awsapps.com/start has ended (the "
+                          "refresh was refused) and there is no terminal to ask on; run in a terminal: ")
+    assert err.endswith("credproc login --role prod-admin\n")
     assert err.count("\n") == 1  # one line, no traceback
     # and a new sign-in at a terminal reuses the registration
     em.reset_counts()
@@ -252,6 +273,8 @@ def test_a_chained_role_on_top_of_an_identity_center_role(sandbox, em, moto_serv
     device_login(sandbox, "audit")
     doc = sandbox.credentials("audit")
     assert caller_arn(doc, moto_server.url).startswith("arn:aws:sts::222222222222:assumed-role/Audit/")
+    assert doc["AccountId"] == "222222222222"  # every document carries it, the chained one too
+    assert sandbox.credentials("prod-admin")["AccountId"] == "111111111111"
 
 
 def test_the_menu_without_a_terminal_lists_every_account_and_role(sandbox, em):
@@ -367,6 +390,20 @@ def test_share_mode_writes_a_token_file_botocore_sso_provider_accepts(sandbox, e
     assert em.count("GetRoleCredentials") == 1 and em.count("CreateToken:refresh_token") == 0
 
 
+def test_share_mode_a_refused_refresh_token_is_not_adopted_back_from_the_shared_file(sandbox, em):
+    sandbox.write_config(sso_config(em, cli_cache="share"))
+    device_login(sandbox)
+    em.revoke_refresh_tokens()
+    em.expire_access_tokens()
+    drop_role_credentials(sandbox, "prod-admin")
+    em.reset_counts()
+    for _ in range(3):
+        assert sandbox.run("--role", "prod-admin").returncode == 4
+    # one refusal is enough: the dead sign-in was not taken back from the shared file and tried again each time
+    assert em.count("CreateToken:refresh_token") == 1
+    assert not os.path.exists(cli_cache_file(sandbox, "corp-sso"))
+
+
 def test_share_mode_the_newer_copy_wins(sandbox, em, moto_server):
     """The CLI or an SDK refreshed (and so rotated) the shared sign-in: credproc adopts it instead
     of spending its own, now revoked, refresh token."""
@@ -397,6 +434,30 @@ def test_share_mode_the_newer_copy_wins(sandbox, em, moto_server):
     assert em.count("CreateToken:refresh_token") == 1
 
 
+def test_share_mode_adopts_the_sign_in_botocore_itself_refreshed_and_rotated(sandbox, em, moto_server):
+    """Not a file the test writes: botocore's own SSOTokenProvider refreshes the shared token (it does
+    so within 15 minutes of its end) and rotates the refresh token; credproc must take that copy."""
+    from tests.peers.consumers import boto3_caller_arn
+
+    em.access_ttl = 600  # under botocore's 15-minute refresh window: its first use refreshes
+    sandbox.write_config(sso_config(em, cli_cache="share"))
+    device_login(sandbox)
+    ours = session_state(sandbox)["refresh_token"]
+    env = botocore_sso_env(sandbox, em, moto_server)
+    em.reset_counts()
+    assert boto3_caller_arn(env, "via-botocore").startswith("arn:aws:sts::222222222222:assumed-role/Developer/")
+    assert em.count("CreateToken:refresh_token") == 1  # botocore refreshed, and so spent credproc's copy
+    with open(cli_cache_file(sandbox, "corp-sso")) as f:
+        theirs = json.load(f)["refreshToken"]
+    assert theirs != ours
+    em.expire_access_tokens()
+    drop_role_credentials(sandbox, "prod-admin")
+    r = sandbox.run("--role", "prod-admin")
+    assert r.returncode == 0, r.stderr
+    assert em.count("CreateToken:refresh_token") == 2  # with the refresh token botocore left, not the spent one
+    assert session_state(sandbox)["refresh_token"] not in (ours, theirs)
+
+
 def test_sso_roles_lists_every_account_and_role_with_the_block_to_paste(sandbox, em):
     sandbox.write_config(sso_config(em))
     r = sandbox.run("sso", "roles", "--idp", "corp-sso")
@@ -414,6 +475,32 @@ def test_sso_roles_lists_every_account_and_role_with_the_block_to_paste(sandbox,
         f.write("\n" + out.replace("[role.sandbox-developer]", "[role.pasted]"))
     assert sandbox.run("--role", "pasted").returncode == 0
     assert sandbox.run("sso", "roles", "--idp", "nope").returncode == 2
+
+
+def test_sso_roles_gives_two_accounts_with_the_same_name_distinct_blocks(sandbox, em):
+    em.accounts["333333333333"] = {"name": "Sandbox", "email": "sandbox2@example.com", "roles": ["Developer"]}
+    sandbox.write_config(sso_config(em))
+    device_login(sandbox)
+    r = sandbox.run("sso", "roles", "--idp", "corp-sso")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.decode()
+    assert "[role.sandbox-developer]" in out and "[role.sandbox-333333333333-developer]" in out
+    with open(sandbox.config_path, "a") as f:  # the whole output pasted is still a valid config
+        f.write("\n" + out.replace("[role.sandbox-developer]", "[role.pasted]"))
+    assert sandbox.run("--role", "sandbox-333333333333-developer").returncode == 0
+
+
+def test_sso_roles_never_prints_a_block_a_hostile_portal_could_inject_toml_into(sandbox, em):
+    sandbox.write_config(sso_config(em))
+    device_login(sandbox)
+    em.accounts["111111111111"]["roles"].append('ReadOnly"\ncredential_process = "/tmp/evil')
+    r = sandbox.run("sso", "roles", "--idp", "corp-sso")
+    assert r.returncode == 9 and r.stdout == b"", r.stderr  # nothing to append to the config
+    assert b"ListAccountRoles" in r.stderr and len(r.stderr.decode().strip().splitlines()) == 1, r.stderr
+    em.accounts["111111111111"]["roles"].pop()
+    em.accounts["222222222222"]["name"] = "Sandbox\n[idp.evil]\x1b[2J"
+    r = sandbox.run("sso", "roles", "--idp", "corp-sso")
+    assert r.returncode == 0 and "# Sandbox[idp.evil][2J (222222222222)\n" in r.stdout.decode(), r.stdout
 
 
 def test_status_logout_and_doctor(sandbox, em, dead_url, moto_server):
@@ -451,6 +538,27 @@ def test_status_logout_and_doctor(sandbox, em, dead_url, moto_server):
     sandbox.write_config(sso_config(em, extra=chained).replace(em.portal_url, dead_url))
     r = sandbox.run("doctor")
     assert r.returncode == 12 and dead_url in r.stdout.decode() + r.stderr.decode()
+
+
+@pytest.mark.parametrize("over", ["at the service", "in the cache"])
+def test_logout_with_an_expired_access_token_still_ends_the_sign_in_at_the_portal(sandbox, em, over):
+    sandbox.write_config(sso_config(em))
+    device_login(sandbox)
+    em.expire_access_tokens()  # hours later: only the refresh token still works
+    if over == "in the cache":
+        store = EncryptedFileCache(sandbox.cache_dir, sandbox.key_path)
+        entry = store.get("sso:corp-sso")
+        entry.body = json.dumps(dict(session_state(sandbox), expires_at=0)).encode()
+        store.put("sso:corp-sso", entry)
+    assert not em.valid_access_tokens() and not all(t["revoked"] for t in em.refresh_tokens.values())
+    em.reset_counts()
+    r = sandbox.run("logout", "--role", "prod-admin")
+    assert r.returncode == 0, r.stderr
+    assert "ended (portal Logout) and removed" in r.stdout.decode(), r.stdout
+    # at the service: the cached access token is tried first and refused (401)
+    assert em.count("CreateToken:refresh_token") == 1 and em.count("Logout") == (2 if over == "at the service" else 1)
+    assert all(t["revoked"] for t in em.refresh_tokens.values())  # no copy of the refresh token works any more
+    assert session_state(sandbox) is None
 
 
 def test_logout_in_share_mode_removes_the_shared_file(sandbox, em):
