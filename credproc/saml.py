@@ -185,6 +185,35 @@ def _time(value, what):
         raise ServiceError(f"the SAML assertion's {what} is not a valid time") from None
 
 
+def _the_assertion(root, where, sp_entity_id):
+    """The one Assertion of a Response, refusing any ambiguity. STS verifies a signature and reads
+    the element it covers; credproc checks audience, expiry and roles before sending. Both must be
+    reading the same element, so a Response with a second Response or Assertion anywhere inside it
+    (in Advice, Extensions, a ds:Object: the places signature wrapping hides the signed one) is
+    refused rather than guessed at."""
+    responses = sum(1 for _ in root.iter(_q(PROTOCOL, "Response")))
+    everywhere = list(root.iter(_q(ASSERTION, "Assertion")))
+    encrypted = list(root.iter(_q(ASSERTION, "EncryptedAssertion")))
+    direct = root.findall(_q(ASSERTION, "Assertion"))
+    if not everywhere and encrypted:
+        raise ServiceError(f"{where} sends an encrypted assertion, which credproc cannot check",
+                           hint="ask the IdP administrator to turn off assertion encryption for "
+                                f"{sp_entity_id} (the TLS connection protects it)")
+    if not everywhere:
+        raise ServiceError(f"{where} answered with 0 assertions instead of one")
+    if responses != 1 or len(everywhere) != 1 or len(direct) != 1 or encrypted:
+        raise ServiceError(f"{where} answered with a SAML Response holding {responses} Response and "
+                           f"{len(everywhere) + len(encrypted)} Assertion elements where one of each is expected: "
+                           "credproc cannot tell which one AWS would read, so it refuses it",
+                           hint="if the IdP really sends this, report it to its administrator; an attacker between "
+                                "you and the IdP can also cause it")
+    a = direct[0]
+    if len(a.findall(_q(ASSERTION, "Conditions"))) > 1 or len(a.findall(_q(ASSERTION, "Subject"))) > 1:
+        raise ServiceError(f"{where} answered with an assertion holding several Conditions or Subject elements, "
+                           "which SAML allows once at most; refused")
+    return a
+
+
 def read_response(data, encoded, sp_entity_id, now, where, in_response_to=None):
     """Check a samlp:Response (its bytes `data`, `encoded` the base64 STS will get) and return an
     Assertion. `where` names the IdP for messages. Raises AuthenticationFailed when the IdP did not
@@ -204,14 +233,7 @@ def read_response(data, encoded, sp_entity_id, now, where, in_response_to=None):
                                    "if they are right, ask the IdP administrator what the status means")
     if in_response_to and root.get("InResponseTo") not in (None, in_response_to):
         raise ServiceError(f"{where} answered another request (InResponseTo does not match ours)")
-    assertions = root.findall(_q(ASSERTION, "Assertion"))
-    if not assertions and root.find(_q(ASSERTION, "EncryptedAssertion")) is not None:
-        raise ServiceError(f"{where} sends an encrypted assertion, which credproc cannot check",
-                           hint="ask the IdP administrator to turn off assertion encryption for "
-                                f"{sp_entity_id} (the TLS connection protects it)")
-    if len(assertions) != 1:
-        raise ServiceError(f"{where} answered with {len(assertions)} assertions instead of one")
-    a = assertions[0]
+    a = _the_assertion(root, where, sp_entity_id)
     issuer = _text(a.find(_q(ASSERTION, "Issuer"))) or _text(root.find(_q(ASSERTION, "Issuer"))) or where
 
     # audience: every AudienceRestriction must name AWS (SAML core 2.5.1.4), and there must be one
@@ -225,14 +247,15 @@ def read_response(data, encoded, sp_entity_id, now, where, in_response_to=None):
             hint=f"the IdP must issue it to the relying party {sp_entity_id} (for the form flow, the sign-on URL "
                  "must name that relying party)")
 
-    # validity: the earliest of Conditions and the bearer SubjectConfirmationData
+    # validity: the earliest of Conditions and the SubjectConfirmationData
     ends, starts = [], []
     if conditions is not None:
         if conditions.get("NotOnOrAfter"):
             ends.append(_time(conditions.get("NotOnOrAfter"), "NotOnOrAfter"))
         if conditions.get("NotBefore"):
             starts.append(_time(conditions.get("NotBefore"), "NotBefore"))
-    for scd in a.iter(_q(ASSERTION, "SubjectConfirmationData")):
+    for scd in a.findall(f"{_q(ASSERTION, 'Subject')}/{_q(ASSERTION, 'SubjectConfirmation')}/"
+                         f"{_q(ASSERTION, 'SubjectConfirmationData')}"):
         if scd.get("NotOnOrAfter"):
             ends.append(_time(scd.get("NotOnOrAfter"), "NotOnOrAfter"))
     if not ends:
@@ -250,7 +273,7 @@ def read_response(data, encoded, sp_entity_id, now, where, in_response_to=None):
                                    hint="this computer's clock or the IdP's is wrong")
 
     attrs = {}
-    for attr in a.iter(_q(ASSERTION, "Attribute")):
+    for attr in a.findall(f"{_q(ASSERTION, 'AttributeStatement')}/{_q(ASSERTION, 'Attribute')}"):
         attrs.setdefault(attr.get("Name", ""), []).extend(_text(v) for v in attr.findall(_q(ASSERTION, "AttributeValue")))
     roles = []
     for value in attrs.get(ROLE_ATTR, []):
@@ -354,13 +377,18 @@ def ecp_sign_on(url, username, password, sp_entity_id, acs, clock, timeout, ca_b
     if root.tag != _q(SOAP, "Envelope"):
         raise ServiceError(f"{where} did not answer with a SOAP envelope (HTTP {resp.status})",
                            hint="is url the IdP's ECP endpoint?")
-    body = root.find(_q(SOAP, "Body"))
+    bodies = root.findall(_q(SOAP, "Body"))
+    body = bodies[0] if bodies else None
     first = body[0] if body is not None and len(body) else None
     if first is not None and first.tag == _q(SOAP, "Fault"):
         fault = _text(first.find("faultstring")) or _text(first.find("faultcode")) or "no reason given"
         raise ServiceError(f"{where} answered with a SOAP fault: {fault[:200]}")
     if resp.status != 200 or span is None or first is None or first.tag != _q(PROTOCOL, "Response"):
         raise ServiceError(f"{where} answered HTTP {resp.status} without a SAML Response in the SOAP body")
+    if len(bodies) != 1 or len(body) != 1:  # the IdP's binding reads the first child; refuse to guess
+        raise ServiceError(f"{where} answered with {sum(len(b) for b in bodies)} elements in {len(bodies)} SOAP "
+                           "bodies where one Response is expected: credproc cannot tell which one AWS would read, "
+                           "so it refuses them")
     # The Response exactly as signed: cut out byte for byte (re-serialising can break the signatures).
     data = resp.body[span[0]:span[1]]
     encoded = base64.b64encode(data).decode()
@@ -429,12 +457,14 @@ def _login_form(page):
     return None
 
 
-def _saml_response(page):
-    for form in page.forms:
-        for name, _, value in form["fields"]:
-            if name == "SAMLResponse":
-                return value
-    return None
+def _saml_response(page, where="the page"):
+    """The page's SAMLResponse value, or None; two different ones are refused (which would AWS get?)."""
+    values = {"".join(value.split()) for form in page.forms for name, _, value in form["fields"]
+              if name == "SAMLResponse"}
+    if len(values) > 1:
+        raise ServiceError(f"{where} answered with {len(values)} different SAMLResponse values on one page: credproc "
+                           "cannot tell which one AWS would read, so it refuses them")
+    return values.pop() if values else None
 
 
 def _auto_form(page):
@@ -512,7 +542,7 @@ def form_sign_on(url, username, password, sp_entity_id, clock, timeout, ca_bundl
             raise ServiceError(f"{where} answered HTTP {resp.status} at {_no_query(target)}",
                                hint="is url the IdP-initiated sign-on URL for AWS?")
         page = read_page(resp.text)
-        value = _saml_response(page)
+        value = _saml_response(page, where)
         if value is not None:
             data, encoded = decode_saml_response(value, where)
             return read_response(data, encoded, sp_entity_id, int(clock()), where)

@@ -404,3 +404,108 @@ def test_sts_answers_to_assume_role_with_saml(code, cls, fragment):
     err = sts.translate_client_error(e, "AssumeRoleWithSAML", "alice from idp",
                                      {"RoleArn": ADMIN, "PrincipalArn": PROVIDER, "SAMLAssertion": "PHNhbWxwOlJlc3BvbnNl"})
     assert isinstance(err, cls) and fragment in str(err) and "PHNhbWxw" not in str(err)
+
+
+# -- regression: which Assertion credproc checks (the one STS verifies), refusing ambiguity --------
+def _wrapped(extra, where="after_status"):
+    """A good Response with `extra` XML put in a given place (the places signature wrapping uses)."""
+    data = response()
+    if where == "after_status":
+        return data.replace(b"</samlp:Status>", b"</samlp:Status>" + extra)
+    if where == "in_assertion":  # e.g. saml:Advice inside the real assertion
+        return data.replace(b"</saml:Subject>", b"</saml:Subject>" + extra)
+    if where == "extensions":
+        return data.replace(b"<samlp:Status>", b"<samlp:Extensions>" + extra + b"</samlp:Extensions><samlp:Status>")
+    raise AssertionError(where)
+
+
+FORGED = (f'<saml:Assertion ID="_evil" Version="2.0"><saml:Issuer>https://idp.example.edu</saml:Issuer>'
+          f'<saml:Conditions NotOnOrAfter="{iso(NOW + 99999)}"><saml:AudienceRestriction><saml:Audience>{AWS}'
+          f'</saml:Audience></saml:AudienceRestriction></saml:Conditions><saml:AttributeStatement>'
+          f'<saml:Attribute Name="{saml.ROLE_ATTR}"><saml:AttributeValue>arn:aws:iam::999999999999:role/Root,'
+          f'arn:aws:iam::999999999999:saml-provider/X</saml:AttributeValue></saml:Attribute>'
+          f'</saml:AttributeStatement></saml:Assertion>').encode()
+
+
+@pytest.mark.parametrize("extra, where", [
+    (FORGED, "after_status"),  # a second sibling assertion
+    (b"<saml:Advice>" + FORGED + b"</saml:Advice>", "in_assertion"),  # nested in the real one
+    (FORGED, "extensions"),
+    (b'<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:Object>' + FORGED
+     + b"</ds:Object></ds:Signature>", "after_status"),  # XSW: the signed original moved into a ds:Object
+    (b"<saml:EncryptedAssertion>x</saml:EncryptedAssertion>", "after_status"),
+    (b"<samlp:Response><samlp:Status/></samlp:Response>", "extensions"),  # a nested Response
+])
+def test_regression_a_second_assertion_or_response_anywhere_is_refused_not_guessed(extra, where):
+    with pytest.raises(ServiceError, match="cannot tell which one AWS would read"):
+        read(_wrapped(extra, where))
+
+
+def test_regression_attributes_and_times_are_read_only_from_the_assertion_itself_not_nested_elements():
+    # an attribute or confirmation in some other element of the assertion (not its AttributeStatement or
+    # Subject) is not the assertion's: a Role there must not be offered, a later NotOnOrAfter not believed
+    data = response().replace(b"</saml:Subject>", b"</saml:Subject><saml:Evidence><saml:Attribute Name=\""
+                              + saml.ROLE_ATTR.encode() + b"\"><saml:AttributeValue>" + f"{READ},{PROVIDER}".encode()
+                              + b"</saml:AttributeValue></saml:Attribute></saml:Evidence>")
+    assert read(data).role_arns() == [ADMIN]
+
+
+def test_regression_two_conditions_are_refused():
+    data = response().replace(b"<saml:AttributeStatement>",
+                              f'<saml:Conditions NotOnOrAfter="{iso(NOW + 9999)}"/><saml:AttributeStatement>'.encode())
+    with pytest.raises(ServiceError, match="several Conditions or Subject"):
+        read(data)
+
+
+def test_regression_two_different_saml_responses_on_one_page_are_refused():
+    page = saml.read_page('<form method="post" action="https://signin.aws.amazon.com/saml">'
+                          '<input type="hidden" name="SAMLResponse" value="PHg+PC94Pg=="/></form>'
+                          '<form method="post" action="https://signin.aws.amazon.com/saml">'
+                          '<input type="hidden" name="SAMLResponse" value="PHk+PC95Pg=="/></form>')
+    with pytest.raises(ServiceError, match="2 different SAMLResponse values"):
+        saml._saml_response(page)
+    same = saml.read_page('<form><input type="hidden" name="SAMLResponse" value="PHg+PC94Pg=="/>'
+                          '<input type="hidden" name="SAMLResponse" value="PHg+\nPC94Pg=="/></form>')
+    assert saml._saml_response(same) == "PHg+PC94Pg=="
+
+
+class FakeHttp:
+    """saml._http.request replaced: answers from a list, records (method, url, form, data, headers)."""
+
+    def __init__(self, monkeypatch, answers):
+        from credproc import http
+
+        self.answers, self.sent = list(answers), []
+        monkeypatch.setattr(saml._http, "request", self)
+        self.Response = http.Response
+
+    def __call__(self, method, url, **kw):
+        self.sent.append((method, url, kw.get("form"), kw.get("data"), kw.get("headers")))
+        status, headers, body = self.answers.pop(0)
+        return self.Response(status, headers, body, url)
+
+
+def soap(*children, bodies=1):
+    body = b"<S:Body>" + b"".join(children) + b"</S:Body>"
+    return (b'<S:Envelope xmlns:S="http://schemas.xmlsoap.org/soap/envelope/">' + body * bodies + b"</S:Envelope>")
+
+
+def ecp(monkeypatch, answer):
+    fake = FakeHttp(monkeypatch, [(200, {"Content-Type": "text/xml"}, answer)])
+    return saml.ecp_sign_on("https://idp.example.edu/ecp", "alice", "pw", AWS, "https://signin.aws.amazon.com/saml",
+                            lambda: NOW, 30), fake
+
+
+def test_ecp_answer_with_one_response_is_read(monkeypatch):
+    got, fake = ecp(monkeypatch, soap(response()))
+    assert got.role_arns() == [ADMIN] and base64.b64decode(got.encoded) == response()
+
+
+@pytest.mark.parametrize("answer", [
+    soap(response(), response(roles=(f"{READ},{PROVIDER}",))),  # two Responses in the Body
+    soap(response(), b'<x:Other xmlns:x="urn:x"/>'),
+    soap(response(), bodies=2),
+])
+def test_regression_an_ecp_answer_with_more_than_one_body_element_is_refused(monkeypatch, answer):
+    with pytest.raises(ServiceError, match="cannot tell which one AWS would read"):
+        ecp(monkeypatch, answer)
