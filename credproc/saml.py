@@ -507,6 +507,26 @@ def _safe_target(url, where):
     raise ServiceError(f"{where} sent credproc to {parts.scheme}://{parts.hostname or ''}, which is not https; refused")
 
 
+def _origin(url):
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+
+
+def _check_password_target(method, action, page_url, where):
+    """The password goes only where the login page itself came from, in a POST body: never to
+    another origin (a hostile or hijacked page could name any), never in a URL (a GET form would put
+    it in the query string, and so in server logs and error messages), never over plain http."""
+    _safe_target(action, where)
+    if method != "POST":
+        raise ServiceError(f"the login form of {where} would send the password in the URL (method GET); refused",
+                           hint="a login form must use method POST; ask the IdP administrator")
+    if _origin(action) != _origin(page_url):
+        scheme, host, port = _origin(action)
+        raise ServiceError(f"the login form at {_no_query(page_url)} would send the password to another site "
+                           f"({scheme}://{host}:{port}); refused",
+                           hint="url must lead to the IdP's own login page; ask the IdP administrator if it is right")
+
+
 def _no_query(url):
     parts = urllib.parse.urlsplit(url)
     return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
@@ -556,8 +576,9 @@ def form_sign_on(url, username, password, sp_entity_id, clock, timeout, ca_bundl
             if user_field is None:
                 raise ServiceError(f"the login form of {where} has a password field but no username field that "
                                    "credproc recognises")
-            method, target, form_data = _submit(login, target, fields)
-            posted_login = True
+            method, action, form_data = _submit(login, target, fields)
+            _check_password_target(method, action, target, where)
+            target, posted_login = action, True
             continue
         auto = _auto_form(page)
         if auto is not None:

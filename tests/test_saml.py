@@ -3,6 +3,7 @@ peers cannot show: SimpleSAMLphp issues what it is asked for and moto checks not
 the ECP cut-out, the login-form finder, and the provider's role and duration choices with fakes."""
 
 import base64
+import re
 
 import pytest
 
@@ -509,3 +510,35 @@ def test_ecp_answer_with_one_response_is_read(monkeypatch):
 def test_regression_an_ecp_answer_with_more_than_one_body_element_is_refused(monkeypatch, answer):
     with pytest.raises(ServiceError, match="cannot tell which one AWS would read"):
         ecp(monkeypatch, answer)
+
+
+def login_page(action, method="post"):
+    return (f'<html><form action="{action}" method="{method}"><input name="user"><input name="pw" type="password">'
+            '</form></html>').encode()
+
+
+@pytest.mark.parametrize("action, method, fragment", [
+    ("https://collector.example.net/login", "post", "would send the password to another site (https://collector.example.net:443)"),
+    ("https://idp.example.edu:8443/login", "post", "would send the password to another site"),
+    ("http://idp.example.edu/login", "post", "is not https; refused"),
+    ("/login", "get", "would send the password in the URL (method GET)"),
+])
+def test_regression_the_password_goes_only_to_the_login_pages_own_origin_by_post(monkeypatch, action, method, fragment):
+    fake = FakeHttp(monkeypatch, [(200, {"Content-Type": "text/html"}, login_page(action, method))])
+    with pytest.raises(ServiceError, match=re.escape(fragment)):
+        saml.form_sign_on("https://idp.example.edu/sso?sp=aws", "alice", "s3cret-pw", AWS, lambda: NOW, 30)
+    assert len(fake.sent) == 1 and fake.sent[0][2] is None  # only the GET of the page: the password never left
+
+
+def test_the_password_is_posted_to_the_same_origin_after_a_redirect_to_another_host(monkeypatch):
+    good = base64.b64encode(response()).decode()
+    fake = FakeHttp(monkeypatch, [
+        (302, {"Location": "https://login.example.edu/form?x=1"}, b""),
+        (200, {"Content-Type": "text/html"}, login_page("?x=1")),
+        (200, {"Content-Type": "text/html"}, f'<form method="post" action="https://signin.aws.amazon.com/saml">'
+                                             f'<input type="hidden" name="SAMLResponse" value="{good}"></form>'.encode()),
+    ])
+    got = saml.form_sign_on("https://idp.example.edu/sso?sp=aws", "alice", "s3cret-pw", AWS, lambda: NOW, 30)
+    assert got.role_arns() == [ADMIN]
+    method, url, form, _, _ = fake.sent[1 + 1]
+    assert (method, url, form) == ("POST", "https://login.example.edu/form?x=1", [("user", "alice"), ("pw", "s3cret-pw")])
