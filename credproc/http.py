@@ -13,7 +13,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from .errors import ConfigError, NetworkError
+from .errors import ConfigError, NetworkError, ServiceError
 
 
 def is_loopback(host):
@@ -78,12 +78,23 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
+def _read(resp, max_bytes, what, url):
+    if max_bytes is None:
+        return resp.read()
+    body = resp.read(max_bytes + 1)
+    if len(body) > max_bytes:
+        raise ServiceError(f"{what} at {urllib.parse.urlsplit(url).netloc} sent an answer larger than "
+                           f"{max_bytes // 1024} KiB; refused", hint="check the URL; ask its administrator")
+    return body
+
+
 def request(method, url, *, form=None, data=None, headers=None, timeout=30, ca_bundle=None, what="the server",
-            cookies=None, follow_redirects=True):
+            cookies=None, follow_redirects=True, max_bytes=None):
     """Send a request; every HTTP status comes back as a Response; transport failures become
     NetworkError. Form values (a dict or a list of pairs) and `data` (raw bytes) may be secrets:
     they are never logged. `cookies`: a http.cookiejar.CookieJar to keep and send cookies in.
-    follow_redirects=False: a redirect comes back as a Response instead of being followed."""
+    follow_redirects=False: a redirect comes back as a Response instead of being followed.
+    max_bytes: a longer answer is a ServiceError (a hostile or broken server must not fill memory)."""
     hdrs = {"User-Agent": "credproc", "Accept": "*/*"}
     hdrs.update(headers or {})
     if form is not None:
@@ -100,9 +111,9 @@ def request(method, url, *, form=None, data=None, headers=None, timeout=30, ca_b
     opener = urllib.request.build_opener(*handlers)
     try:
         with opener.open(req, timeout=timeout) as resp:
-            return Response(resp.status, resp.headers, resp.read(), resp.geturl())
+            return Response(resp.status, resp.headers, _read(resp, max_bytes, what, url), resp.geturl())
     except urllib.error.HTTPError as e:
-        return Response(e.code, e.headers, e.read(), url)
+        return Response(e.code, e.headers, _read(e, max_bytes, what, url), url)
     except urllib.error.URLError as e:
         reason = e.reason
         if isinstance(reason, ssl.SSLCertVerificationError):

@@ -46,6 +46,7 @@ ROLE_RE = re.compile(r"^arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]+\Z")
 PROVIDER_RE = re.compile(r"^arn:aws[\w-]*:iam::\d{12}:saml-provider/[\w.-]+\Z")
 SESSION_NAME_RE = re.compile(r"^[\w+=,.@-]{2,64}\Z", re.ASCII)
 MAX_PAGES = 15  # redirects and pages in one form sign-on: a loop must end
+MAX_ANSWER = 4 << 20  # bytes: a signed Response is ~10 KB, a login page rarely 500 KB
 
 
 def partition(region):
@@ -357,7 +358,7 @@ def ecp_sign_on(url, username, password, sp_entity_id, acs, clock, timeout, ca_b
     log.debug("SAML ECP AuthnRequest %s to %s for %s (user %s)", request_id, url, sp_entity_id, username)
     resp = _http.request("POST", url, data=ecp_request(request_id, sp_entity_id, acs, clock()),
                          headers=ecp_headers(username, password, mfa, passcode), timeout=timeout,
-                         ca_bundle=ca_bundle, what="the SAML IdP", follow_redirects=False)
+                         ca_bundle=ca_bundle, what="the SAML IdP", max_bytes=MAX_ANSWER, follow_redirects=False)
     log.debug("SAML ECP answer: HTTP %d, %s", resp.status, resp.headers.get("Content-Type"))
     if resp.status == 401:
         hint = "check the username and password"
@@ -543,7 +544,7 @@ def form_sign_on(url, username, password, sp_entity_id, clock, timeout, ca_bundl
         target = _safe_target(target, where)
         log.debug("SAML form flow: %s %s", method, _no_query(target))
         resp = _http.request(method, target, form=form_data, timeout=timeout, ca_bundle=ca_bundle,
-                             what="the SAML IdP", cookies=jar, follow_redirects=False,
+                             what="the SAML IdP", max_bytes=MAX_ANSWER, cookies=jar, follow_redirects=False,
                              headers={"Accept": "text/html,application/xhtml+xml"})
         if form_data is not None:
             form_data = None  # the password goes no further than this request
@@ -611,7 +612,8 @@ def first_step(flow, url, sp_entity_id, acs, now, timeout, ca_bundle=None):
                              headers={"Content-Type": "text/xml; charset=utf-8", "PAOS": ecp_headers("", "")["PAOS"],
                                       "Accept": "text/xml, application/vnd.paos+xml",
                                       "SOAPAction": "http://www.oasis-open.org/committees/security"},
-                             timeout=timeout, ca_bundle=ca_bundle, what="the SAML IdP", follow_redirects=False)
+                             timeout=timeout, ca_bundle=ca_bundle, what="the SAML IdP", max_bytes=MAX_ANSWER,
+                             follow_redirects=False)
         if resp.status == 401:
             return True, "asks for credentials (HTTP 401)"
         if resp.status == 200 and not _is_html(resp):
@@ -627,7 +629,7 @@ def first_step(flow, url, sp_entity_id, acs, now, timeout, ca_bundle=None):
     target = url
     for _ in range(MAX_PAGES):
         resp = _http.request("GET", _safe_target(target, "the SAML IdP"), timeout=timeout, ca_bundle=ca_bundle,
-                             what="the SAML IdP", cookies=jar, follow_redirects=False)
+                             what="the SAML IdP", max_bytes=MAX_ANSWER, cookies=jar, follow_redirects=False)
         if resp.status in (301, 302, 303, 307, 308) and resp.headers.get("Location"):
             target = urllib.parse.urljoin(target, resp.headers["Location"])
             continue

@@ -542,3 +542,44 @@ def test_the_password_is_posted_to_the_same_origin_after_a_redirect_to_another_h
     assert got.role_arns() == [ADMIN]
     method, url, form, _, _ = fake.sent[1 + 1]
     assert (method, url, form) == ("POST", "https://login.example.edu/form?x=1", [("user", "alice"), ("pw", "s3cret-pw")])
+
+
+@pytest.fixture
+def hostile_server():
+    """A real HTTP server on loopback answering every request with `body` (set by the test)."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        body = b""
+
+        def _answer(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Type", "text/xml")
+            self.send_header("Content-Length", str(len(Handler.body)))
+            self.end_headers()
+            self.wfile.write(Handler.body)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *a):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield Handler, f"http://127.0.0.1:{server.server_address[1]}/ecp"
+    server.shutdown()
+    server.server_close()
+
+
+def test_regression_a_huge_answer_is_refused_not_read_into_memory(hostile_server):
+    handler, url = hostile_server
+    handler.body = soap(response()).replace(b"<S:Body>", b"<S:Body><!--" + b"x" * (saml.MAX_ANSWER + 10) + b"-->")
+    with pytest.raises(ServiceError, match=r"the SAML IdP at 127.0.0.1:\d+ sent an answer larger than 4096 KiB"):
+        saml.ecp_sign_on(url, "alice", "pw", AWS, "https://signin.aws.amazon.com/saml", lambda: NOW, 30)
+    with pytest.raises(ServiceError, match="larger than 4096 KiB"):
+        saml.form_sign_on(url, "alice", "pw", AWS, lambda: NOW, 30)
+    handler.body = b"\xff\xfe garbage <<<"
+    with pytest.raises(ServiceError, match="not well-formed XML"):
+        saml.ecp_sign_on(url, "alice", "pw", AWS, "https://signin.aws.amazon.com/saml", lambda: NOW, 30)
