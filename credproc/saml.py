@@ -160,6 +160,14 @@ def _status(response):
     return code.get("Value", ""), sub, message
 
 
+def shown(text, limit=200):
+    """Text from the IdP made fit for a one-line message: whitespace runs (newlines too) become one
+    space, other control characters (a terminal escape from an HTML character reference) '?'."""
+    text = " ".join((text or "").split())
+    text = "".join(c if c.isprintable() else "?" for c in text)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def _short(urn):
     return urn.rsplit(":", 1)[-1] if urn else "none"
 
@@ -227,7 +235,7 @@ def read_response(data, encoded, sp_entity_id, now, where, in_response_to=None):
     if status != SUCCESS:
         detail = "/".join(_short(s) for s in [status] + sub)
         if message:
-            detail += f": {message[:200]}"
+            detail += f": {shown(message)}"
         raise AuthenticationFailed(f"{where} did not sign you in (SAML status {detail})",
                                    hint="check the username and password" if "WRONGUSERPASS" in message
                                    or "AuthnFailed" in detail else "check the username and password; "
@@ -235,14 +243,14 @@ def read_response(data, encoded, sp_entity_id, now, where, in_response_to=None):
     if in_response_to and root.get("InResponseTo") not in (None, in_response_to):
         raise ServiceError(f"{where} answered another request (InResponseTo does not match ours)")
     a = _the_assertion(root, where, sp_entity_id)
-    issuer = _text(a.find(_q(ASSERTION, "Issuer"))) or _text(root.find(_q(ASSERTION, "Issuer"))) or where
+    issuer = shown(_text(a.find(_q(ASSERTION, "Issuer"))) or _text(root.find(_q(ASSERTION, "Issuer"))), 120) or where
 
     # audience: every AudienceRestriction must name AWS (SAML core 2.5.1.4), and there must be one
     conditions = a.find(_q(ASSERTION, "Conditions"))
     restrictions = conditions.findall(_q(ASSERTION, "AudienceRestriction")) if conditions is not None else []
     audiences = [[_text(x) for x in r.findall(_q(ASSERTION, "Audience"))] for r in restrictions]
     if not audiences or any(sp_entity_id not in group for group in audiences):
-        seen = sorted({x for group in audiences for x in group})
+        seen = sorted({shown(x, 120) for group in audiences for x in group})
         raise AuthenticationFailed(
             f"the SAML assertion from {issuer} is for {', '.join(seen) or 'no audience'}, not for {sp_entity_id}",
             hint=f"the IdP must issue it to the relying party {sp_entity_id} (for the form flow, the sign-on URL "
@@ -291,7 +299,7 @@ def read_response(data, encoded, sp_entity_id, now, where, in_response_to=None):
             duration = int(value)
         except ValueError:
             log.debug("ignoring a SessionDuration that is not a number: %r", value[:50])
-    subject = _text(a.find(f"{_q(ASSERTION, 'Subject')}/{_q(ASSERTION, 'NameID')}"))
+    subject = shown(_text(a.find(f"{_q(ASSERTION, 'Subject')}/{_q(ASSERTION, 'NameID')}")), 120)
     return Assertion(encoded, issuer, roles, session_name, duration, expires_at, audiences, subject)
 
 
@@ -383,7 +391,7 @@ def ecp_sign_on(url, username, password, sp_entity_id, acs, clock, timeout, ca_b
     first = body[0] if body is not None and len(body) else None
     if first is not None and first.tag == _q(SOAP, "Fault"):
         fault = _text(first.find("faultstring")) or _text(first.find("faultcode")) or "no reason given"
-        raise ServiceError(f"{where} answered with a SOAP fault: {fault[:200]}")
+        raise ServiceError(f"{where} answered with a SOAP fault: {shown(fault)}")
     if resp.status != 200 or span is None or first is None or first.tag != _q(PROTOCOL, "Response"):
         raise ServiceError(f"{where} answered HTTP {resp.status} without a SAML Response in the SOAP body")
     if len(bodies) != 1 or len(body) != 1:  # the IdP's binding reads the first child; refuse to guess
@@ -446,7 +454,7 @@ def read_page(text):
         page.close()
     except Exception:  # noqa: BLE001 - html.parser is lenient; a page it chokes on is "not understood"
         pass
-    page.title = " ".join(page.title.split())[:80]
+    page.title = shown(page.title, 80)
     return page
 
 
@@ -586,7 +594,7 @@ def form_sign_on(url, username, password, sp_entity_id, clock, timeout, ca_bundl
             fields = [(n, v) for n, _, v in auto["fields"]] + auto["submits"][:1]
             method, target, form_data = _submit(auto, target, fields)
             continue
-        what = f"a page titled {page.title!r}" if page.title else "a page"
+        what = f"a page titled '{page.title}'" if page.title else "a page"
         raise ServiceError(f"{where} showed {what} at {_no_query(target)} that credproc does not understand "
                            "(no login form, no SAMLResponse)",
                            hint="the form flow handles a username and password login; an extra step such as MFA "

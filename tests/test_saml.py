@@ -583,3 +583,39 @@ def test_regression_a_huge_answer_is_refused_not_read_into_memory(hostile_server
     handler.body = b"\xff\xfe garbage <<<"
     with pytest.raises(ServiceError, match="not well-formed XML"):
         saml.ecp_sign_on(url, "alice", "pw", AWS, "https://signin.aws.amazon.com/saml", lambda: NOW, 30)
+
+
+def _one_clean_line(err):
+    text = str(err)
+    assert "\n" not in text and "\r" not in text and all(c.isprintable() for c in text), repr(text)
+    return text
+
+
+def test_regression_text_from_the_idp_cannot_break_the_one_line_message():
+    data = response(status="urn:oasis:names:tc:SAML:2.0:status:Responder", assertion=False).replace(
+        b"</samlp:Status>", b"<samlp:StatusMessage>bad\n\ncredproc: all good&#x9;now" + b"x" * 500
+        + b"</samlp:StatusMessage></samlp:Status>")
+    with pytest.raises(AuthenticationFailed) as e:
+        read(data)
+    assert "(SAML status Responder: bad credproc: all good now" in _one_clean_line(e.value)
+    assert len(str(e.value)) < 400
+    data = response(audiences=(("urn:evil\n\ncredproc: ok",),)).replace(
+        b"<saml:Issuer>https://idp.example.edu</saml:Issuer>", b"<saml:Issuer>https://idp\n.example.edu&#x2028;</saml:Issuer>")
+    with pytest.raises(AuthenticationFailed) as e:
+        read(data)
+    assert "from https://idp .example.edu is for urn:evil credproc: ok, not for" in _one_clean_line(e.value)
+
+
+def test_regression_a_page_title_cannot_put_terminal_escapes_in_the_message(monkeypatch):
+    FakeHttp(monkeypatch, [(200, {"Content-Type": "text/html"},
+                            b"<title>Sign\x1b[2J in\n\nnow&#8238;</title><p>nothing here</p>")])
+    with pytest.raises(ServiceError) as e:
+        saml.form_sign_on("https://idp.example.edu/sso", "alice", "pw", AWS, lambda: NOW, 30)
+    assert "showed a page titled 'Sign?[2J in now?' at https://idp.example.edu/sso" in _one_clean_line(e.value)
+
+
+def test_regression_a_soap_fault_string_is_one_clean_line(monkeypatch):
+    fault = b"<S:Fault><faultcode>S:Server</faultcode><faultstring>no\r\nway\tout</faultstring></S:Fault>"
+    with pytest.raises(ServiceError) as e:
+        ecp(monkeypatch, soap(fault))
+    assert "answered with a SOAP fault: no way out" in _one_clean_line(e.value)

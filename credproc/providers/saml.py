@@ -142,7 +142,8 @@ class SamlProvider:
     def _role_arn(self, assertion):
         idp = self.session.idp
         offered = assertion.role_arns()
-        who = f"the SAML assertion from {assertion.issuer} for {assertion.session_name or assertion.subject or 'you'}"
+        who = (f"the SAML assertion from {assertion.issuer} for "
+               f"{saml.shown(assertion.session_name, 64) or assertion.subject or 'you'}")
         if self.role.get("arn"):
             if self.role["arn"] not in offered:
                 raise AccessDenied(f"{who} does not offer {self.role['arn']}; it offers: {', '.join(offered) or 'no role'}",
