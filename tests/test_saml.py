@@ -619,3 +619,18 @@ def test_regression_a_soap_fault_string_is_one_clean_line(monkeypatch):
     with pytest.raises(ServiceError) as e:
         ecp(monkeypatch, soap(fault))
     assert "answered with a SOAP fault: no way out" in _one_clean_line(e.value)
+
+
+def test_regression_an_expired_assertion_is_removed_from_the_cache_even_when_the_sign_on_fails(session_env, tmp_path):
+    from credproc.errors import LoginRequired
+    from tests.fakes import ScriptedTerminal
+
+    make, sign_ons, clock = session_env
+    session = make(ScriptedTerminal(["pw"]))
+    session.assertion()
+    assert session.ctx.store.get(session.identity) is not None
+    clock.now += 300  # its NotOnOrAfter
+    with pytest.raises(LoginRequired):
+        make(ScriptedTerminal(None)).assertion()  # nobody to type the password: no new one
+    assert session.ctx.store.get(session.identity) is None
+    assert [p.name for p in (tmp_path / "cache").iterdir() if not p.name.endswith(".lock")] == []

@@ -49,7 +49,7 @@ class SamlSession:
         lock = self.ctx.store.lock(self.identity, f"a sign-on at {self.where}")
         lock.acquire(self.ctx.lock_deadline)
         try:
-            got = self._cached()
+            got = self._cached(under_lock=True)
             if got:
                 return got
             assertion = self._sign_on()
@@ -58,12 +58,19 @@ class SamlSession:
         finally:
             lock.release()
 
-    def _cached(self):
-        if self.ctx.force:
-            return None
-        entry = self.ctx.store.get(self.identity)
+    def _cached(self, under_lock=False):
+        """The cached assertion if it has time left. under_lock (the sign-on's lock is held): an
+        assertion past its NotOnOrAfter, or unusable, is removed at once: the bearer secret is kept
+        no longer than it is valid, even if this sign-on then fails."""
+        entry = self.ctx.store.get(self.identity, quiet=under_lock)
         now = self.ctx.now()
-        if entry is None or entry.fingerprint != self.ctx.config.idp_fingerprint(self.idp["name"]):
+        if entry is None:
+            return None
+        if under_lock and entry.expires_at <= now:
+            log.debug("%s: removing the expired assertion", self.identity)
+            self.forget()
+            return None
+        if self.ctx.force or entry.fingerprint != self.ctx.config.idp_fingerprint(self.idp["name"]):
             return None
         if entry.expires_at - now <= MIN_ASSERTION_LEFT:
             return None
@@ -73,6 +80,8 @@ class SamlSession:
             got = saml.read_response(data, encoded, self.sp_entity_id, now, self.where)
         except (CredprocError, ValueError, KeyError, TypeError):
             log.debug("%s: the cached assertion is unusable; signing on again", self.identity)
+            if under_lock:
+                self.forget()
             return None
         log.debug("%s: using the cached assertion (%d s left)", self.identity, got.expires_at - now)
         return got
