@@ -634,3 +634,27 @@ def test_regression_an_expired_assertion_is_removed_from_the_cache_even_when_the
         make(ScriptedTerminal(None)).assertion()  # nobody to type the password: no new one
     assert session.ctx.store.get(session.identity) is None
     assert [p.name for p in (tmp_path / "cache").iterdir() if not p.name.endswith(".lock")] == []
+
+
+def test_the_role_choice_is_remembered_and_a_choice_no_longer_offered_is_asked_again(session_env):
+    from credproc import rolechoice
+    from tests.fakes import ScriptedTerminal
+
+    class Menu(ScriptedTerminal):
+        def __init__(self, picks):
+            super().__init__([])
+            self.picks, self.asked = list(picks), 0
+
+        def choose(self, question, options, what):
+            self.asked += 1
+            return self.picks.pop(0)
+
+    make, _, _ = session_env
+    ctx = make(Menu([1])).ctx
+    assert rolechoice.pick(ctx, "r", "s", [ADMIN], "x") == ADMIN and ctx.terminal.asked == 0  # one: no question
+    assert rolechoice.pick(ctx, "r", "s", [ADMIN, READ], "x") == READ and ctx.terminal.asked == 1
+    ctx = make(Menu([])).ctx
+    assert rolechoice.pick(ctx, "r", "s", [READ, ADMIN], "x") == READ and ctx.terminal.asked == 0  # remembered
+    other = "arn:aws:iam::123456789012:role/Other"
+    ctx = make(Menu([0])).ctx
+    assert rolechoice.pick(ctx, "r", "s", [ADMIN, other], "x") == ADMIN and ctx.terminal.asked == 1

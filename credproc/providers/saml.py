@@ -163,14 +163,7 @@ class SamlProvider:
             raise AccessDenied(f"{who} offers no AWS role (no usable {saml.ROLE_ATTR} value)",
                                hint="the IdP administrator must release the Role attribute as "
                                     "'arn:aws:iam::ACCOUNT:role/NAME,arn:aws:iam::ACCOUNT:saml-provider/NAME'")
-        if len(offered) == 1:
-            return offered[0]
-        remembered = rolechoice.remembered(self.ctx, self.role["name"], idp["name"])
-        if remembered in offered:
-            return remembered
-        if remembered:
-            rolechoice.forget(self.ctx, self.role["name"])
-        return rolechoice.choose(self.ctx, self.role["name"], idp["name"], offered, f"{who} offers")
+        return rolechoice.pick(self.ctx, self.role["name"], idp["name"], offered, f"{who} offers")
 
     def retrieve(self):
         assertion = self.session.assertion()
