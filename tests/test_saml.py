@@ -658,3 +658,23 @@ def test_the_role_choice_is_remembered_and_a_choice_no_longer_offered_is_asked_a
     other = "arn:aws:iam::123456789012:role/Other"
     ctx = make(Menu([0])).ctx
     assert rolechoice.pick(ctx, "r", "s", [ADMIN, other], "x") == ADMIN and ctx.terminal.asked == 1
+
+
+@pytest.mark.parametrize("settings, role_region, sp", [
+    ("", 'region = "us-gov-west-1"\n', ("urn:amazon:webservices:govcloud", "https://signin.amazonaws-us-gov.com/saml")),
+    ("", 'region = "cn-north-1"\n', ("urn:amazon:webservices:cn-north-1", "https://signin.amazonaws.cn/saml")),
+    ('[settings]\nregion = "us-gov-east-1"\n', "", ("urn:amazon:webservices:govcloud",
+                                                    "https://signin.amazonaws-us-gov.com/saml")),
+    ('[settings]\nregion = "us-gov-east-1"\n', 'region = "eu-west-1"\n', (AWS, "https://signin.aws.amazon.com/saml")),
+])
+def test_regression_the_partition_comes_from_the_roles_region_not_only_the_settings(tmp_path, settings, role_region, sp):
+    from credproc import chain, config
+    from credproc.context import Context
+    from credproc.store import EncryptedFileCache
+    from tests.fakes import ScriptedTerminal
+
+    cfg = config.parse("c.toml", (settings + '[idp.s]\ntype = "saml"\nurl = "https://idp.example.edu/ecp"\n'
+                                  '[role.r]\nidp = "s"\n' + role_region).encode())
+    ctx = Context(cfg, EncryptedFileCache(str(tmp_path / "c"), str(tmp_path / "k")), ScriptedTerminal(None))
+    session = chain.build(ctx, "r").inner.session
+    assert (session.sp_entity_id, session.acs) == sp

@@ -30,11 +30,13 @@ def session_identity(idp_name):
 
 
 class SamlSession:
-    def __init__(self, ctx, idp):
+    def __init__(self, ctx, idp, region=None):
+        """region: the role's (where its STS call goes), which picks AWS's partition: the audience
+        and ACS URL of commercial AWS, GovCloud or China."""
         self.ctx = ctx
         self.idp = idp
         self.identity = session_identity(idp["name"])
-        region = ctx.config.settings.get("region") or "us-east-1"
+        region = region or ctx.config.settings.get("region") or "us-east-1"
         self.sp_entity_id, self.acs = saml.service_provider(region, idp.get("sp_entity_id"))
         self.where = f"the SAML IdP at {saml._no_query(idp['url'])}"
 
