@@ -678,3 +678,16 @@ def test_regression_the_partition_comes_from_the_roles_region_not_only_the_setti
     ctx = Context(cfg, EncryptedFileCache(str(tmp_path / "c"), str(tmp_path / "k")), ScriptedTerminal(None))
     session = chain.build(ctx, "r").inner.session
     assert (session.sp_entity_id, session.acs) == sp
+
+
+@pytest.mark.parametrize("session_duration, role_duration, sent", [
+    (600, 3600, 900),  # below STS's minimum: STS would refuse DurationSeconds=600
+    (-5, 3600, 900),
+    (1200, 3600, 1200),
+    (43200, 3600, 3600),
+])
+def test_regression_a_session_duration_below_stss_minimum_caps_at_900_not_below(monkeypatch, session_duration,
+                                                                                  role_duration, sent):
+    p, calls = provider(monkeypatch, read(response(duration=session_duration)), arn=ADMIN, duration=role_duration)
+    p.retrieve()
+    assert calls[0][1]["DurationSeconds"] == sent

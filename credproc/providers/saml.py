@@ -16,6 +16,7 @@ from ..prompt import run_secret_command
 
 # An assertion with less than this left is not worth sending to STS (transit, clock differences).
 MIN_ASSERTION_LEFT = 30
+MIN_STS_DURATION = 900  # AssumeRoleWithSAML's smallest DurationSeconds
 # without `timeout` (see idp/saml.py): a Duo push waits on the phone inside the ECP request
 PUSH_TIMEOUT = 120
 TIMEOUT = 30
@@ -176,9 +177,12 @@ class SamlProvider:
                                hint="ask the IdP administrator to release it, e.g. the user's email address")
         duration = self.role["duration"]
         if assertion.session_duration and assertion.session_duration < duration:
-            log.debug("the assertion's SessionDuration %d caps the role's duration %d", assertion.session_duration,
-                      duration)
-            duration = assertion.session_duration
+            # STS takes 900 s at the least: a shorter SessionDuration (AWS documents 900-43200) would make
+            # every call fail with a ValidationError, so it caps at that floor
+            capped = max(assertion.session_duration, MIN_STS_DURATION)
+            log.debug("the assertion's SessionDuration %d caps the role's duration %d at %d",
+                      assertion.session_duration, duration, capped)
+            duration = min(duration, capped)
         client = sts.client(self.region, self.endpoint_url, None)
         context = f"{assertion.session_name} from {assertion.issuer}"
         response, sent_at = sts.call(client, "AssumeRoleWithSAML", context, RoleArn=arn,
