@@ -691,3 +691,30 @@ def test_regression_a_session_duration_below_stss_minimum_caps_at_900_not_below(
     p, calls = provider(monkeypatch, read(response(duration=session_duration)), arn=ADMIN, duration=role_duration)
     p.retrieve()
     assert calls[0][1]["DurationSeconds"] == sent
+
+
+BILLION_LAUGHS = (b'<?xml version="1.0"?><!DOCTYPE S:Envelope [<!ENTITY l0 "lol">'
+                  + b"".join(f'<!ENTITY l{i} "{("&l%d;" % (i - 1)) * 10}">'.encode() for i in range(1, 10))
+                  + b']><S:Envelope xmlns:S="http://schemas.xmlsoap.org/soap/envelope/"><S:Body>&l9;</S:Body></S:Envelope>')
+
+
+def test_billion_laughs_and_xxe_from_a_real_server_are_refused_at_once(hostile_server, tmp_path):
+    import time
+
+    handler, url = hostile_server
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET-MARKER")
+    xxe = (f'<!DOCTYPE r [<!ENTITY x SYSTEM "file://{secret}">]>'
+           f'<S:Envelope xmlns:S="http://schemas.xmlsoap.org/soap/envelope/"><S:Body>{response().decode()}'
+           "</S:Body></S:Envelope>").replace("<saml:NameID>alice", "<saml:NameID>&x;").encode()
+    for body in (BILLION_LAUGHS, xxe):
+        handler.body = body
+        start = time.monotonic()
+        with pytest.raises(ServiceError, match="carries a DTD or entity declarations") as e:
+            saml.ecp_sign_on(url, "alice", "pw", AWS, "https://signin.aws.amazon.com/saml", lambda: NOW, 30)
+        assert time.monotonic() - start < 2 and "TOP-SECRET" not in str(e.value)
+    # the same inside the form flow's SAMLResponse
+    handler.body = (b'<form method="post" action="https://signin.aws.amazon.com/saml"><input type="hidden" '
+                    b'name="SAMLResponse" value="' + base64.b64encode(xxe) + b'"></form>')
+    with pytest.raises(ServiceError, match="carries a DTD or entity declarations"):
+        saml.form_sign_on(url, "alice", "pw", AWS, lambda: NOW, 30)
