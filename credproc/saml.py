@@ -46,6 +46,8 @@ ROLE_RE = re.compile(r"^arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]+\Z")
 PROVIDER_RE = re.compile(r"^arn:aws[\w-]*:iam::\d{12}:saml-provider/[\w.-]+\Z")
 SESSION_NAME_RE = re.compile(r"^[\w+=,.@-]{2,64}\Z", re.ASCII)
 MAX_PAGES = 15  # redirects and pages in one form sign-on: a loop must end
+# the hint of the errors that mean the IdP (or whatever answers at url) does not behave as SAML says
+IDP_HINT = "check url; if it is right, show this message to the IdP administrator"
 MAX_ANSWER = 4 << 20  # bytes: a signed Response is ~10 KB, a login page rarely 500 KB
 
 
@@ -110,10 +112,11 @@ def parse_xml(data, what, want=None):
         span = _scan(data, want)
         return ET.fromstring(data), span
     except _Refused:
-        raise ServiceError(f"{what} carries a DTD or entity declarations, which a SAML message never needs; refused") \
+        raise ServiceError(f"{what} carries a DTD or entity declarations, which a SAML message never needs; refused",
+                           hint=IDP_HINT) \
             from None
     except (expat.ExpatError, ET.ParseError, ValueError):
-        raise ServiceError(f"{what} is not well-formed XML") from None
+        raise ServiceError(f"{what} is not well-formed XML", hint=IDP_HINT) from None
 
 
 # -- reading and checking a Response ---------------------------------------------------------
@@ -191,7 +194,7 @@ def _time(value, what):
     try:
         return parse_expiration(value)
     except (TypeError, ValueError):
-        raise ServiceError(f"the SAML assertion's {what} is not a valid time") from None
+        raise ServiceError(f"the SAML assertion's {what} is not a valid time", hint=IDP_HINT) from None
 
 
 def _the_assertion(root, where, sp_entity_id):
@@ -209,7 +212,7 @@ def _the_assertion(root, where, sp_entity_id):
                            hint="ask the IdP administrator to turn off assertion encryption for "
                                 f"{sp_entity_id} (the TLS connection protects it)")
     if not everywhere:
-        raise ServiceError(f"{where} answered with 0 assertions instead of one")
+        raise ServiceError(f"{where} answered with 0 assertions instead of one", hint=IDP_HINT)
     if responses != 1 or len(everywhere) != 1 or len(direct) != 1 or encrypted:
         raise ServiceError(f"{where} answered with a SAML Response holding {responses} Response and "
                            f"{len(everywhere) + len(encrypted)} Assertion elements where one of each is expected: "
@@ -219,7 +222,7 @@ def _the_assertion(root, where, sp_entity_id):
     a = direct[0]
     if len(a.findall(_q(ASSERTION, "Conditions"))) > 1 or len(a.findall(_q(ASSERTION, "Subject"))) > 1:
         raise ServiceError(f"{where} answered with an assertion holding several Conditions or Subject elements, "
-                           "which SAML allows once at most; refused")
+                           "which SAML allows once at most; refused", hint=IDP_HINT)
     return a
 
 
@@ -230,7 +233,8 @@ def read_response(data, encoded, sp_entity_id, now, where, in_response_to=None):
     expired); ServiceError when it is not a SAML Response at all."""
     root, _ = parse_xml(data, f"the SAML answer of {where}")
     if root.tag != _q(PROTOCOL, "Response"):
-        raise ServiceError(f"{where} answered with {root.tag.rpartition('}')[2] or root.tag}, not a SAML Response")
+        raise ServiceError(f"{where} answered with {root.tag.rpartition('}')[2] or root.tag}, not a SAML Response",
+                           hint=IDP_HINT)
     status, sub, message = _status(root)
     if status != SUCCESS:
         detail = "/".join(_short(s) for s in [status] + sub)
@@ -241,7 +245,7 @@ def read_response(data, encoded, sp_entity_id, now, where, in_response_to=None):
                                    or "AuthnFailed" in detail else "check the username and password; "
                                    "if they are right, ask the IdP administrator what the status means")
     if in_response_to and root.get("InResponseTo") not in (None, in_response_to):
-        raise ServiceError(f"{where} answered another request (InResponseTo does not match ours)")
+        raise ServiceError(f"{where} answered another request (InResponseTo does not match ours)", hint=IDP_HINT)
     a = _the_assertion(root, where, sp_entity_id)
     issuer = shown(_text(a.find(_q(ASSERTION, "Issuer"))) or _text(root.find(_q(ASSERTION, "Issuer"))), 120) or where
 
@@ -268,7 +272,7 @@ def read_response(data, encoded, sp_entity_id, now, where, in_response_to=None):
         if scd.get("NotOnOrAfter"):
             ends.append(_time(scd.get("NotOnOrAfter"), "NotOnOrAfter"))
     if not ends:
-        raise ServiceError(f"the SAML assertion from {issuer} has no NotOnOrAfter: AWS would refuse it")
+        raise ServiceError(f"the SAML assertion from {issuer} has no NotOnOrAfter: AWS would refuse it", hint=IDP_HINT)
     expires_at = min(ends)
     if expires_at <= now:
         ago = now - expires_at
@@ -309,7 +313,7 @@ def decode_saml_response(value, where):
     try:
         return base64.b64decode(compact, validate=True), compact
     except (binascii.Error, ValueError):
-        raise ServiceError(f"the SAMLResponse from {where} is not base64") from None
+        raise ServiceError(f"the SAMLResponse from {where} is not base64", hint=IDP_HINT) from None
 
 
 # -- ECP -----------------------------------------------------------------------------------------
@@ -381,7 +385,7 @@ def ecp_sign_on(url, username, password, sp_entity_id, acs, clock, timeout, ca_b
                                 f"the relying party {sp_entity_id}; for a login page use flow = \"form\" with the "
                                 "IdP-initiated sign-on URL")
     if not resp.body.strip():
-        raise ServiceError(f"{where} answered HTTP {resp.status} with nothing")
+        raise ServiceError(f"{where} answered HTTP {resp.status} with nothing", hint=IDP_HINT)
     root, span = parse_xml(resp.body, f"the ECP answer of {where}", want=_q(PROTOCOL, "Response"))
     if root.tag != _q(SOAP, "Envelope"):
         raise ServiceError(f"{where} did not answer with a SOAP envelope (HTTP {resp.status})",
@@ -391,13 +395,14 @@ def ecp_sign_on(url, username, password, sp_entity_id, acs, clock, timeout, ca_b
     first = body[0] if body is not None and len(body) else None
     if first is not None and first.tag == _q(SOAP, "Fault"):
         fault = _text(first.find("faultstring")) or _text(first.find("faultcode")) or "no reason given"
-        raise ServiceError(f"{where} answered with a SOAP fault: {shown(fault)}")
+        raise ServiceError(f"{where} answered with a SOAP fault: {shown(fault)}", hint=IDP_HINT)
     if resp.status != 200 or span is None or first is None or first.tag != _q(PROTOCOL, "Response"):
-        raise ServiceError(f"{where} answered HTTP {resp.status} without a SAML Response in the SOAP body")
+        raise ServiceError(f"{where} answered HTTP {resp.status} without a SAML Response in the SOAP body",
+                           hint=IDP_HINT)
     if len(bodies) != 1 or len(body) != 1:  # the IdP's binding reads the first child; refuse to guess
         raise ServiceError(f"{where} answered with {sum(len(b) for b in bodies)} elements in {len(bodies)} SOAP "
                            "bodies where one Response is expected: credproc cannot tell which one AWS would read, "
-                           "so it refuses them")
+                           "so it refuses them", hint=IDP_HINT)
     # The Response exactly as signed: cut out byte for byte (re-serialising can break the signatures).
     data = resp.body[span[0]:span[1]]
     encoded = base64.b64encode(data).decode()
@@ -472,7 +477,7 @@ def _saml_response(page, where="the page"):
               if name == "SAMLResponse"}
     if len(values) > 1:
         raise ServiceError(f"{where} answered with {len(values)} different SAMLResponse values on one page: credproc "
-                           "cannot tell which one AWS would read, so it refuses them")
+                           "cannot tell which one AWS would read, so it refuses them", hint=IDP_HINT)
     return values.pop() if values else None
 
 
@@ -513,7 +518,8 @@ def _safe_target(url, where):
         return url
     if parts.scheme == "http" and parts.hostname and _http.is_loopback(parts.hostname):
         return url
-    raise ServiceError(f"{where} sent credproc to {parts.scheme}://{parts.hostname or ''}, which is not https; refused")
+    raise ServiceError(f"{where} sent credproc to {parts.scheme}://{parts.hostname or ''}, which is not https; refused",
+                       hint=IDP_HINT)
 
 
 def _origin(url):
@@ -559,9 +565,10 @@ def form_sign_on(url, username, password, sp_entity_id, clock, timeout, ca_bundl
         if resp.status in (301, 302, 303, 307, 308):
             location = resp.headers.get("Location")
             if not location:
-                raise ServiceError(f"{where} redirected (HTTP {resp.status}) without a Location")
+                raise ServiceError(f"{where} redirected (HTTP {resp.status}) without a Location", hint=IDP_HINT)
             if method == "POST" and resp.status in (307, 308):
-                raise ServiceError(f"{where} asked to re-send the login to another address (HTTP {resp.status}); refused")
+                raise ServiceError(f"{where} asked to re-send the login to another address (HTTP {resp.status}); refused",
+                                   hint=IDP_HINT)
             method, target = "GET", urllib.parse.urljoin(target, location)
             continue
         if resp.status == 401:
@@ -584,7 +591,7 @@ def form_sign_on(url, username, password, sp_entity_id, clock, timeout, ca_bundl
             fields, user_field = _fill_login(login, username, password)
             if user_field is None:
                 raise ServiceError(f"the login form of {where} has a password field but no username field that "
-                                   "credproc recognises")
+                                   "credproc recognises", hint=IDP_HINT)
             method, action, form_data = _submit(login, target, fields)
             _check_password_target(method, action, target, where)
             target, posted_login = action, True
@@ -599,7 +606,8 @@ def form_sign_on(url, username, password, sp_entity_id, clock, timeout, ca_bundl
                            "(no login form, no SAMLResponse)",
                            hint="the form flow handles a username and password login; an extra step such as MFA "
                                 "or a consent page needs flow = \"ecp\" or a browser")
-    raise ServiceError(f"{where} sent credproc through more than {MAX_PAGES} pages without a SAMLResponse")
+    raise ServiceError(f"{where} sent credproc through more than {MAX_PAGES} pages without a SAMLResponse",
+                       hint=IDP_HINT)
 
 
 def _submit(form, base, fields):

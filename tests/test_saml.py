@@ -718,3 +718,17 @@ def test_billion_laughs_and_xxe_from_a_real_server_are_refused_at_once(hostile_s
                     b'name="SAMLResponse" value="' + base64.b64encode(xxe) + b'"></form>')
     with pytest.raises(ServiceError, match="carries a DTD or entity declarations"):
         saml.form_sign_on(url, "alice", "pw", AWS, lambda: NOW, 30)
+
+
+def test_regression_every_saml_error_says_what_to_do():
+    """House rule: one line saying what happened AND what to do. Every error credproc/saml.py raises
+    carries a hint (19 did not)."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(saml))
+    bare = [node.lineno for node in ast.walk(tree)
+            if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call)
+            and getattr(node.exc.func, "id", "") in ("ServiceError", "AuthenticationFailed", "AccessDenied")
+            and not any(k.arg == "hint" for k in node.exc.keywords)]
+    assert bare == []
