@@ -403,6 +403,14 @@ def ecp_sign_on(url, username, password, sp_entity_id, acs, clock, timeout, ca_b
         raise ServiceError(f"{where} answered with {sum(len(b) for b in bodies)} elements in {len(bodies)} SOAP "
                            "bodies where one Response is expected: credproc cannot tell which one AWS would read, "
                            "so it refuses them", hint=IDP_HINT)
+    # ECP profile (saml-profiles 4.2.4.5): the client MUST compare the ecp:Response header's consumer
+    # URL with the one it asked for and MUST NOT pass the Response on when they differ
+    header = root.find(f"{_q(SOAP, 'Header')}/{_q(ECP_PROFILE, 'Response')}")
+    if header is not None and header.get("AssertionConsumerServiceURL") not in (None, acs):
+        addressed = shown(header.get("AssertionConsumerServiceURL"), 120)
+        raise ServiceError(f"{where} addressed its ECP answer to {addressed}, not to AWS's {acs}; refused",
+                           hint="the IdP administrator must give the relying party " + sp_entity_id
+                                + f" a PAOS assertion consumer service at {acs}")
     # The Response exactly as signed: cut out byte for byte (re-serialising can break the signatures).
     data = resp.body[span[0]:span[1]]
     encoded = base64.b64encode(data).decode()

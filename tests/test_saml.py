@@ -732,3 +732,13 @@ def test_regression_every_saml_error_says_what_to_do():
             and getattr(node.exc.func, "id", "") in ("ServiceError", "AuthenticationFailed", "AccessDenied")
             and not any(k.arg == "hint" for k in node.exc.keywords)]
     assert bare == []
+
+
+def test_regression_an_ecp_answer_addressed_to_another_consumer_url_is_not_passed_on(monkeypatch):
+    def answer(acs):
+        return soap(response()).replace(b"<S:Body>", b'<S:Header><ecp:Response xmlns:ecp="urn:oasis:names:tc:SAML:2.0:'
+                                        b'profiles:SSO:ecp" AssertionConsumerServiceURL="' + acs + b'"/></S:Header><S:Body>')
+    assert ecp(monkeypatch, answer(b"https://signin.aws.amazon.com/saml"))[0].role_arns() == [ADMIN]
+    with pytest.raises(ServiceError, match="addressed its ECP answer to https://sp.example.net/acs, not to AWS's "
+                                           "https://signin.aws.amazon.com/saml; refused"):
+        ecp(monkeypatch, answer(b"https://sp.example.net/acs"))
