@@ -29,6 +29,7 @@ from .errors import AuthenticationFailed, ServiceError
 SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
 PROTOCOL = "urn:oasis:names:tc:SAML:2.0:protocol"
 ASSERTION = "urn:oasis:names:tc:SAML:2.0:assertion"
+DSIG = "http://www.w3.org/2000/09/xmldsig#"
 SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
 PAOS_BINDING = "urn:oasis:names:tc:SAML:2.0:bindings:PAOS"
 ECP_PROFILE = "urn:oasis:names:tc:SAML:2.0:profiles:SSO:ecp"
@@ -226,6 +227,27 @@ def _the_assertion(root, where, sp_entity_id):
     return a
 
 
+def _check_signed(root, assertion, where):
+    """credproc cannot verify the signature (STS does), but it makes sure there is one, enveloped
+    in the Response or the Assertion and naming that element's own ID, and that no other element
+    carries that ID: so the element STS verifies is the one whose audience, expiry and roles
+    credproc checked."""
+    ids = {}
+    for el in root.iter():
+        if el.get("ID") is not None:
+            ids[el.get("ID")] = ids.get(el.get("ID"), 0) + 1
+    if any(n > 1 for n in ids.values()):
+        raise ServiceError(f"{where} answered with a SAML Response in which two elements carry the same ID: credproc "
+                           "cannot tell which one AWS would verify, so it refuses it", hint=IDP_HINT)
+    for el in (root, assertion):
+        for ref in el.findall(f"{_q(DSIG, 'Signature')}/{_q(DSIG, 'SignedInfo')}/{_q(DSIG, 'Reference')}"):
+            if el.get("ID") and ref.get("URI") == "#" + el.get("ID"):
+                return
+    raise ServiceError(f"{where} answered with a SAML Response that is not signed (neither the Response nor its "
+                       "Assertion carries a signature of itself): AWS would refuse it",
+                       hint="the IdP administrator must sign the Response or the assertion for AWS")
+
+
 def read_response(data, encoded, sp_entity_id, now, where, in_response_to=None):
     """Check a samlp:Response (its bytes `data`, `encoded` the base64 STS will get) and return an
     Assertion. `where` names the IdP for messages. Raises AuthenticationFailed when the IdP did not
@@ -247,6 +269,7 @@ def read_response(data, encoded, sp_entity_id, now, where, in_response_to=None):
     if in_response_to and root.get("InResponseTo") not in (None, in_response_to):
         raise ServiceError(f"{where} answered another request (InResponseTo does not match ours)", hint=IDP_HINT)
     a = _the_assertion(root, where, sp_entity_id)
+    _check_signed(root, a, where)
     issuer = shown(_text(a.find(_q(ASSERTION, "Issuer"))) or _text(root.find(_q(ASSERTION, "Issuer"))), 120) or where
 
     # audience: every AudienceRestriction must name AWS (SAML core 2.5.1.4), and there must be one

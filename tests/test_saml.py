@@ -23,6 +23,11 @@ def iso(epoch):
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
+# an enveloped signature of the assertion (its shape: credproc checks it is there, STS verifies it)
+SIGNED = ('<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo><ds:Reference URI="#_a"/>'
+          "</ds:SignedInfo><ds:SignatureValue>c2ln</ds:SignatureValue></ds:Signature>")
+
+
 def response(status="urn:oasis:names:tc:SAML:2.0:status:Success", audiences=((AWS,),), not_after=NOW + 300,
              not_before=NOW - 30, roles=(f"{ADMIN},{PROVIDER}",), session_name="alice@example.com", duration=None,
              p="samlp", a="saml", assertion=True, extra_status="", in_response_to=None, encrypted=False):
@@ -36,7 +41,7 @@ def response(status="urn:oasis:names:tc:SAML:2.0:status:Success", audiences=((AW
         attrs += f'<{a}:Attribute Name="{saml.SESSION_NAME_ATTR}"><{a}:AttributeValue>{session_name}</{a}:AttributeValue></{a}:Attribute>'
     if duration is not None:
         attrs += f'<{a}:Attribute Name="{saml.SESSION_DURATION_ATTR}"><{a}:AttributeValue>{duration}</{a}:AttributeValue></{a}:Attribute>'
-    body = (f"<{a}:Assertion ID=\"_a\" Version=\"2.0\"><{a}:Issuer>https://idp.example.edu</{a}:Issuer>"
+    body = (f"<{a}:Assertion ID=\"_a\" Version=\"2.0\"><{a}:Issuer>https://idp.example.edu</{a}:Issuer>{SIGNED}"
             f"<{a}:Subject><{a}:NameID>alice</{a}:NameID><{a}:SubjectConfirmation Method=\"urn:oasis:names:tc:SAML:2.0:cm:bearer\">"
             f"<{a}:SubjectConfirmationData NotOnOrAfter=\"{iso(not_after)}\" Recipient=\"https://signin.aws.amazon.com/saml\"/>"
             f"</{a}:SubjectConfirmation></{a}:Subject>"
@@ -742,3 +747,23 @@ def test_regression_an_ecp_answer_addressed_to_another_consumer_url_is_not_passe
     with pytest.raises(ServiceError, match="addressed its ECP answer to https://sp.example.net/acs, not to AWS's "
                                            "https://signin.aws.amazon.com/saml; refused"):
         ecp(monkeypatch, answer(b"https://sp.example.net/acs"))
+
+
+def test_regression_an_unsigned_response_or_one_signing_another_id_is_not_sent():
+    unsigned = response().replace(SIGNED.encode(), b"")
+    with pytest.raises(ServiceError, match="is not signed"):
+        read(unsigned)
+    other_ref = response().replace(b'URI="#_a"', b'URI="#_elsewhere"')
+    with pytest.raises(ServiceError, match="is not signed"):
+        read(other_ref)
+    # the Response's own signature is enough (ID _r), as is the assertion's
+    response_signed = unsigned.replace(b"<samlp:Status>", SIGNED.replace("#_a", "#_r").encode() + b"<samlp:Status>")
+    assert read(response_signed).role_arns() == [ADMIN]
+
+
+def test_regression_two_elements_with_the_signed_id_are_refused():
+    # XSW: a second element carrying the assertion's ID, for an ID lookup to find instead
+    data = response().replace(b"<samlp:Status>", b'<samlp:Extensions><x:y xmlns:x="urn:x" ID="_a"/></samlp:Extensions>'
+                              b"<samlp:Status>")
+    with pytest.raises(ServiceError, match="two elements carry the same ID"):
+        read(data)
