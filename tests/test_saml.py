@@ -767,3 +767,29 @@ def test_regression_two_elements_with_the_signed_id_are_refused():
                               b"<samlp:Status>")
     with pytest.raises(ServiceError, match="two elements carry the same ID"):
         read(data)
+
+
+def test_regression_an_assertion_sts_refuses_is_not_kept_for_the_next_refresh(session_env, monkeypatch):
+    from credproc import sts
+    from credproc.providers import saml as ps
+    from tests.fakes import ScriptedTerminal
+
+    make, sign_ons, clock = session_env
+
+    def refuse(client, operation, context, **params):
+        raise AuthenticationFailed("STS rejected the SAML assertion of x: Invalid SAML response")
+
+    monkeypatch.setattr(sts, "client", lambda *a: None)
+    monkeypatch.setattr(sts, "call", refuse)
+    session = make(ScriptedTerminal(["pw"]))
+    p = ps.SamlProvider(session.ctx, session, {"name": "r", "arn": ADMIN, "duration": 3600}, "us-east-1", None)
+    with pytest.raises(AuthenticationFailed):
+        p.retrieve()
+    assert session.ctx.store.get(session.identity) is None  # the next run signs on again
+    # but an assertion another process put in its place meanwhile stays
+    old = make(ScriptedTerminal(["pw"])).assertion()
+    clock.now += 1
+    newer = make(ScriptedTerminal(["pw"]), force=True).assertion()
+    assert newer.encoded != old.encoded
+    session.forget_if(old)
+    assert session.ctx.store.get(session.identity) is not None

@@ -11,7 +11,7 @@ import json
 
 from .. import log, rolechoice, saml, sts
 from ..cache import Entry
-from ..errors import AccessDenied, CredprocError, ServiceError
+from ..errors import AccessDenied, AuthenticationFailed, CredprocError, ServiceError
 from ..prompt import run_secret_command
 
 # An assertion with less than this left is not worth sending to STS (transit, clock differences).
@@ -97,6 +97,21 @@ class SamlSession:
 
     def forget(self):
         return self.ctx.store.delete(self.identity)
+
+    def forget_if(self, assertion):
+        """Remove the cached assertion if it is still this one (under the sign-on's lock: another
+        process may have put a newer one in its place, which must stay)."""
+        lock = self.ctx.store.lock(self.identity, f"a sign-on at {self.where}")
+        lock.acquire(self.ctx.lock_deadline)
+        try:
+            entry = self.ctx.store.get(self.identity, quiet=True)
+            if entry is not None and json.loads(entry.body).get("assertion") == assertion.encoded:
+                log.debug("%s: STS refused the cached assertion; removing it", self.identity)
+                self.forget()
+        except (ValueError, AttributeError):
+            self.forget()
+        finally:
+            lock.release()
 
     # -- signing on -----------------------------------------------------------------------------
     def _sign_on(self):
@@ -185,8 +200,14 @@ class SamlProvider:
             duration = min(duration, capped)
         client = sts.client(self.region, self.endpoint_url, None)
         context = f"{assertion.session_name} from {assertion.issuer}"
-        response, sent_at = sts.call(client, "AssumeRoleWithSAML", context, RoleArn=arn,
-                                     PrincipalArn=assertion.provider_for(arn), SAMLAssertion=assertion.encoded,
-                                     DurationSeconds=duration)
+        try:
+            response, sent_at = sts.call(client, "AssumeRoleWithSAML", context, RoleArn=arn,
+                                         PrincipalArn=assertion.provider_for(arn), SAMLAssertion=assertion.encoded,
+                                         DurationSeconds=duration)
+        except AuthenticationFailed:
+            # STS refused the assertion itself (expired by its clock, signature, already used): keeping
+            # it would fail every refresh until its NotOnOrAfter; the next run signs on again
+            self.session.forget_if(assertion)
+            raise
         return sts.credentials_from_response(response, sent_at)
 
