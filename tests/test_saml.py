@@ -793,3 +793,14 @@ def test_regression_an_assertion_sts_refuses_is_not_kept_for_the_next_refresh(se
     assert newer.encoded != old.encoded
     session.forget_if(old)
     assert session.ctx.store.get(session.identity) is not None
+
+
+def test_regression_doctor_asks_the_idp_in_the_partition_of_its_roles():
+    from credproc.idp.saml import SOURCE
+
+    cfg = parse('[idp.s]\ntype = "saml"\nurl = "https://idp.example.edu/ecp"\n[role.r]\nidp = "s"\nregion = "us-gov-west-1"\n')
+    [(_, _, _, region)] = SOURCE.doctor_network_checks(cfg, cfg.idps["s"])
+    assert saml.service_provider(region)[0] == "urn:amazon:webservices:govcloud"
+    cfg = parse('[idp.s]\ntype = "saml"\nurl = "https://idp.example.edu/ecp"\n')
+    [(_, _, _, region)] = SOURCE.doctor_network_checks(cfg, cfg.idps["s"])
+    assert region == "us-east-1"

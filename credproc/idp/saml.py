@@ -98,7 +98,10 @@ class SamlSource(IdentitySource):
 
     # -- doctor ------------------------------------------------------------------------------------
     def doctor_network_checks(self, cfg, idp):
-        return [(_first_step_check, f"idp {idp['name']}", idp, cfg.settings.get("region") or "us-east-1")]
+        # the partition (Issuer, ACS URL) of the roles over this idp, as a sign-on would use it
+        regions = [cfg.region_for(r) for _, r in sorted(cfg.roles.items()) if r.get("idp") == idp["name"]]
+        region = regions[0] if regions else (cfg.settings.get("region") or "us-east-1")
+        return [(_first_step_check, f"idp {idp['name']}", idp, region)]
 
 
 def _short(url):
