@@ -30,7 +30,7 @@ from credproc.chain import role_identity
 cfg = load(paths.config_file())
 now = int(time.time())
 creds = Credentials("ASIABENCHMARKEXAMPLE", "s" * 40, "t" * 600, now + 3600, "111111111111")
-EncryptedFileCache(paths.cache_dir(), paths.key_file()).put(
+EncryptedFileCache(paths.cache_dir(), paths.key_file(), scope=paths.config_file()).put(
     role_identity("bench"), cache.Entry(now + 3600, now + 2400, cfg.digest, cfg.fingerprint("bench"), creds.to_process_json()))
 """
 

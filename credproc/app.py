@@ -45,10 +45,11 @@ def load_config(args):
     return config_mod.load(paths.config_file(given), source=source)
 
 
-def store():
+def store(cfg=None):
+    """The cache; with cfg, its entries are those of that configuration file (see cache.scoped)."""
     from .store import EncryptedFileCache
 
-    return EncryptedFileCache(paths.cache_dir(), paths.key_file())
+    return EncryptedFileCache(paths.cache_dir(), paths.key_file(), scope=cfg.path if cfg is not None else None)
 
 
 def context(args, interactive=True, force=False, lock_wait=None, role=None, cfg=None):
@@ -65,7 +66,7 @@ def context(args, interactive=True, force=False, lock_wait=None, role=None, cfg=
 
         gui = detect(command)
     terminal = Terminal(command, interactive=interactive, gui=gui)
-    return Context(cfg, store(), terminal, force=force, lock_wait=lock_wait or LOCK_WAIT)
+    return Context(cfg, store(cfg), terminal, force=force, lock_wait=lock_wait or LOCK_WAIT)
 
 
 def role_credentials(args, role=None, **context_kwargs):

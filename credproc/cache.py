@@ -17,12 +17,19 @@ This module is on the cache-hit path: module-level imports are os and time only.
 """
 
 import os
+import stat
 import time
 
 MAGIC = b"CPC1"
 KEY_BYTES = 32
 NONCE_BYTES = 12
 _AAD_PREFIX = b"credproc-cache-v1\0"
+MAX_ENTRY_BYTES = 2 * 1024 * 1024  # entries are a few KiB; an OIDC issuer's metadata at most ~1 MiB
+MAX_CONFIG_BYTES = 1024 * 1024
+# Never follow a symlink at the last component, never block on a FIFO or device at open, and keep
+# the descriptor out of children.
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 def _blake2b():
@@ -49,6 +56,12 @@ def _aesgcm_class():
 def digest(data):
     """Hex digest for config files and fingerprints (not secret material)."""
     return _blake2b()(data, digest_size=16).hexdigest()
+
+
+def scoped(identity, config_path):
+    """The identity an entry is stored under: bound to its configuration file, so two config files
+    with the same role or idp names keep apart entries instead of evicting each other."""
+    return f"{identity}@{os.path.abspath(config_path)}"
 
 
 def entry_filename(key, identity):
@@ -88,12 +101,16 @@ class Entry:
         return self.written_at - CLOCK_SLACK <= now < self.refresh_at
 
 
-def read_key(path):
-    """The cache key, or None if there is none yet. Raises PermissionError-like OSError subclasses
-    unchanged; refuses (ValueError) a key that others can read or that is not ours."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+def read_key(path, dir_fd=None, display=None):
+    """The cache key. Raises OSError subclasses (FileNotFoundError: no key yet) unchanged; refuses
+    (ValueError) a key that others can read or that is not ours. With dir_fd, path is a name in
+    that directory, and display the full path for messages."""
+    fd = os.open(path, _READ_FLAGS | _NOFOLLOW, dir_fd=dir_fd)
+    path = display or path
     try:
         st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError(f"{path} is not a regular file; delete it to start a new cache")
         if os.name == "posix" and (st.st_mode & 0o077 or st.st_uid != os.getuid()):
             raise ValueError(f"{path} must be owned by you and not readable by group or others (chmod 600 '{path}')")
         key = os.read(fd, KEY_BYTES + 1)
@@ -117,9 +134,29 @@ def encrypt(key, identity, entry):
     return MAGIC + nonce + _aesgcm_class()(key).encrypt(nonce, entry.encode(), _AAD_PREFIX + identity.encode())
 
 
-def read_file(path):
-    with open(path, "rb") as f:
-        return f.read()
+def read_file(path, cap=MAX_ENTRY_BYTES, dir_fd=None, follow=False):
+    """The bytes of a regular file of at most `cap` bytes. A symlink (unless follow), a FIFO, a
+    device or a larger file is an OSError, raised before anything is read or waited for."""
+    fd = os.open(path, _READ_FLAGS | (0 if follow else _NOFOLLOW), dir_fd=dir_fd)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(22, "not a regular file")
+        if st.st_size > cap:
+            raise OSError(27, f"larger than {cap} bytes")
+        chunks = []
+        size = 0
+        while True:
+            chunk = os.read(fd, cap + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > cap:  # grew since fstat
+                raise OSError(27, f"larger than {cap} bytes")
+    finally:
+        os.close(fd)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def now():

@@ -141,7 +141,9 @@ def main(argv=None):
             return 2
         return cmd_process(args)
     except CredprocError as e:
-        sys.stderr.write(f"credproc: {e}\n")
+        from .text import clean  # messages quote servers and config values: no raw control characters
+
+        sys.stderr.write(f"credproc: {clean(e)}\n")
         return e.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("credproc: interrupted\n")

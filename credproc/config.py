@@ -176,6 +176,8 @@ def parse(path, raw_bytes):
         raise ConfigError(f"{path}: not UTF-8 text") from None
     except ValueError as e:  # tomllib.TOMLDecodeError subclasses ValueError
         raise ConfigError(f"{path}: invalid TOML: {e}") from None
+    except RecursionError:  # tomllib's parser recurses once per nested array or inline table
+        raise ConfigError(f"{path}: invalid TOML: arrays or tables nested too deeply") from None
     c = _Checker()
     for key in data:
         if key not in ("settings", "idp", "role"):
@@ -220,9 +222,12 @@ def parse(path, raw_bytes):
 
 def load(path, source=None):
     """source: where the path came from ("--config", "$CREDPROC_CONFIG"), None for the default."""
+    from .cache import MAX_CONFIG_BYTES, read_file
+
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
+        # A symlink is followed (dotfile managers link config files), but a FIFO, a device or a
+        # huge file is refused before anything is read or waited for.
+        raw = read_file(path, MAX_CONFIG_BYTES, follow=True)
     except FileNotFoundError:
         if source:
             raise ConfigError(f"no configuration file at {path} (named by {source})",

@@ -45,14 +45,16 @@ def try_serve(argv):
     if parsed is None:
         return False
     role, config = parsed
-    identity = "role:" + role
     try:
+        config_path = paths.config_file(config)
+        identity = cache.scoped("role:" + role, config_path)  # as EncryptedFileCache(scope=config) stores it
         key = cache.read_key(paths.key_file())
+        # no symlink, FIFO, device or oversized file: read_file refuses them before reading
         blob = cache.read_file(os.path.join(paths.cache_dir(), cache.entry_filename(key, identity)))
         entry = cache.decrypt(key, identity, blob)
         if not entry.fresh(cache.now()):
             return False
-        if entry.config_digest != cache.digest(cache.read_file(paths.config_file(config))):
+        if entry.config_digest != cache.digest(cache.read_file(config_path, cache.MAX_CONFIG_BYTES, follow=True)):
             return False
     except Exception:  # missing, unreadable, tampered, under another key...: the full path decides
         return False

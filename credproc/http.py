@@ -2,6 +2,11 @@
 
 TLS verification is always on. Plain http:// is refused except to a loopback address, which is
 what the tests' local peers use.
+
+A hostile or broken server cannot hold credproc (and the refresh lock) or its memory: `timeout`
+bounds the whole request, connection to last byte (a watchdog shuts the socket down when it runs
+out, so a server sending a byte every few seconds gets no further), and a body is read only up to
+`max_bytes`.
 """
 
 import http.client
@@ -9,11 +14,15 @@ import ipaddress
 import json
 import socket
 import ssl
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
 
 from .errors import ConfigError, NetworkError, ServiceError
+
+MAX_BODY_BYTES = 1024 * 1024
+_CHUNK = 64 * 1024
 
 
 def is_loopback(host):
@@ -78,23 +87,104 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def _read(resp, max_bytes, what, url):
-    if max_bytes is None:
-        return resp.read()
-    body = resp.read(max_bytes + 1)
-    if len(body) > max_bytes:
-        raise ServiceError(f"{what} at {urllib.parse.urlsplit(url).netloc} sent an answer larger than "
-                           f"{max_bytes // 1024} KiB; refused", hint="check the URL; ask its administrator")
-    return body
+class _Deadline:
+    """Shuts down the sockets of a request's connections when its whole time is up: a blocked read
+    returns at once, and the request fails as a timeout."""
+
+    def __init__(self, seconds):
+        self.expired = False
+        self._socks = []
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def track(self, conn_class):
+        """A connection class whose sockets are recorded as they connect (urllib drops the
+        connection's own reference once the response has begun)."""
+        def make(host, **kwargs):
+            conn = conn_class(host, **kwargs)
+            connect = conn.connect
+
+            def tracked_connect():
+                connect()
+                self._socks.append(conn.sock)
+                if self.expired:
+                    shutdown_socket(conn.sock)
+
+            conn.connect = tracked_connect
+            return conn
+
+        return make
+
+    def _expire(self):
+        self.expired = True
+        for sock in self._socks:
+            shutdown_socket(sock)
+
+    def __enter__(self):
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._timer.cancel()
+
+
+def shutdown_socket(sock):
+    """Make every blocked read on sock return, from another thread (the plain socket's shutdown:
+    an SSL socket's own would touch its TLS state under the reader)."""
+    if sock is None:
+        return
+    try:
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except (OSError, TypeError, ValueError):
+        pass
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, deadline):
+        super().__init__()
+        self.deadline = deadline
+
+    def http_open(self, req):
+        return self.do_open(self.deadline.track(http.client.HTTPConnection), req)
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, context, deadline):
+        super().__init__(context=context)
+        self.deadline = deadline
+        self.ssl_context = context
+
+    def https_open(self, req):
+        return self.do_open(self.deadline.track(http.client.HTTPSConnection), req, context=self.ssl_context)
+
+
+class BodyTooLarge(ServiceError):
+    pass
+
+
+def read_capped(resp, max_bytes, what, url):
+    """The body, read in chunks and abandoned as soon as it passes max_bytes."""
+    declared = resp.headers.get("Content-Length") if resp.headers is not None else None
+    if declared and declared.strip().isdigit() and int(declared) > max_bytes:
+        raise BodyTooLarge(f"{what} at {url} sent an answer larger than {max_bytes} bytes")
+    chunks, size = [], 0
+    while True:
+        chunk = resp.read(_CHUNK)
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > max_bytes:
+            raise BodyTooLarge(f"{what} at {url} sent an answer larger than {max_bytes} bytes")
+        chunks.append(chunk)
 
 
 def request(method, url, *, form=None, data=None, headers=None, timeout=30, ca_bundle=None, what="the server",
-            cookies=None, follow_redirects=True, max_bytes=None):
+            cookies=None, follow_redirects=True, max_bytes=MAX_BODY_BYTES):
     """Send a request; every HTTP status comes back as a Response; transport failures become
-    NetworkError. Form values (a dict or a list of pairs) and `data` (raw bytes) may be secrets:
+    NetworkError, an answer larger than max_bytes ServiceError. `timeout` bounds the whole
+    request. Form values (a dict or a list of pairs) and `data` (raw bytes) may be secrets:
     they are never logged. `cookies`: a http.cookiejar.CookieJar to keep and send cookies in.
-    follow_redirects=False: a redirect comes back as a Response instead of being followed.
-    max_bytes: a longer answer is a ServiceError (a hostile or broken server must not fill memory)."""
+    follow_redirects=False: a redirect comes back as a Response instead of being followed."""
     hdrs = {"User-Agent": "credproc", "Accept": "*/*"}
     hdrs.update(headers or {})
     if form is not None:
@@ -105,30 +195,48 @@ def request(method, url, *, form=None, data=None, headers=None, timeout=30, ca_b
         ctx = ssl.create_default_context(cafile=ca_bundle)
     except (OSError, ssl.SSLError) as e:
         raise ConfigError(f"ca_bundle {ca_bundle!r} is not a usable PEM CA file: {getattr(e, 'strerror', None) or e}") from None
-    handlers = [urllib.request.HTTPSHandler(context=ctx), _SafeRedirect() if follow_redirects else _NoRedirect()]
+    deadline = _Deadline(timeout)
+    handlers = [_HTTPHandler(deadline), _HTTPSHandler(ctx, deadline),
+                _SafeRedirect() if follow_redirects else _NoRedirect()]
     if cookies is not None:
         handlers.append(urllib.request.HTTPCookieProcessor(cookies))
     opener = urllib.request.build_opener(*handlers)
     try:
-        with opener.open(req, timeout=timeout) as resp:
-            return Response(resp.status, resp.headers, _read(resp, max_bytes, what, url), resp.geturl())
-    except urllib.error.HTTPError as e:
-        return Response(e.code, e.headers, _read(e, max_bytes, what, url), url)
-    except urllib.error.URLError as e:
-        reason = e.reason
-        if isinstance(reason, ssl.SSLCertVerificationError):
-            raise NetworkError(f"TLS certificate of {what} ({url}) could not be verified: {reason.verify_message}",
-                               hint="set ca_bundle to your organisation's CA certificate file") from None
-        if isinstance(reason, (socket.timeout, TimeoutError)):
+        with deadline:
+            try:
+                with opener.open(req, timeout=timeout) as resp:
+                    answer = Response(resp.status, resp.headers, read_capped(resp, max_bytes, what, url), resp.geturl())
+            except urllib.error.HTTPError as e:
+                try:
+                    answer = Response(e.code, e.headers, read_capped(e, max_bytes, what, url), url)
+                finally:
+                    e.close()
+            if deadline.expired:  # the body ended because the socket was shut down
+                raise TimeoutError
+            return answer
+    except BodyTooLarge:
+        raise
+    except Exception:
+        if deadline.expired:  # whatever the shut-down socket made the read raise
+            raise NetworkError(f"{what} at {url} did not answer within {timeout} s",
+                               hint="the server is too slow or sends its answer too slowly") from None
+        try:
+            raise
+        except urllib.error.URLError as e:
+            reason = e.reason
+            if isinstance(reason, ssl.SSLCertVerificationError):
+                raise NetworkError(f"TLS certificate of {what} ({url}) could not be verified: {reason.verify_message}",
+                                   hint="set ca_bundle to your organisation's CA certificate file") from None
+            if isinstance(reason, (socket.timeout, TimeoutError)):
+                raise NetworkError(f"{what} at {url} did not answer within {timeout} s") from None
+            detail = getattr(reason, "strerror", None) or str(reason)
+            raise NetworkError(f"cannot reach {what} at {url}: {detail}", hint="check the URL, the network and any proxy") from None
+        except (socket.timeout, TimeoutError):
             raise NetworkError(f"{what} at {url} did not answer within {timeout} s") from None
-        detail = getattr(reason, "strerror", None) or str(reason)
-        raise NetworkError(f"cannot reach {what} at {url}: {detail}", hint="check the URL, the network and any proxy") from None
-    except (socket.timeout, TimeoutError):
-        raise NetworkError(f"{what} at {url} did not answer within {timeout} s") from None
-    except ssl.SSLError as e:
-        raise NetworkError(f"TLS error talking to {what} at {url}: {e.reason}") from None
-    except OSError as e:
-        raise NetworkError(f"cannot reach {what} at {url}: {e.strerror or e}") from None
-    except http.client.HTTPException as e:  # a garbled answer: a proxy, a captive portal
-        raise NetworkError(f"{what} at {url} sent a malformed HTTP answer ({type(e).__name__})",
-                           hint="check any proxy between you and it") from None
+        except ssl.SSLError as e:
+            raise NetworkError(f"TLS error talking to {what} at {url}: {e.reason}") from None
+        except OSError as e:
+            raise NetworkError(f"cannot reach {what} at {url}: {e.strerror or e}") from None
+        except http.client.HTTPException as e:  # a garbled answer: a proxy, a captive portal
+            raise NetworkError(f"{what} at {url} sent a malformed HTTP answer ({type(e).__name__})",
+                               hint="check any proxy between you and it") from None

@@ -5,6 +5,7 @@ processes hold "the" lock at once. It holds the holder's pid, only to tell waite
 """
 
 import os
+import stat
 import time
 
 from .errors import LocalFileError, LockTimeout
@@ -29,16 +30,27 @@ def _try_lock(fd):
 
 
 class FileLock:
-    def __init__(self, path, what):
+    def __init__(self, path, what, dir_fd=None):
+        """dir_fd: open the lock file by its name in that (already checked) directory."""
         self.path = path
         self.what = what  # for messages: "credentials for role 'admin'"
+        self.dir_fd = dir_fd
         self.fd = None
 
     def acquire(self, deadline, poll=0.05):
         """Wait until `deadline` (time.monotonic()); raise LockTimeout after it. A deadline in the past
         means a single try. Returns True if the lock had to be waited for."""
         try:
-            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+            flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) \
+                | getattr(os, "O_CLOEXEC", 0)
+            if self.dir_fd is not None:
+                self.fd = os.open(os.path.basename(self.path), flags, 0o600, dir_fd=self.dir_fd)
+            else:
+                self.fd = os.open(self.path, flags, 0o600)
+            if not stat.S_ISREG(os.fstat(self.fd).st_mode):  # a FIFO or device planted as the lock file
+                os.close(self.fd)
+                self.fd = None
+                raise OSError(22, "not a regular file")
         except OSError as e:
             raise LocalFileError(f"cannot open the lock file {self.path}: {e.strerror}") from None
         waited = False

@@ -8,10 +8,14 @@ enabled = bool(os.environ.get("CREDPROC_DEBUG"))
 
 def debug(msg, *args):
     if enabled:
-        sys.stderr.write("credproc: debug: " + (msg % args if args else msg) + "\n")
+        from .text import clean
+
+        sys.stderr.write("credproc: debug: " + clean(msg % args if args else msg) + "\n")
         sys.stderr.flush()
 
 
 def warn(msg):
-    sys.stderr.write(f"credproc: warning: {msg}\n")
+    from .text import clean
+
+    sys.stderr.write(f"credproc: warning: {clean(msg)}\n")
     sys.stderr.flush()

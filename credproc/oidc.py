@@ -18,8 +18,7 @@ import time
 import urllib.parse
 
 from . import http as web, log
-from .errors import AuthenticationFailed, ConfigError, ServiceError
-from .store import atomic_write, ensure_private_dir
+from .errors import AuthenticationFailed, ConfigError, CredprocError, ServiceError
 
 ASYMMETRIC = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 LEEWAY = 60
@@ -43,19 +42,28 @@ def _b64url(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-class Issuer:
-    """Discovery document and JWKS of one issuer, cached in a small public file (not secret, so not
-    encrypted; written atomically; bounded in size and age)."""
+def metadata_identity(issuer):
+    """The cache identity of an issuer's discovery document and JWKS."""
+    return f"oidc-metadata:{issuer}"
 
-    def __init__(self, idp, cache_dir):
+
+class Issuer:
+    """Discovery document and JWKS of one issuer, cached in the encrypted store (bounded in size and
+    age). Not secret, but it says where the password, the client secret and refresh tokens are sent
+    and which keys sign ID tokens: whoever could rewrite a plain file could redirect them. An entry
+    that does not decrypt and verify is a miss, and the metadata is fetched again."""
+
+    def __init__(self, idp, store):
         self.idp = idp
         self.issuer = idp["issuer"]  # exactly as configured: some issuers end in "/", and iss must match
-        self.cache_path = os.path.join(cache_dir, "oidc-" + hashlib.sha256(self.issuer.encode()).hexdigest()[:24] + ".json")
+        self.store = store
+        self.identity = metadata_identity(self.issuer)
         self._meta = None
         self._jwks_refetched = False
 
     def _get_json(self, url, what):
-        resp = web.request("GET", url, timeout=self.idp["timeout"], ca_bundle=self.idp.get("ca_bundle"), what=what)
+        resp = web.request("GET", url, timeout=self.idp["timeout"], ca_bundle=self.idp.get("ca_bundle"), what=what,
+                           max_bytes=MAX_METADATA_BYTES)
         if resp.status != 200:
             raise ServiceError(f"{what} at {url} answered HTTP {resp.status}")
         if len(resp.body) > MAX_METADATA_BYTES:
@@ -73,20 +81,24 @@ class Issuer:
 
     def _load_cached(self):
         try:
-            with open(self.cache_path, "rb") as f:
-                data = json.loads(f.read(MAX_METADATA_BYTES))
+            entry = self.store.get(self.identity)
+            if entry is None:
+                return None
+            data = json.loads(entry.body)
             if data.get("issuer") == self.issuer and 0 <= time.time() - float(data.get("fetched_at", 0)) < METADATA_TTL \
                     and isinstance(data.get("discovery"), dict) and isinstance(data.get("jwks"), dict):
                 return data
-        except (OSError, ValueError, AttributeError, TypeError):
+        except (CredprocError, ValueError, AttributeError, TypeError):
             pass
         return None
 
     def _save(self, meta):
+        from .cache import Entry
+
+        expires = int(meta["fetched_at"]) + METADATA_TTL
         try:
-            ensure_private_dir(os.path.dirname(self.cache_path))
-            atomic_write(self.cache_path, json.dumps(meta).encode())
-        except Exception as e:  # noqa: BLE001 - a cache we cannot write only costs a fetch
+            self.store.put(self.identity, Entry(expires, expires, "-", "-", json.dumps(meta).encode()))
+        except CredprocError as e:  # a cache we cannot write only costs a fetch
             log.debug("could not cache OIDC metadata: %s", e)
 
     def metadata(self):

@@ -70,6 +70,9 @@ class Terminal:
 
     def say(self, message):
         """A line for the user on the terminal (silently dropped without one)."""
+        from .text import clean
+
+        message = clean(message)  # device codes, URLs and role names from servers
         fds = self._tty()
         if fds:
             os.write(fds[1], (message + "\n").encode())
@@ -90,6 +93,9 @@ class Terminal:
         return _Progress(self._tty(), text)
 
     def ask(self, prompt, what, secret=False):
+        from .text import clean
+
+        prompt = clean(prompt)
         if self.gui and self._tty() is None:
             return self.gui.ask(prompt, what, secret=secret)
         self.require(what)

@@ -10,6 +10,11 @@ ContainerProvider, JS fromHttp, Go endpointcreds) is
 SDKs accept plain http only to a loopback address (botocore: any loopback IP, or localhost), so the
 server binds 127.0.0.1 and nothing else. Every request runs the role's chain afresh (cache, refresh,
 prompts), so a long-running program refreshes its credentials and never holds expired ones.
+
+Hardening: a request whose Host is not 127.0.0.1 or localhost (with or without the port) is refused
+(a web page rebinding its own name to 127.0.0.1 cannot reach it); connections are handled by at most
+MAX_CONNECTIONS threads (more are closed at once); a reset or broken connection is no traceback,
+at most one debug line.
 """
 
 import hmac
@@ -17,12 +22,15 @@ import http.server
 import ipaddress
 import json
 import secrets
+import socket
 import sys
 import threading
 
+from . import log as _log
 from .errors import CredprocError, LockTimeout, UsageError
 
 HOST = "127.0.0.1"
+MAX_CONNECTIONS = 16
 
 
 def default_profile_warning():
@@ -58,7 +66,9 @@ def container_document(creds):
 
 
 def log_line(message):
-    sys.stderr.write(f"credproc: {message}\n")
+    from .text import clean
+
+    sys.stderr.write(f"credproc: {clean(message)}\n")
     sys.stderr.flush()
 
 
@@ -75,7 +85,7 @@ class CredentialServer:
         self._thread = None
         handler = _handler_class(self)
         try:
-            self.httpd = http.server.ThreadingHTTPServer((HOST, port), handler)
+            self.httpd = _BoundedServer((HOST, port), handler)
         except OSError as e:
             raise UsageError(f"cannot listen on {HOST}:{port}: {e.strerror}",
                               hint="choose another --port, or leave it out for a random free one") from None
@@ -105,6 +115,14 @@ class CredentialServer:
             return False
         return hmac.compare_digest(values[0].encode("utf-8", "surrogateescape"), self.token.encode())
 
+    def host_allowed(self, headers):
+        """Host must name this server by loopback address or localhost (DNS rebinding)."""
+        values = headers.get_all("Host") or []
+        if len(values) != 1:
+            return False
+        host = values[0].strip().lower()
+        return host in ("127.0.0.1", "localhost", f"127.0.0.1:{self.port}", f"localhost:{self.port}")
+
     def answer(self):
         """(status, document) for an authorized request."""
         if not self._turn.acquire(timeout=self.wait):
@@ -123,11 +141,43 @@ class CredentialServer:
             self._turn.release()
 
 
+class _BoundedServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address, handler):
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        super().__init__(address, handler)
+
+    def process_request(self, request, client_address):
+        if not self._slots.acquire(blocking=False):  # all workers busy: close, do not queue a thread
+            _log.debug("serve: %d connections already open; closed a new one", MAX_CONNECTIONS)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def handle_error(self, request, client_address):  # the default prints a traceback per connection
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionError, socket.timeout, TimeoutError)):
+            _log.debug("serve: a connection ended early (%s)", type(error).__name__)
+        else:
+            _log.debug("serve: a request failed (%s)", type(error).__name__)
+
+
 def _handler_class(server):
     class Handler(http.server.BaseHTTPRequestHandler):
         server_version = "credproc"
         sys_version = ""
-        timeout = 30  # a client that connects and sends nothing does not hold a thread forever
+        timeout = 10  # a client that connects and sends nothing does not hold a worker for long
 
         def log_message(self, fmt, *args):  # no access log (the default writes every request to stderr)
             pass
@@ -144,6 +194,11 @@ def _handler_class(server):
 
         def do_GET(self):
             if not _loopback(self.client_address[0]) or not server.authorized(self.headers):
+                self._send(403)
+                return
+            if not server.host_allowed(self.headers):
+                server.log(f"serve: refused a request for host {self.headers.get('Host', '')[:100]!r} (only 127.0.0.1 "
+                           "and localhost are served)")
                 self._send(403)
                 return
             self._send(*server.answer())

@@ -1,5 +1,12 @@
-"""EncryptedFileCache: key management, atomic writes, per-entry locks (the write side of cache.py)."""
+"""EncryptedFileCache: key management, atomic writes, per-entry locks (the write side of cache.py).
 
+Each credproc directory (the cache dir, the key's data dir) is a PrivateDir: opened once without
+following a symlink, its owner and mode checked (and tightened) on the open handle, and every later
+operation done relative to that handle (dir_fd), so nothing can be swapped in underneath between
+the check and the use. Missing parents are created 0700, whatever the umask.
+"""
+
+import errno
 import os
 import stat
 import time
@@ -9,31 +16,192 @@ from .errors import LocalFileError
 from .locking import FileLock
 
 _TMP_PREFIX = ".tmp-"
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+# Linux and the BSDs/macOS: directory handles and *at() calls. Elsewhere (Windows) paths are used.
+_BY_HANDLE = hasattr(os, "O_DIRECTORY") and os.open in os.supports_dir_fd and os.name == "posix"
+
+
+def _make_parents_private(path):
+    """Create the missing directories of path, each 0700 (os.makedirs gives parents the umask's
+    mode: under umask 000 that was 0777 ~/.cache and ~/.local/share)."""
+    missing = []
+    while path and not os.path.isdir(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    for d in reversed(missing):
+        try:
+            os.mkdir(d, 0o700)
+        except FileExistsError:
+            pass
+
+
+class PrivateDir:
+    """One directory credproc owns, used through one handle checked once."""
+
+    def __init__(self, path):
+        self.path = path
+        self.fd = None
+
+    def open(self, create=True):
+        """Open and check the directory, once (creating it and its parents 0700 if create): True,
+        or False if it does not exist and create is False. Without dir_fd support (Windows) the
+        same checks are made by path and later operations use paths."""
+        if self.fd is not None:
+            return True
+        try:
+            if create:
+                _make_parents_private(self.path)
+            if not _BY_HANDLE:
+                if not os.path.isdir(self.path):
+                    return False
+                self._check(os.stat(self.path), None)
+                return True
+            try:
+                fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+            except FileNotFoundError:
+                if not create:
+                    return False
+                raise
+            except NotADirectoryError:  # O_DIRECTORY|O_NOFOLLOW on a symlink: ENOTDIR (or ELOOP)
+                raise LocalFileError(f"{self.path} is a symbolic link or not a directory",
+                                     hint="credproc keeps its files in a real directory only you own; remove it") from None
+            try:
+                self._check(os.fstat(fd), fd)
+            except BaseException:
+                os.close(fd)
+                raise
+            self.fd = fd
+            return True
+        except LocalFileError:
+            raise
+        except OSError as e:
+            if e.errno == errno.ELOOP:  # a symlink at the last component
+                raise LocalFileError(f"{self.path} is a symbolic link",
+                                     hint="credproc keeps its files in a real directory only you own; remove it") from None
+            raise LocalFileError(f"cannot create directory {self.path}: {e.strerror}") from None
+
+    def _check(self, st, fd):
+        if not stat.S_ISDIR(st.st_mode):
+            raise LocalFileError(f"{self.path} is not a directory")
+        if os.name == "posix":
+            if st.st_uid != os.getuid():
+                raise LocalFileError(f"{self.path} is owned by another user",
+                                     hint="credproc keeps its files in directories only you own")
+            if stat.S_IMODE(st.st_mode) & 0o077:
+                if fd is not None:
+                    os.fchmod(fd, 0o700)
+                else:
+                    os.chmod(self.path, 0o700)
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def __del__(self):  # serve builds a store per request: its handles must not pile up
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
+    # -- operations relative to the handle ------------------------------------------------------
+    def _name(self, name):
+        """(path argument, dir_fd) for an *at() call."""
+        return (name, self.fd) if self.fd is not None else (os.path.join(self.path, name), None)
+
+    def join(self, name):
+        return os.path.join(self.path, name)
+
+    def open_file(self, name, flags, mode=0o600):
+        path, dfd = self._name(name)
+        return os.open(path, flags | _NOFOLLOW | getattr(os, "O_CLOEXEC", 0), mode, dir_fd=dfd)
+
+    def read(self, name, cap=cache.MAX_ENTRY_BYTES):
+        path, dfd = self._name(name)
+        return cache.read_file(path, cap, dir_fd=dfd)
+
+    def replace(self, src, dst):
+        s, sd = self._name(src)
+        d, dd = self._name(dst)
+        os.replace(s, d, src_dir_fd=sd, dst_dir_fd=dd)
+
+    def link(self, src, dst):
+        s, sd = self._name(src)
+        d, dd = self._name(dst)
+        os.link(s, d, src_dir_fd=sd, dst_dir_fd=dd)
+
+    def unlink(self, name):
+        path, dfd = self._name(name)
+        os.unlink(path, dir_fd=dfd)
+
+    def lstat(self, name):
+        path, dfd = self._name(name)
+        return os.stat(path, dir_fd=dfd, follow_symlinks=False)
+
+    def exists(self, name):
+        try:
+            self.lstat(name)
+            return True
+        except FileNotFoundError:
+            return False
+
+    def listdir(self):
+        return os.listdir(self.fd if self.fd is not None else self.path)
+
+    def fsync(self):
+        if self.fd is not None:
+            try:
+                os.fsync(self.fd)
+            except OSError:
+                pass
+
+    def lock(self, name, what):
+        path, dfd = self._name(name)
+        return FileLock(self.join(name), what, dir_fd=dfd)
+
+    def atomic_write(self, name, data, mode=0o600, before_replace=None):
+        """temp file (same directory) -> write -> fsync -> rename -> fsync dir. A crash at any point
+        leaves the old file or the new one, never a torn one. `before_replace()` may raise to
+        abandon the write at the last moment (e.g. the file changed meanwhile)."""
+        tmp = f"{_TMP_PREFIX}{name}-{os.getpid()}-{os.urandom(4).hex()}"
+        fd = self.open_file(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            try:
+                os.write(fd, data)
+                if mode != 0o600 and hasattr(os, "fchmod"):
+                    os.fchmod(fd, mode)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            if before_replace:
+                before_replace()
+            self.replace(tmp, name)
+        except BaseException:
+            try:
+                self.unlink(tmp)
+            except OSError:
+                pass
+            raise
+        self.fsync()
 
 
 def ensure_private_dir(path):
-    """Create path (and parents) with mode 0700; tighten it if we own it and it is looser."""
+    """Create path (parents 0700) and check it: a real directory, ours, tightened to 0700."""
+    d = PrivateDir(path)
     try:
-        os.makedirs(path, mode=0o700, exist_ok=True)
-        st = os.stat(path)
-        if os.name == "posix":
-            if st.st_uid != os.getuid():
-                raise LocalFileError(f"{path} is owned by another user", hint="credproc keeps its files in directories only you own")
-            if stat.S_IMODE(st.st_mode) & 0o077:
-                os.chmod(path, 0o700)
-    except LocalFileError:
-        raise
-    except OSError as e:
-        raise LocalFileError(f"cannot create directory {path}: {e.strerror}") from None
+        d.open()
+    finally:
+        d.close()
 
 
 def atomic_write(path, data, mode=0o600, before_replace=None):
-    """temp file (same directory) -> write -> fsync -> rename -> fsync dir. A crash at any point
-    leaves the old file or the new one, never a torn one. `before_replace()` may raise to abandon
-    the write at the last moment (e.g. the file changed meanwhile)."""
+    """The same, by path, for a file in a directory that is not credproc's (~/.aws/config)."""
     directory = os.path.dirname(path)
     tmp = os.path.join(directory, f"{_TMP_PREFIX}{os.path.basename(path)}-{os.getpid()}-{os.urandom(4).hex()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
     try:
         try:
             os.write(fd, data)
@@ -63,16 +231,27 @@ def atomic_write(path, data, mode=0o600, before_replace=None):
 
 
 class EncryptedFileCache:
-    def __init__(self, cache_dir, key_path):
+    def __init__(self, cache_dir, key_path, scope=None):
+        """scope: the configuration file this run uses; every identity is bound to it
+        (cache.scoped), so two config files never evict each other's entries."""
         self.cache_dir = cache_dir
         self.key_path = key_path
+        self.scope = scope
+        self.dir = PrivateDir(cache_dir)
+        self.key_dir = PrivateDir(os.path.dirname(key_path))
+        self._key_name = os.path.basename(key_path)
         self._key = None
+
+    def _id(self, identity):
+        return identity if self.scope is None else cache.scoped(identity, self.scope)
 
     # -- the key ---------------------------------------------------------------------------
     def key(self, create=True):
         if self._key is None:
             try:
-                self._key = cache.read_key(self.key_path)
+                if not self.key_dir.open(create=create):
+                    return None
+                self._key = self._read_key()
             except FileNotFoundError:
                 if not create:
                     return None
@@ -83,34 +262,43 @@ class EncryptedFileCache:
                 raise LocalFileError(f"cannot read the cache key {self.key_path}: {e.strerror}") from None
         return self._key
 
+    def _read_key(self):
+        path, dfd = self.key_dir._name(self._key_name)
+        return cache.read_key(path, dir_fd=dfd, display=self.key_path)
+
     def _create_key(self):
         """Atomically: the full key is written to a private temp file, then linked into place;
         if another process won the race, its key is used."""
-        directory = os.path.dirname(self.key_path)
-        ensure_private_dir(directory)
-        with FileLock(self.key_path + ".lock", "the cache key") as lock:
+        self.key_dir.open()
+        with self.key_dir.lock(self._key_name + ".lock", "the cache key") as lock:
             lock.acquire(time.monotonic() + 10)
-            return self._create_key_locked(directory)
+            return self._create_key_locked()
 
-    def _create_key_locked(self, directory):
-        tmp = os.path.join(directory, f"{_TMP_PREFIX}key-{os.getpid()}-{os.urandom(4).hex()}")
+    def _create_key_locked(self, replace=False):
+        d = self.key_dir
+        tmp = f"{_TMP_PREFIX}key-{os.getpid()}-{os.urandom(4).hex()}"
         key = os.urandom(cache.KEY_BYTES)
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = d.open_file(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             try:
                 os.write(fd, key)
                 os.fsync(fd)
             finally:
                 os.close(fd)
+            if replace:
+                d.replace(tmp, self._key_name)
+                d.fsync()
+                return key
             try:
-                os.link(tmp, self.key_path)
+                d.link(tmp, self._key_name)
             except FileExistsError:
                 log.debug("another process created the cache key first; using it")
-                return cache.read_key(self.key_path)
+                return self._read_key()
             except OSError:  # no hard links (some network or FAT file systems)
-                if os.path.exists(self.key_path):
-                    return cache.read_key(self.key_path)
-                os.replace(tmp, self.key_path)
+                if d.exists(self._key_name):
+                    return self._read_key()
+                d.replace(tmp, self._key_name)
+            d.fsync()
             log.debug("created a new cache key at %s", self.key_path)
             return key
         except ValueError as e:
@@ -119,13 +307,31 @@ class EncryptedFileCache:
             raise LocalFileError(f"cannot create the cache key {self.key_path}: {e.strerror}") from None
         finally:
             try:
-                os.unlink(tmp)
+                d.unlink(tmp)
             except OSError:
                 pass
 
+    def rotate_key(self):
+        """Replace the key with a new one (logout --all): every entry written before, including
+        copies of them restored later, no longer decrypts. No-op without a key; an unsafe or
+        damaged key is replaced too."""
+        try:
+            if not self.key_dir.open(create=False) or not self.key_dir.exists(self._key_name):
+                return False
+        except OSError as e:
+            raise LocalFileError(f"cannot replace the cache key {self.key_path}: {e.strerror}") from None
+        with self.key_dir.lock(self._key_name + ".lock", "the cache key") as lock:
+            lock.acquire(time.monotonic() + 10)
+            self._key = self._create_key_locked(replace=True)
+        log.debug("replaced the cache key at %s", self.key_path)
+        return True
+
     # -- entries ---------------------------------------------------------------------------
+    def name_for(self, identity):
+        return cache.entry_filename(self.key(), self._id(identity))
+
     def path_for(self, identity):
-        return os.path.join(self.cache_dir, cache.entry_filename(self.key(), identity))
+        return os.path.join(self.cache_dir, self.name_for(identity))
 
     def get(self, identity, quiet=False):
         """The entry, or None: missing, unreadable, truncated, tampered with or under another key.
@@ -133,31 +339,35 @@ class EncryptedFileCache:
         key = self.key(create=False)
         if key is None:
             return None
-        path = os.path.join(self.cache_dir, cache.entry_filename(key, identity))
+        scoped = self._id(identity)
+        name = cache.entry_filename(key, scoped)
         try:
-            blob = cache.read_file(path)
+            if not self.dir.open(create=False):
+                log.debug("cache miss for %s: no cache directory", identity)
+                return None
+            blob = self.dir.read(name)
         except FileNotFoundError:
             if not quiet:
                 log.debug("cache miss for %s: no entry", identity)
             return None
         except OSError as e:
             if not quiet:
-                log.debug("cache miss for %s: cannot read %s: %s", identity, path, e.strerror)
+                log.debug("cache miss for %s: cannot read %s: %s", identity, self.dir.join(name), e.strerror)
             return None
         try:
-            return cache.decrypt(key, identity, blob)
+            return cache.decrypt(key, scoped, blob)
         except Exception as e:  # InvalidTag, ValueError...: unusable, never served
             if not quiet:
                 log.debug("cache miss for %s: entry unusable (%s): will be replaced", identity, type(e).__name__)
             return None
 
     def put(self, identity, entry):
-        ensure_private_dir(self.cache_dir)
-        path = self.path_for(identity)
+        self.dir.open()
+        name = self.name_for(identity)
         try:
-            atomic_write(path, cache.encrypt(self.key(), identity, entry))
+            self.dir.atomic_write(name, cache.encrypt(self.key(), self._id(identity), entry))
         except OSError as e:
-            raise LocalFileError(f"cannot write the cache entry {path}: {e.strerror}") from None
+            raise LocalFileError(f"cannot write the cache entry {self.dir.join(name)}: {e.strerror}") from None
         self._sweep_temps()
 
     def delete(self, identity):
@@ -165,27 +375,28 @@ class EncryptedFileCache:
         if key is None:
             return False
         try:
-            os.unlink(os.path.join(self.cache_dir, cache.entry_filename(key, identity)))
+            if not self.dir.open(create=False):
+                return False
+            self.dir.unlink(cache.entry_filename(key, self._id(identity)))
             return True
         except FileNotFoundError:
             return False
 
     def lock(self, identity, what):
-        ensure_private_dir(self.cache_dir)
-        return FileLock(self.path_for(identity) + ".lock", what)
+        self.dir.open()
+        return self.dir.lock(self.name_for(identity) + ".lock", what)
 
     def _sweep_temps(self, older_than=600):
         """Remove temp files left by a process killed between create and rename."""
         try:
-            names = os.listdir(self.cache_dir)
+            names = self.dir.listdir()
         except OSError:
             return
         limit = time.time() - older_than
         for name in names:
             if name.startswith(_TMP_PREFIX):
-                p = os.path.join(self.cache_dir, name)
                 try:
-                    if os.lstat(p).st_mtime < limit:
-                        os.unlink(p)
+                    if self.dir.lstat(name).st_mtime < limit:
+                        self.dir.unlink(name)
                 except OSError:
                     pass

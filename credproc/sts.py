@@ -8,13 +8,18 @@ must not redirect our STS calls. The STS endpoint comes from credproc's own conf
 
 import email.utils
 import os
+import threading
 import time
 
 from . import log
 from .credentials import Credentials, mask
-from .errors import AccessDenied, AuthenticationFailed, NetworkError, ServiceError
+from .errors import AccessDenied, AuthenticationFailed, CredprocError, NetworkError, ServiceError
 
 _session = None
+# The whole STS call, retries included, ends by then: botocore's timeouts are per connect and per
+# read, so a server sending a byte every few seconds would otherwise hold the refresh lock for ever.
+DEADLINE = 40
+MAX_BODY_BYTES = 256 * 1024  # STS answers are a few KiB
 
 
 def _botocore_session():
@@ -47,9 +52,102 @@ def client(region, endpoint_url=None, credentials=None):
     import botocore.exceptions as bx
 
     try:
-        return _botocore_session().create_client("sts", config=cfg, **kwargs)
+        sts_client = _botocore_session().create_client("sts", config=cfg, **kwargs)
     except bx.BotoCoreError as e:
         raise ServiceError(f"cannot set up an STS client for region {region!r}: {type(e).__name__}") from None
+    sts_client.meta.events.register("before-send.sts", _capped_sender(sts_client))
+    return sts_client
+
+
+class _Call:
+    """What the STS call in flight is reading, so that the deadline can shut its socket."""
+
+    def __init__(self):
+        self.raw = None
+        self.expired = False
+
+
+_current = threading.local()
+
+
+def _capped_sender(sts_client):
+    """A before-send handler that sends with botocore's own transport (TLS, proxies, its errors and
+    retries) but reads the answer itself, in chunks, abandoning it past MAX_BODY_BYTES."""
+    http_session = sts_client._endpoint.http_session
+
+    def send(request, **kwargs):
+        call = getattr(_current, "call", None)
+        if call is not None and call.expired:  # given up already: no retry in the background
+            raise NetworkError(f"STS at {sts_client.meta.endpoint_url}: the call was given up")
+        request.stream_output = True  # botocore would read the whole body, however large
+        response = http_session.send(request)
+        raw = response.raw
+        if call is not None:
+            call.raw = raw
+            if call.expired:
+                _shutdown(raw)
+        declared = response.headers.get("content-length", "")
+        body, size = [], 0
+        try:
+            if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+                raise _TooLarge()
+            for chunk in raw.stream(16 * 1024, decode_content=False):
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    raise _TooLarge()
+                body.append(chunk)
+        except _TooLarge:
+            _shutdown(raw, close=True)
+            raise ServiceError(f"STS at {sts_client.meta.endpoint_url} sent an answer larger than {MAX_BODY_BYTES} bytes") \
+                from None
+        response._content = b"".join(body)
+        return response
+
+    return send
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _shutdown(raw, close=False):
+    """Shut the answer's socket down (safe from another thread: a blocked read returns); close it
+    only from the reading thread (closing takes the reader's lock)."""
+    from .http import shutdown_socket
+
+    conn = getattr(raw, "_connection", None) or getattr(raw, "connection", None)
+    shutdown_socket(getattr(conn, "sock", None))
+    if close:
+        try:
+            raw.close()
+        except Exception:  # noqa: BLE001 - best effort
+            pass
+
+
+def _with_deadline(fn, endpoint):
+    """fn() in a worker thread, given up (its socket shut down) after DEADLINE seconds."""
+    call = _Call()
+    result = {}
+
+    def run():
+        _current.call = call
+        try:
+            result["value"] = fn()
+        except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
+            result["error"] = e
+
+    worker = threading.Thread(target=run, name="credproc-sts", daemon=True)
+    worker.start()
+    worker.join(DEADLINE)
+    if worker.is_alive():
+        call.expired = True
+        if call.raw is not None:
+            _shutdown(call.raw)
+        raise NetworkError(f"STS at {endpoint} did not answer within {DEADLINE} s",
+                           hint="check the network, proxy, and sts_endpoint_url")
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
 
 
 def credentials_from_response(response, sent_at):
@@ -84,7 +182,10 @@ def call(sts_client, operation, context, **params):
     sent_at = time.time()
     log.debug("STS %s at %s as %s", operation, sts_client.meta.endpoint_url, context)
     try:
-        return getattr(sts_client, _snake(operation))(**params), sent_at
+        method = getattr(sts_client, _snake(operation))
+        return _with_deadline(lambda: method(**params), sts_client.meta.endpoint_url), sent_at
+    except CredprocError:
+        raise
     except bx.ClientError as e:
         raise translate_client_error(e, operation, context, params) from None
     except (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ReadTimeoutError, bx.SSLError,

@@ -34,6 +34,9 @@ class FakeIssuer:
         self.token_requests = []
         self.nonce_override = None  # the code flow answers with this nonce instead of the client's
         self.pkce_ok = []
+        self.refresh_tokens = False  # True: the password grant also issues a refresh token
+        self.refresh_expires_in = None  # sent with refresh tokens when set
+        self._issued = set()
         self._codes = {}
         issuer = self
 
@@ -79,16 +82,32 @@ class FakeIssuer:
                     issuer.pkce_ok.append(challenge.decode() == q["code_challenge"] and q["code_challenge_method"] == "S256")
                     nonce = issuer.nonce_override or q["nonce"]
                     return self._json(200, {"id_token": issuer.sign(issuer.claims(nonce=nonce)), "token_type": "Bearer"})
+                if form.get("grant_type") == "refresh_token":
+                    if form.get("refresh_token") not in issuer._issued:
+                        return self._json(400, {"error": "invalid_grant"})
+                    issuer._issued.discard(form["refresh_token"])  # rotated
+                    return self._json(200, issuer._with_refresh({"id_token": issuer.sign(issuer.claims()),
+                                                                 "token_type": "Bearer"}))
                 if form.get("grant_type") != "password" or form.get("client_id") != issuer.client_id:
                     return self._json(400, {"error": "unsupported_grant_type"})
                 if form.get("password") != issuer.password:
                     return self._json(400, {"error": "invalid_grant"})
                 claims = issuer.claims(form["username"])
-                self._json(200, {"id_token": issuer.sign(claims), "token_type": "Bearer", "access_token": "at"})
+                self._json(200, issuer._with_refresh({"id_token": issuer.sign(claims), "token_type": "Bearer",
+                                                      "access_token": "at"}))
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def _with_refresh(self, answer):
+        if self.refresh_tokens:
+            token = f"rt-{len(self._issued)}-{time.time()}"
+            self._issued.add(token)
+            answer["refresh_token"] = token
+            if self.refresh_expires_in is not None:
+                answer["refresh_expires_in"] = self.refresh_expires_in
+        return answer
 
     def discovery(self):
         return {"issuer": self.url, "token_endpoint": self.url + "/token", "jwks_uri": self.url + "/jwks",

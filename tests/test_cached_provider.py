@@ -93,7 +93,9 @@ def test_force_ignores_the_cache(ctx):
     assert inner.calls == 2
 
 
-def test_a_waiter_gives_up_with_a_reason_and_serves_cached_when_it_can(ctx):
+def test_a_waiter_gives_up_with_a_reason_and_serves_cached_when_it_can(ctx, monkeypatch):
+    from credproc import locking
+
     with freeze_time("2026-11-21 10:00:00", tick=True) as clock:
         inner = CountingProvider(time.time)
         p = cached(ctx, inner)
@@ -102,7 +104,12 @@ def test_a_waiter_gives_up_with_a_reason_and_serves_cached_when_it_can(ctx):
         holder.acquire(time.monotonic())
         try:
             clock.tick(42 * 60)  # in the margin: another process is refreshing -> use the cache, no wait
-            assert p.retrieve() == first
+            # a deadline far ahead, so that a wait (which must not happen) would show as a poll
+            ctx.lock_deadline = time.monotonic() + 30
+            polls = []
+            real_sleep = locking.time.sleep
+            monkeypatch.setattr(locking.time, "sleep", lambda s: polls.append(s) or real_sleep(s))
+            assert p.retrieve() == first and polls == []
             clock.tick(10 * 60)  # now too old to serve: wait, then give up saying why
             ctx.lock_deadline = time.monotonic() + 0.3
             with pytest.raises(LockTimeout, match="another credproc process .* still getting credentials for role 'admin'"):

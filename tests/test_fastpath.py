@@ -21,7 +21,7 @@ def home(tmp_path, monkeypatch):
 
 
 def put(refresh_in=600, config_bytes=b"[role.admin]\n", identity="role:admin", body=b'{"Version":1}\n'):
-    store = EncryptedFileCache(paths.cache_dir(), paths.key_file())
+    store = EncryptedFileCache(paths.cache_dir(), paths.key_file(), scope=paths.config_file())
     now = cache.now()
     store.put(identity, cache.Entry(now + 3600, now + refresh_in, cache.digest(config_bytes), "fp", body))
 

@@ -3,6 +3,7 @@
 import pytest
 
 from credproc.oidc import InvalidToken, Issuer
+from credproc.store import EncryptedFileCache
 from tests.fake_issuer import FORGERIES, FakeIssuer
 
 
@@ -15,7 +16,11 @@ def fake():
 
 def issuer_for(fake, tmp_path):
     idp = {"name": "corp", "issuer": fake.url, "client_id": fake.client_id, "timeout": 5, "flow": "password"}
-    return Issuer(idp, str(tmp_path))
+    return Issuer(idp, _store(tmp_path))
+
+
+def _store(tmp_path):
+    return EncryptedFileCache(str(tmp_path / "cache"), str(tmp_path / "data" / "key"))
 
 
 def test_a_genuine_token_validates(fake, tmp_path):
@@ -52,7 +57,7 @@ def test_key_rotation_refetches_the_jwks_once(fake, tmp_path):
     from tests.fake_issuer import new_rsa
 
     fake.key, fake.kid = new_rsa(), "k2"  # the issuer rotates
-    fresh = Issuer(issuer.idp, str(tmp_path))  # a later run, with the cached metadata
+    fresh = Issuer(issuer.idp, _store(tmp_path))  # a later run, with the cached metadata
     assert fresh.validate(fake.sign(fake.claims()))["sub"] == "alice"
 
 

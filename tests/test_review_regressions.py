@@ -99,7 +99,7 @@ def test_an_issuer_with_a_trailing_slash_validates(tmp_path):
         disco = fake.discovery()
         fake.discovery = lambda: dict(disco, issuer=slash)
         issuer = Issuer({"name": "a", "issuer": slash, "client_id": fake.client_id, "timeout": 5, "flow": "device"},
-                        str(tmp_path))
+                        EncryptedFileCache(str(tmp_path / "c"), str(tmp_path / "k")))
         assert issuer.validate(fake.sign(fake.claims(iss=slash)))["iss"] == slash
     finally:
         fake.stop()
@@ -109,7 +109,7 @@ def test_an_azp_naming_another_client_is_rejected(tmp_path):
     fake = FakeIssuer()
     try:
         issuer = Issuer({"name": "a", "issuer": fake.url, "client_id": fake.client_id, "timeout": 5, "flow": "device"},
-                        str(tmp_path))
+                        EncryptedFileCache(str(tmp_path / "c"), str(tmp_path / "k")))
         with pytest.raises(InvalidToken, match="azp"):
             issuer.validate(fake.sign(fake.claims(azp="someone-else")))
     finally:
@@ -124,7 +124,7 @@ def test_an_entry_written_in_the_future_is_not_served_after_the_clock_went_back(
     monkeypatch.setenv("CREDPROC_CONFIG", str(cfg))
     monkeypatch.delenv("CREDPROC_DEBUG", raising=False)
     now = int(time.time())
-    store = EncryptedFileCache(paths.cache_dir(), paths.key_file())
+    store = EncryptedFileCache(paths.cache_dir(), paths.key_file(), scope=paths.config_file())
     # written "an hour from now": the clock has since been set back by an hour
     store.put("role:admin", cache.Entry(now + 7200, now + 6000, cache.digest(b""), "fp", b"{}", written_at=now + 3600))
 

@@ -52,7 +52,7 @@ class Env:
         return config.parse(str(self.config_path), text.encode())
 
     def store(self):
-        return EncryptedFileCache(str(self.cache_dir), str(self.key_path))
+        return EncryptedFileCache(str(self.cache_dir), str(self.key_path), scope=str(self.config_path))
 
 
 @pytest.fixture
@@ -241,7 +241,8 @@ def prepared_cache(env, issuer=ISSUER):
     store.put("role:ops", _creds_entry(cfg, "ops", now, 30 * 60, -60, account="333333333333"))
     session = Credentials(KEY_ID, SECRET, TOKEN, now + 11 * 3600 - 30).to_process_json()
     store.put("idp:corp", Entry(now + 11 * 3600 - 30, now + 10 * 3600, cfg.digest, cfg.idp_fingerprint("corp"), session))
-    state = {"refresh_token": REFRESH, "id_token": "eyJ.secret.sig", "claims": {"exp": now + 330, "sub": "alice"}}
+    state = {"refresh_token": REFRESH, "id_token": "eyJ.secret.sig", "claims": {"exp": now + 330, "sub": "alice"},
+             "refresh_expires_at": now + 89 * 86400 + 3600}  # the IdP said how long its refresh token lasts
     store.put("oidc:sso", Entry(now + 89 * 86400 + 3600, now + 89 * 86400 + 3600, cfg.digest, cfg.idp_fingerprint("sso"),
                                 json.dumps(state).encode()))
     return store
@@ -432,8 +433,18 @@ def test_doctor_falls_back_to_ascii_markers():
     assert doctor.format_check(doctor.ok("fine"), symbols, dash) == "ok fine"
 
 
-def test_a_profile_name_with_a_line_break_is_refused_not_written(tmp_path, monkeypatch):
-    """A trailing newline once slipped through a `$`-anchored pattern and split the header."""
-    from credproc.commands.setup import _PROFILE_NAME
-
-    assert _PROFILE_NAME.match("evil\n") is None and _PROFILE_NAME.match("good") is not None
+def test_a_profile_name_with_a_line_break_is_refused_not_written(env, capsys, fake_exe):
+    """A trailing newline once slipped through a `$`-anchored pattern and split the header: run
+    setup itself and check that nothing reaches ~/.aws/config."""
+    fake_exe()
+    env.write_config(CONFIG.format(sts="https://sts.eu-west-1.amazonaws.com", issuer=ISSUER))
+    env.aws_config.parent.mkdir()
+    env.aws_config.write_bytes(EXISTING)
+    for name in ("evil\n", "evil\n[profile x]", "evil\r"):
+        code, out, err = run(capsys, "setup", "--role", "admin", "--profile-name", name)
+        assert code != 0 and "not a usable AWS profile name" in err
+        assert env.aws_config.read_bytes() == EXISTING
+        assert not [p for p in env.aws_config.parent.iterdir() if p.name.startswith("config.bak-")]
+    code, out, err = run(capsys, "setup", "--role", "admin", "--profile-name", "good")
+    assert code == 0, err
+    assert "[profile good]\n" in env.aws_config.read_text()

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from .. import app, paths
 from .. import idp as idp_registry
 from ..errors import ChecksFailed, ConfigError, CredprocError
+from ..text import clean
 
 HELP = "check the configuration, files, terminal, endpoints and AWS profiles"
 DESCRIPTION = """\
@@ -88,7 +89,7 @@ def run(args):
 
     def emit(check):
         checks.append(check)
-        print(format_check(check, symbols, dash), flush=True)
+        print(clean(format_check(check, symbols, dash)), flush=True)
 
     cfg = None
     config_path = paths.config_file(getattr(args, "config", None))
@@ -141,7 +142,7 @@ def config_checks(cfg):
 
     if not cfg.roles:
         yield fail("roles", f"{cfg.path} configures none", "add a [role.NAME] table")
-    ctx = Context(cfg, app.store(), Terminal("credproc login --role NAME", interactive=False))
+    ctx = Context(cfg, app.store(cfg), Terminal("credproc login --role NAME", interactive=False))
     for name in cfg.roles:
         try:
             build(ctx, name)  # no network: the factory only composes providers

@@ -47,14 +47,21 @@ def run(args):
 
 
 # -- removing one entry ------------------------------------------------------------------------
-def remove_file(path, what):
+def remove_file(path, what, directory=None):
     """Delete a cache entry file under its lock (bounded wait; deleted anyway without it).
-    True if a file was removed."""
+    True if a file was removed. directory: the store's PrivateDir that holds it, whose checked
+    handle every operation goes through."""
     from ..locking import FileLock
 
-    if not os.path.exists(path):
-        return False
-    lock = FileLock(path + ".lock", what)
+    name = os.path.basename(path)
+    if directory is not None:
+        if not directory.open(create=False) or not directory.exists(name):
+            return False
+        lock = directory.lock(name + ".lock", what)
+    else:
+        if not os.path.exists(path):
+            return False
+        lock = FileLock(path + ".lock", what)
     try:
         lock.acquire(time.monotonic() + LOCK_WAIT)
     except LockTimeout:
@@ -63,7 +70,10 @@ def remove_file(path, what):
     except LocalFileError as e:
         log.debug("cannot lock %s (%s); removing it anyway", what, e)
     try:
-        os.unlink(path)
+        if directory is not None:
+            directory.unlink(name)
+        else:
+            os.unlink(path)
         return True
     except FileNotFoundError:
         return False
@@ -74,7 +84,7 @@ def remove_file(path, what):
 
 
 def _remove(store, identity, what):
-    return remove_file(store.path_for(identity), what)
+    return remove_file(store.path_for(identity), what, store.dir)
 
 
 def _context(cfg, store):
@@ -109,14 +119,16 @@ def _remove_role_choice(store, name, say):
 
 
 def _say(line):
-    print(line, flush=True)
+    from ..text import clean
+
+    print(clean(line), flush=True)
 
 
 # -- the two modes -------------------------------------------------------------------------------
 def _logout_role(args):
     cfg = app.load_config(args)
     chain = cfg.chain_of(args.role)  # ConfigError naming the configured roles if unknown
-    store = app.store()
+    store = app.store(cfg)
     if store.key(create=False) is None:
         _say(f"nothing cached for role {args.role}")
         return 0
@@ -148,6 +160,7 @@ def _logout_all(args):
     cfg = None
     try:
         cfg = app.load_config(args)
+        store = app.store(cfg)
         if store.key(create=False) is None:
             cfg = None  # no key: nothing readable to revoke; the sweep below removes any files
     except (ConfigError, LocalFileError) as e:
@@ -166,26 +179,32 @@ def _logout_all(args):
             _remove_role(store, name, say)
         for name in cfg.roles:
             _remove_role_choice(store, name, say)
-    swept = _sweep(store.cache_dir)
+    swept = _sweep(store)
     if swept:
         _say(f"removed {swept} other cache entr{'ies' if swept > 1 else 'y'} (roles or sessions no longer "
              "configured, or unreadable)")
     if not count and not swept:
         _say("nothing was cached")
+    # A new key: a copy of any entry from before (a backup, files copied back) no longer decrypts,
+    # so it cannot bring back an MFA session or a sign-in without a prompt.
+    if store.rotate_key():
+        _say("replaced the cache key: copies of earlier cache entries can no longer be used")
     return 0
 
 
-def _sweep(cache_dir):
+def _sweep(store):
     """Every remaining entry file (not the lock files, not temp files in flight, not the public
     OIDC metadata)."""
     try:
-        names = os.listdir(cache_dir)
+        if not store.dir.open(create=False):
+            return 0
+        names = store.dir.listdir()
     except FileNotFoundError:
         return 0
     except OSError as e:
-        raise LocalFileError(f"cannot list the cache directory {cache_dir}: {e.strerror}") from None
+        raise LocalFileError(f"cannot list the cache directory {store.cache_dir}: {e.strerror}") from None
     removed = 0
     for name in sorted(names):
-        if _ENTRY_NAME.match(name) and remove_file(os.path.join(cache_dir, name), "a cache entry"):
+        if _ENTRY_NAME.match(name) and remove_file(os.path.join(store.cache_dir, name), "a cache entry", store.dir):
             removed += 1
     return removed

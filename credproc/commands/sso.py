@@ -42,7 +42,7 @@ def run(args):
     command = f"credproc sso roles --idp {args.idp}"
     terminal = Terminal(command)
     try:
-        ctx = Context(cfg, app.store(), terminal)
+        ctx = Context(cfg, app.store(cfg), terminal)
         session = SsoSession(ctx, idp)
         token = session.access_token()
         try:

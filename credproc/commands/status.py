@@ -32,7 +32,9 @@ States:
                  "kind": "mfa session"|"session"|"oidc sign-in"|"saml assertion", "state": STATE,
                  "expires_at": ...|null, "seconds_left": INT|null,
                  "refresh_token": BOOL (oidc only), "id_token_seconds_left": INT|null (oidc only),
-                 "issuer": URL (oidc only), "flow": "ecp"|"form" and "url": URL (saml only)}]}
+                 "issuer": URL (oidc only), "lifetime_known": BOOL (oidc only: false when the
+                 IdP did not say how long its refresh token lasts; expires_at and seconds_left are
+                 then null), "flow": "ecp"|"form" and "url": URL (saml only)}]}
 Keys may be added later, never renamed or removed."""
 EXAMPLES = """\
   credproc status
@@ -45,11 +47,13 @@ def add_arguments(parser):
 
 def run(args):
     cfg = app.load_config(args)
-    report = collect(cfg, app.store(), int(time.time()))
+    report = collect(cfg, app.store(cfg), int(time.time()))
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        print(render(report))
+        from ..text import clean
+
+        print(clean(render(report), limit=None))
     return 0
 
 
@@ -134,7 +138,8 @@ def render(report):
         rows = []
         for s in report["sessions"]:
             what, detail = idp_registry.get(s["type"]).session_columns(s)
-            rows.append([s["identity"], what, s["state"], format_left(s["seconds_left"]), detail])
+            unknown = not s.get("lifetime_known", True) and s["state"] == "valid"
+            rows.append([s["identity"], what, s["state"], "unknown" if unknown else format_left(s["seconds_left"]), detail])
         out.append("")
         out.append(_table(["SESSION", "WHAT", "STATE", "LEFT", "DETAIL"], rows))
     return "\n".join(out)

@@ -25,7 +25,7 @@ class CasSource(IdentitySource):
             default_doc="system trust store",
             doc="PEM file of your organisation's CA. `~` is expanded and the file must exist."),
         Key("timeout", int, default=120, check=in_range(5, 600), type_doc="integer, 5..600",
-            doc="Seconds to wait for CAS to answer one request, including the time you take to approve a push. "
+            doc="Seconds to wait for CAS to answer one request, from connecting to the last byte of the answer, including the time you take to approve a push. "
                 "Without a terminal a push is waited for at most 45 s from the start of the run, whatever this says "
                 "(the Go SDK kills a `credential_process` at 60 s)."),
         Key("push_backoff", int, default=300, check=in_range(0, 86400), type_doc="integer, 0..86400",

@@ -23,7 +23,10 @@ class Checker:
         self.problems = []
 
     def add(self, where, what):
-        self.problems.append(f"{where}: {what}")
+        from ..text import short
+
+        # a value or key name is echoed in part: a 50 MB value must not come back whole
+        self.problems.append(f"{short(where, 160)}: {short(what, 400)}")
 
     def table(self, parent, key, where):
         value = parent.get(key, {})

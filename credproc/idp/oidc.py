@@ -55,7 +55,7 @@ class OidcSource(IdentitySource):
             default_doc="system trust store",
             doc="PEM file of your organisation's CA. `~` is expanded and the file must exist."),
         Key("timeout", int, default=30, check=in_range(5, 600), type_doc="integer, 5..600",
-            doc="Seconds per HTTP request to the IdP."),
+            doc="Seconds for each HTTP request to the IdP, from connecting to the last byte of the answer."),
     )
     # STS is called with AssumeRoleWithWebIdentity, which takes none of these
     ignored_role_keys = ("external_id", "source_identity", "tags", "transitive_tag_keys", "policy_arns")
@@ -94,9 +94,15 @@ class OidcSource(IdentitySource):
         else:
             st = "valid"
         expires_at, left = entry_times(entry, now)
+        refresh_until = state.get("refresh_expires_at")
+        known = not has_refresh or isinstance(refresh_until, (int, float))
+        if has_refresh:  # as long as the IdP said; unknown (not credproc's retention limit) if it did not
+            from ..credentials import format_expiration
+
+            expires_at, left = (format_expiration(refresh_until), int(refresh_until) - now) if known else (None, None)
         return [{"identity": identity, "idp": name, "type": self.type_name, "kind": "oidc sign-in", "state": st,
                  "expires_at": expires_at, "seconds_left": left, "refresh_token": has_refresh,
-                 "id_token_seconds_left": id_left, "issuer": idp["issuer"]}]
+                 "id_token_seconds_left": id_left, "issuer": idp["issuer"], "lifetime_known": known}]
 
     def session_columns(self, session):
         from ..commands.status import format_left
@@ -113,7 +119,15 @@ class OidcSource(IdentitySource):
 
     # -- logout ------------------------------------------------------------------------------------
     def logout(self, cfg, store, idp, say, remove, new_context):
-        """Revoke and remove the sign-in. True if there was one."""
+        """Revoke and remove the sign-in, and the IdP's cached metadata (public, but nothing of a
+        signed-out idp stays). True if there was a sign-in."""
+        from ..oidc import metadata_identity
+
+        removed = self._revoke(cfg, store, idp, say, remove, new_context)
+        store.delete(metadata_identity(idp["issuer"]))
+        return removed
+
+    def _revoke(self, cfg, store, idp, say, remove, new_context):
         from .. import log
         from ..errors import CredprocError
         from ..providers.web_identity import OidcSession

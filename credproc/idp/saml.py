@@ -49,7 +49,7 @@ class SamlSource(IdentitySource):
             doc="PEM file of your organisation's CA. `~` is expanded and the file must exist."),
         Key("timeout", int, check=in_range(5, 600), type_doc="integer, 5..600",
             default_doc=f"`{TIMEOUT}` (`{PUSH_TIMEOUT}` with `mfa = \"push\"`)",
-            doc="Seconds per HTTP request to the IdP, including the time you take to approve a push."),
+            doc="Seconds for each HTTP request to the IdP, from connecting to the last byte of the answer, including the time you take to approve a push."),
     )
     # AssumeRoleWithSAML takes none of these; the assertion names the session (RoleSessionName)
     ignored_role_keys = ("session_name", "external_id", "source_identity", "tags", "transitive_tag_keys",

@@ -75,13 +75,14 @@ class CachedProvider:
                 self._put(entry)
             return self._creds(entry)
         servable = entry if entry is not None and entry.expires_at - now > MIN_REMAINING else None
-        lock = self.ctx.store.lock(self.identity, self.what)
         # With servable credentials in hand, never wait: if another process is refreshing, use them.
+        # Nor fail on a cache we cannot lock (read-only, full, wrong owner): they are still good.
         try:
+            lock = self.ctx.store.lock(self.identity, self.what)
             waited = lock.acquire(time.monotonic() if servable else self.ctx.lock_deadline)
-        except LockTimeout:
+        except (LockTimeout, LocalFileError) as e:
             if servable is not None:
-                log.debug("%s: another process is refreshing; serving cached credentials", self.identity)
+                log.debug("%s: cannot refresh now (%s); serving cached credentials", self.identity, type(e).__name__)
                 return self._creds(servable)
             raise
         try:

@@ -11,9 +11,11 @@ from .. import log, rolechoice, sts
 from ..cache import Entry
 from ..config import sanitize_session_name
 from ..errors import ConfigError, LockTimeout, LoginRequired
-from ..oidc import Client, Issuer
+from ..oidc import Client, InvalidToken, Issuer
 
-DEFAULT_SESSION_LIFETIME = 90 * 86400  # when the IdP does not say how long its refresh token lasts
+# How long a refresh token is kept when the IdP does not say how long it lasts. Only a retention
+# limit: status shows such a sign-in's time left as unknown rather than claim this much.
+DEFAULT_SESSION_LIFETIME = 90 * 86400
 MIN_TOKEN_LEFT = 120  # an ID token with less than this left is not worth sending to STS
 
 
@@ -22,7 +24,7 @@ class OidcSession:
         self.ctx = ctx
         self.idp = idp
         self.identity = f"oidc:{idp['name']}"
-        self.issuer = Issuer(idp, ctx.store.cache_dir)
+        self.issuer = Issuer(idp, ctx.store)
         self.client = Client(idp, self.issuer, ctx.terminal)
 
     def describe(self):
@@ -43,7 +45,11 @@ class OidcSession:
             lifetime = int(lifetime) if lifetime else None
         except (TypeError, ValueError):
             lifetime = None
+        if lifetime is not None and lifetime <= 0:
+            lifetime = None
         if state.get("refresh_token"):
+            if lifetime:  # what the IdP said; status shows "unknown" without it
+                state = dict(state, refresh_expires_at=now + lifetime)
             expires = now + (lifetime or DEFAULT_SESSION_LIFETIME)
         else:  # nothing to refresh with: the session is as good as its ID token
             expires = state.get("claims", {}).get("exp", now)
@@ -104,21 +110,29 @@ class OidcSession:
             # Some IdPs issue no new ID token on refresh: keep the (possibly rotated) refresh token
             # and fall back to a login.
             if tokens.get("refresh_token"):
-                self._save({"refresh_token": tokens["refresh_token"]}, tokens.get("refresh_expires_in"))
+                self._save({"refresh_token": tokens["refresh_token"]}, _refresh_lifetime(tokens))
             return None
         return self._accept(tokens, state)
 
     def _accept(self, tokens, old_state, nonce=None):
-        """Store the new refresh token FIRST (a rotated one is the only one still good), then
-        validate the ID token; an invalid one is never stored nor returned."""
+        """Validate the ID token, then store it with the answer's refresh token. An answer whose ID
+        token is rejected is not kept at all, refresh token included (nor is the sign-in it
+        replaces: a forged or misissued answer ends it). Only when validation could not be done
+        (the JWKS unreachable) is a rotated refresh token kept, as it is the only one still good."""
         refresh_token = tokens.get("refresh_token") or old_state.get("refresh_token")
-        if refresh_token and refresh_token != old_state.get("refresh_token"):
-            self._save({"refresh_token": refresh_token}, tokens.get("refresh_expires_in"))
         if not tokens.get("id_token"):
             raise ConfigError(f"{self.idp['issuer']} returned no ID token", hint="scopes must include openid")
-        claims = self.issuer.validate(tokens["id_token"], nonce=nonce)
+        try:
+            claims = self.issuer.validate(tokens["id_token"], nonce=nonce)
+        except InvalidToken:
+            self.forget()
+            raise
+        except Exception:
+            if refresh_token and old_state.get("refresh_token") and refresh_token != old_state["refresh_token"]:
+                self._save({"refresh_token": refresh_token}, _refresh_lifetime(tokens))
+            raise
         self._save({"refresh_token": refresh_token, "id_token": tokens["id_token"], "claims": claims},
-                   tokens.get("refresh_expires_in"))
+                   _refresh_lifetime(tokens))
         return tokens["id_token"], claims
 
     def revoke(self):
@@ -139,6 +153,12 @@ class OidcSession:
             return False
         finally:
             lock.release()
+
+
+def _refresh_lifetime(tokens):
+    """How long the refresh token lasts, where the IdP says (Keycloak: refresh_expires_in; Entra ID
+    and others: refresh_token_expires_in); None if it does not."""
+    return tokens.get("refresh_expires_in") or tokens.get("refresh_token_expires_in")
 
 
 def session_name_from(claims, claim):

@@ -381,7 +381,7 @@ def test_serve_keeps_working_across_a_refresh(serve, admin, sts, mfa_counter):
     first = served.creds()
     assert served.creds() == first  # served from the cache
     sts.clear()
-    assert EncryptedFileCache(admin.cache_dir, admin.key_path).delete("role:admin")  # stands for expiry
+    assert EncryptedFileCache(admin.cache_dir, admin.key_path, scope=admin.config_path).delete("role:admin")  # stands for expiry
     second = served.creds()
     assert second["AccessKeyId"] != first["AccessKeyId"]
     assert sts.actions == ["AssumeRole"] and mfa_counter[1]() == 1  # the MFA session is still good

@@ -187,7 +187,7 @@ def test_a_comment_in_the_config_does_not_discard_the_cache(sandbox, sts, mfa_co
     from credproc import cache
     from credproc.store import EncryptedFileCache
 
-    entry = EncryptedFileCache(sandbox.cache_dir, sandbox.key_path).get("role:admin")
+    entry = EncryptedFileCache(sandbox.cache_dir, sandbox.key_path, scope=sandbox.config_path).get("role:admin")
     assert entry.config_digest == cache.digest(open(sandbox.config_path, "rb").read())
 
 
@@ -227,7 +227,7 @@ def test_a_waiter_gives_up_before_terraforms_60_second_kill_and_says_why(sandbox
 
     sandbox.write_static_keys()
     sandbox.write_config(iam_config(sts.url, mfa_command=mfa_counter[0]))
-    holder = EncryptedFileCache(sandbox.cache_dir, sandbox.key_path).lock("role:admin", "x")
+    holder = EncryptedFileCache(sandbox.cache_dir, sandbox.key_path, scope=sandbox.config_path).lock("role:admin", "x")
     holder.acquire(_time.monotonic())
     try:
         t = _time.monotonic()

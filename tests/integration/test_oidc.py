@@ -50,13 +50,13 @@ def device_login(sandbox, op, *args):
 
 
 def session_state(sandbox):
-    store = EncryptedFileCache(sandbox.cache_dir, sandbox.key_path)
+    store = EncryptedFileCache(sandbox.cache_dir, sandbox.key_path, scope=sandbox.config_path)
     return json.loads(store.get("oidc:corp").body)
 
 
 def expire_role_credentials(sandbox):
     """Stands for the passage of time: the role's cached credentials are gone."""
-    EncryptedFileCache(sandbox.cache_dir, sandbox.key_path).delete("role:dev")
+    EncryptedFileCache(sandbox.cache_dir, sandbox.key_path, scope=sandbox.config_path).delete("role:dev")
 
 
 def test_device_flow_then_the_aws_cli_uses_the_role(sandbox, op, sts):
