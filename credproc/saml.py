@@ -25,6 +25,7 @@ from . import http as _http
 from . import log
 from .credentials import parse_expiration
 from .errors import AuthenticationFailed, ServiceError
+from .text import clean
 
 SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
 PROTOCOL = "urn:oasis:names:tc:SAML:2.0:protocol"
@@ -166,10 +167,9 @@ def _status(response):
 
 def shown(text, limit=200):
     """Text from the IdP made fit for a one-line message: whitespace runs (newlines too) become one
-    space, other control characters (a terminal escape from an HTML character reference) '?'."""
-    text = " ".join((text or "").split())
-    text = "".join(c if c.isprintable() else "?" for c in text)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    space (text.clean, which the CLI applies to every message, keeps newlines), other control
+    characters are escaped, and the length is bounded."""
+    return clean(" ".join((text or "").split()), limit=limit, line_limit=None)
 
 
 def _short(urn):
