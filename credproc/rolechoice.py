@@ -27,6 +27,20 @@ def forget(ctx, role_name):
     ctx.store.delete(_identity(role_name))
 
 
+def pick(ctx, role_name, idp_name, offered, who):
+    """The role to use among `offered` (not empty) when [role.NAME] names none: the only one, the
+    remembered choice while it is still offered (a choice no longer offered is forgotten), else
+    the menu (`who` starts its question: "<who> several AWS roles:")."""
+    if len(offered) == 1:
+        return offered[0]
+    chosen = remembered(ctx, role_name, idp_name)
+    if chosen in offered:
+        return chosen
+    if chosen:
+        forget(ctx, role_name)
+    return choose(ctx, role_name, idp_name, offered, who)
+
+
 def choose(ctx, role_name, idp_name, roles, who, labels=None, pin=None):
     """labels: what the menu shows for each role (default: the role itself); pin(role): the
     config line(s) that would skip the question (default: arn = "...")."""

@@ -25,10 +25,12 @@ from . import http as _http
 from . import log
 from .credentials import parse_expiration
 from .errors import AuthenticationFailed, ServiceError
+from .text import clean
 
 SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
 PROTOCOL = "urn:oasis:names:tc:SAML:2.0:protocol"
 ASSERTION = "urn:oasis:names:tc:SAML:2.0:assertion"
+DSIG = "http://www.w3.org/2000/09/xmldsig#"
 SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
 PAOS_BINDING = "urn:oasis:names:tc:SAML:2.0:bindings:PAOS"
 ECP_PROFILE = "urn:oasis:names:tc:SAML:2.0:profiles:SSO:ecp"
@@ -46,6 +48,9 @@ ROLE_RE = re.compile(r"^arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]+\Z")
 PROVIDER_RE = re.compile(r"^arn:aws[\w-]*:iam::\d{12}:saml-provider/[\w.-]+\Z")
 SESSION_NAME_RE = re.compile(r"^[\w+=,.@-]{2,64}\Z", re.ASCII)
 MAX_PAGES = 15  # redirects and pages in one form sign-on: a loop must end
+# the hint of the errors that mean the IdP (or whatever answers at url) does not behave as SAML says
+IDP_HINT = "check url; if it is right, show this message to the IdP administrator"
+MAX_ANSWER = 4 << 20  # bytes: a signed Response is ~10 KB, a login page rarely 500 KB
 
 
 def partition(region):
@@ -109,10 +114,11 @@ def parse_xml(data, what, want=None):
         span = _scan(data, want)
         return ET.fromstring(data), span
     except _Refused:
-        raise ServiceError(f"{what} carries a DTD or entity declarations, which a SAML message never needs; refused") \
+        raise ServiceError(f"{what} carries a DTD or entity declarations, which a SAML message never needs; refused",
+                           hint=IDP_HINT) \
             from None
     except (expat.ExpatError, ET.ParseError, ValueError):
-        raise ServiceError(f"{what} is not well-formed XML") from None
+        raise ServiceError(f"{what} is not well-formed XML", hint=IDP_HINT) from None
 
 
 # -- reading and checking a Response ---------------------------------------------------------
@@ -159,6 +165,13 @@ def _status(response):
     return code.get("Value", ""), sub, message
 
 
+def shown(text, limit=200):
+    """Text from the IdP made fit for a one-line message: whitespace runs (newlines too) become one
+    space (text.clean, which the CLI applies to every message, keeps newlines), other control
+    characters are escaped, and the length is bounded."""
+    return clean(" ".join((text or "").split()), limit=limit, line_limit=None)
+
+
 def _short(urn):
     return urn.rsplit(":", 1)[-1] if urn else "none"
 
@@ -182,7 +195,57 @@ def _time(value, what):
     try:
         return parse_expiration(value)
     except (TypeError, ValueError):
-        raise ServiceError(f"the SAML assertion's {what} is not a valid time") from None
+        raise ServiceError(f"the SAML assertion's {what} is not a valid time", hint=IDP_HINT) from None
+
+
+def _the_assertion(root, where, sp_entity_id):
+    """The one Assertion of a Response, refusing any ambiguity. STS verifies a signature and reads
+    the element it covers; credproc checks audience, expiry and roles before sending. Both must be
+    reading the same element, so a Response with a second Response or Assertion anywhere inside it
+    (in Advice, Extensions, a ds:Object: the places signature wrapping hides the signed one) is
+    refused rather than guessed at."""
+    responses = sum(1 for _ in root.iter(_q(PROTOCOL, "Response")))
+    everywhere = list(root.iter(_q(ASSERTION, "Assertion")))
+    encrypted = list(root.iter(_q(ASSERTION, "EncryptedAssertion")))
+    direct = root.findall(_q(ASSERTION, "Assertion"))
+    if not everywhere and encrypted:
+        raise ServiceError(f"{where} sends an encrypted assertion, which credproc cannot check",
+                           hint="ask the IdP administrator to turn off assertion encryption for "
+                                f"{sp_entity_id} (the TLS connection protects it)")
+    if not everywhere:
+        raise ServiceError(f"{where} answered with 0 assertions instead of one", hint=IDP_HINT)
+    if responses != 1 or len(everywhere) != 1 or len(direct) != 1 or encrypted:
+        raise ServiceError(f"{where} answered with a SAML Response holding {responses} Response and "
+                           f"{len(everywhere) + len(encrypted)} Assertion elements where one of each is expected: "
+                           "credproc cannot tell which one AWS would read, so it refuses it",
+                           hint="if the IdP really sends this, report it to its administrator; an attacker between "
+                                "you and the IdP can also cause it")
+    a = direct[0]
+    if len(a.findall(_q(ASSERTION, "Conditions"))) > 1 or len(a.findall(_q(ASSERTION, "Subject"))) > 1:
+        raise ServiceError(f"{where} answered with an assertion holding several Conditions or Subject elements, "
+                           "which SAML allows once at most; refused", hint=IDP_HINT)
+    return a
+
+
+def _check_signed(root, assertion, where):
+    """credproc cannot verify the signature (STS does), but it makes sure there is one, enveloped
+    in the Response or the Assertion and naming that element's own ID, and that no other element
+    carries that ID: so the element STS verifies is the one whose audience, expiry and roles
+    credproc checked."""
+    ids = {}
+    for el in root.iter():
+        if el.get("ID") is not None:
+            ids[el.get("ID")] = ids.get(el.get("ID"), 0) + 1
+    if any(n > 1 for n in ids.values()):
+        raise ServiceError(f"{where} answered with a SAML Response in which two elements carry the same ID: credproc "
+                           "cannot tell which one AWS would verify, so it refuses it", hint=IDP_HINT)
+    for el in (root, assertion):
+        for ref in el.findall(f"{_q(DSIG, 'Signature')}/{_q(DSIG, 'SignedInfo')}/{_q(DSIG, 'Reference')}"):
+            if el.get("ID") and ref.get("URI") == "#" + el.get("ID"):
+                return
+    raise ServiceError(f"{where} answered with a SAML Response that is not signed (neither the Response nor its "
+                       "Assertion carries a signature of itself): AWS would refuse it",
+                       hint="the IdP administrator must sign the Response or the assertion for AWS")
 
 
 def read_response(data, encoded, sp_entity_id, now, where, in_response_to=None):
@@ -192,51 +255,47 @@ def read_response(data, encoded, sp_entity_id, now, where, in_response_to=None):
     expired); ServiceError when it is not a SAML Response at all."""
     root, _ = parse_xml(data, f"the SAML answer of {where}")
     if root.tag != _q(PROTOCOL, "Response"):
-        raise ServiceError(f"{where} answered with {root.tag.rpartition('}')[2] or root.tag}, not a SAML Response")
+        raise ServiceError(f"{where} answered with {root.tag.rpartition('}')[2] or root.tag}, not a SAML Response",
+                           hint=IDP_HINT)
     status, sub, message = _status(root)
     if status != SUCCESS:
         detail = "/".join(_short(s) for s in [status] + sub)
         if message:
-            detail += f": {message[:200]}"
+            detail += f": {shown(message)}"
         raise AuthenticationFailed(f"{where} did not sign you in (SAML status {detail})",
                                    hint="check the username and password" if "WRONGUSERPASS" in message
                                    or "AuthnFailed" in detail else "check the username and password; "
                                    "if they are right, ask the IdP administrator what the status means")
     if in_response_to and root.get("InResponseTo") not in (None, in_response_to):
-        raise ServiceError(f"{where} answered another request (InResponseTo does not match ours)")
-    assertions = root.findall(_q(ASSERTION, "Assertion"))
-    if not assertions and root.find(_q(ASSERTION, "EncryptedAssertion")) is not None:
-        raise ServiceError(f"{where} sends an encrypted assertion, which credproc cannot check",
-                           hint="ask the IdP administrator to turn off assertion encryption for "
-                                f"{sp_entity_id} (the TLS connection protects it)")
-    if len(assertions) != 1:
-        raise ServiceError(f"{where} answered with {len(assertions)} assertions instead of one")
-    a = assertions[0]
-    issuer = _text(a.find(_q(ASSERTION, "Issuer"))) or _text(root.find(_q(ASSERTION, "Issuer"))) or where
+        raise ServiceError(f"{where} answered another request (InResponseTo does not match ours)", hint=IDP_HINT)
+    a = _the_assertion(root, where, sp_entity_id)
+    _check_signed(root, a, where)
+    issuer = shown(_text(a.find(_q(ASSERTION, "Issuer"))) or _text(root.find(_q(ASSERTION, "Issuer"))), 120) or where
 
     # audience: every AudienceRestriction must name AWS (SAML core 2.5.1.4), and there must be one
     conditions = a.find(_q(ASSERTION, "Conditions"))
     restrictions = conditions.findall(_q(ASSERTION, "AudienceRestriction")) if conditions is not None else []
     audiences = [[_text(x) for x in r.findall(_q(ASSERTION, "Audience"))] for r in restrictions]
     if not audiences or any(sp_entity_id not in group for group in audiences):
-        seen = sorted({x for group in audiences for x in group})
+        seen = sorted({shown(x, 120) for group in audiences for x in group})
         raise AuthenticationFailed(
             f"the SAML assertion from {issuer} is for {', '.join(seen) or 'no audience'}, not for {sp_entity_id}",
             hint=f"the IdP must issue it to the relying party {sp_entity_id} (for the form flow, the sign-on URL "
                  "must name that relying party)")
 
-    # validity: the earliest of Conditions and the bearer SubjectConfirmationData
+    # validity: the earliest of Conditions and the SubjectConfirmationData
     ends, starts = [], []
     if conditions is not None:
         if conditions.get("NotOnOrAfter"):
             ends.append(_time(conditions.get("NotOnOrAfter"), "NotOnOrAfter"))
         if conditions.get("NotBefore"):
             starts.append(_time(conditions.get("NotBefore"), "NotBefore"))
-    for scd in a.iter(_q(ASSERTION, "SubjectConfirmationData")):
+    for scd in a.findall(f"{_q(ASSERTION, 'Subject')}/{_q(ASSERTION, 'SubjectConfirmation')}/"
+                         f"{_q(ASSERTION, 'SubjectConfirmationData')}"):
         if scd.get("NotOnOrAfter"):
             ends.append(_time(scd.get("NotOnOrAfter"), "NotOnOrAfter"))
     if not ends:
-        raise ServiceError(f"the SAML assertion from {issuer} has no NotOnOrAfter: AWS would refuse it")
+        raise ServiceError(f"the SAML assertion from {issuer} has no NotOnOrAfter: AWS would refuse it", hint=IDP_HINT)
     expires_at = min(ends)
     if expires_at <= now:
         ago = now - expires_at
@@ -250,7 +309,7 @@ def read_response(data, encoded, sp_entity_id, now, where, in_response_to=None):
                                    hint="this computer's clock or the IdP's is wrong")
 
     attrs = {}
-    for attr in a.iter(_q(ASSERTION, "Attribute")):
+    for attr in a.findall(f"{_q(ASSERTION, 'AttributeStatement')}/{_q(ASSERTION, 'Attribute')}"):
         attrs.setdefault(attr.get("Name", ""), []).extend(_text(v) for v in attr.findall(_q(ASSERTION, "AttributeValue")))
     roles = []
     for value in attrs.get(ROLE_ATTR, []):
@@ -267,7 +326,7 @@ def read_response(data, encoded, sp_entity_id, now, where, in_response_to=None):
             duration = int(value)
         except ValueError:
             log.debug("ignoring a SessionDuration that is not a number: %r", value[:50])
-    subject = _text(a.find(f"{_q(ASSERTION, 'Subject')}/{_q(ASSERTION, 'NameID')}"))
+    subject = shown(_text(a.find(f"{_q(ASSERTION, 'Subject')}/{_q(ASSERTION, 'NameID')}")), 120)
     return Assertion(encoded, issuer, roles, session_name, duration, expires_at, audiences, subject)
 
 
@@ -277,7 +336,7 @@ def decode_saml_response(value, where):
     try:
         return base64.b64decode(compact, validate=True), compact
     except (binascii.Error, ValueError):
-        raise ServiceError(f"the SAMLResponse from {where} is not base64") from None
+        raise ServiceError(f"the SAMLResponse from {where} is not base64", hint=IDP_HINT) from None
 
 
 # -- ECP -----------------------------------------------------------------------------------------
@@ -334,7 +393,7 @@ def ecp_sign_on(url, username, password, sp_entity_id, acs, clock, timeout, ca_b
     log.debug("SAML ECP AuthnRequest %s to %s for %s (user %s)", request_id, url, sp_entity_id, username)
     resp = _http.request("POST", url, data=ecp_request(request_id, sp_entity_id, acs, clock()),
                          headers=ecp_headers(username, password, mfa, passcode), timeout=timeout,
-                         ca_bundle=ca_bundle, what="the SAML IdP", follow_redirects=False)
+                         ca_bundle=ca_bundle, what="the SAML IdP", max_bytes=MAX_ANSWER, follow_redirects=False)
     log.debug("SAML ECP answer: HTTP %d, %s", resp.status, resp.headers.get("Content-Type"))
     if resp.status == 401:
         hint = "check the username and password"
@@ -349,18 +408,32 @@ def ecp_sign_on(url, username, password, sp_entity_id, acs, clock, timeout, ca_b
                                 f"the relying party {sp_entity_id}; for a login page use flow = \"form\" with the "
                                 "IdP-initiated sign-on URL")
     if not resp.body.strip():
-        raise ServiceError(f"{where} answered HTTP {resp.status} with nothing")
+        raise ServiceError(f"{where} answered HTTP {resp.status} with nothing", hint=IDP_HINT)
     root, span = parse_xml(resp.body, f"the ECP answer of {where}", want=_q(PROTOCOL, "Response"))
     if root.tag != _q(SOAP, "Envelope"):
         raise ServiceError(f"{where} did not answer with a SOAP envelope (HTTP {resp.status})",
                            hint="is url the IdP's ECP endpoint?")
-    body = root.find(_q(SOAP, "Body"))
+    bodies = root.findall(_q(SOAP, "Body"))
+    body = bodies[0] if bodies else None
     first = body[0] if body is not None and len(body) else None
     if first is not None and first.tag == _q(SOAP, "Fault"):
         fault = _text(first.find("faultstring")) or _text(first.find("faultcode")) or "no reason given"
-        raise ServiceError(f"{where} answered with a SOAP fault: {fault[:200]}")
+        raise ServiceError(f"{where} answered with a SOAP fault: {shown(fault)}", hint=IDP_HINT)
     if resp.status != 200 or span is None or first is None or first.tag != _q(PROTOCOL, "Response"):
-        raise ServiceError(f"{where} answered HTTP {resp.status} without a SAML Response in the SOAP body")
+        raise ServiceError(f"{where} answered HTTP {resp.status} without a SAML Response in the SOAP body",
+                           hint=IDP_HINT)
+    if len(bodies) != 1 or len(body) != 1:  # the IdP's binding reads the first child; refuse to guess
+        raise ServiceError(f"{where} answered with {sum(len(b) for b in bodies)} elements in {len(bodies)} SOAP "
+                           "bodies where one Response is expected: credproc cannot tell which one AWS would read, "
+                           "so it refuses them", hint=IDP_HINT)
+    # ECP profile (saml-profiles 4.2.4.5): the client MUST compare the ecp:Response header's consumer
+    # URL with the one it asked for and MUST NOT pass the Response on when they differ
+    header = root.find(f"{_q(SOAP, 'Header')}/{_q(ECP_PROFILE, 'Response')}")
+    if header is not None and header.get("AssertionConsumerServiceURL") not in (None, acs):
+        addressed = shown(header.get("AssertionConsumerServiceURL"), 120)
+        raise ServiceError(f"{where} addressed its ECP answer to {addressed}, not to AWS's {acs}; refused",
+                           hint="the IdP administrator must give the relying party " + sp_entity_id
+                                + f" a PAOS assertion consumer service at {acs}")
     # The Response exactly as signed: cut out byte for byte (re-serialising can break the signatures).
     data = resp.body[span[0]:span[1]]
     encoded = base64.b64encode(data).decode()
@@ -417,7 +490,7 @@ def read_page(text):
         page.close()
     except Exception:  # noqa: BLE001 - html.parser is lenient; a page it chokes on is "not understood"
         pass
-    page.title = " ".join(page.title.split())[:80]
+    page.title = shown(page.title, 80)
     return page
 
 
@@ -429,12 +502,14 @@ def _login_form(page):
     return None
 
 
-def _saml_response(page):
-    for form in page.forms:
-        for name, _, value in form["fields"]:
-            if name == "SAMLResponse":
-                return value
-    return None
+def _saml_response(page, where="the page"):
+    """The page's SAMLResponse value, or None; two different ones are refused (which would AWS get?)."""
+    values = {"".join(value.split()) for form in page.forms for name, _, value in form["fields"]
+              if name == "SAMLResponse"}
+    if len(values) > 1:
+        raise ServiceError(f"{where} answered with {len(values)} different SAMLResponse values on one page: credproc "
+                           "cannot tell which one AWS would read, so it refuses them", hint=IDP_HINT)
+    return values.pop() if values else None
 
 
 def _auto_form(page):
@@ -474,7 +549,28 @@ def _safe_target(url, where):
         return url
     if parts.scheme == "http" and parts.hostname and _http.is_loopback(parts.hostname):
         return url
-    raise ServiceError(f"{where} sent credproc to {parts.scheme}://{parts.hostname or ''}, which is not https; refused")
+    raise ServiceError(f"{where} sent credproc to {parts.scheme}://{parts.hostname or ''}, which is not https; refused",
+                       hint=IDP_HINT)
+
+
+def _origin(url):
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+
+
+def _check_password_target(method, action, page_url, where):
+    """The password goes only where the login page itself came from, in a POST body: never to
+    another origin (a hostile or hijacked page could name any), never in a URL (a GET form would put
+    it in the query string, and so in server logs and error messages), never over plain http."""
+    _safe_target(action, where)
+    if method != "POST":
+        raise ServiceError(f"the login form of {where} would send the password in the URL (method GET); refused",
+                           hint="a login form must use method POST; ask the IdP administrator")
+    if _origin(action) != _origin(page_url):
+        scheme, host, port = _origin(action)
+        raise ServiceError(f"the login form at {_no_query(page_url)} would send the password to another site "
+                           f"({scheme}://{host}:{port}); refused",
+                           hint="url must lead to the IdP's own login page; ask the IdP administrator if it is right")
 
 
 def _no_query(url):
@@ -493,16 +589,17 @@ def form_sign_on(url, username, password, sp_entity_id, clock, timeout, ca_bundl
         target = _safe_target(target, where)
         log.debug("SAML form flow: %s %s", method, _no_query(target))
         resp = _http.request(method, target, form=form_data, timeout=timeout, ca_bundle=ca_bundle,
-                             what="the SAML IdP", cookies=jar, follow_redirects=False,
+                             what="the SAML IdP", max_bytes=MAX_ANSWER, cookies=jar, follow_redirects=False,
                              headers={"Accept": "text/html,application/xhtml+xml"})
         if form_data is not None:
             form_data = None  # the password goes no further than this request
         if resp.status in (301, 302, 303, 307, 308):
             location = resp.headers.get("Location")
             if not location:
-                raise ServiceError(f"{where} redirected (HTTP {resp.status}) without a Location")
+                raise ServiceError(f"{where} redirected (HTTP {resp.status}) without a Location", hint=IDP_HINT)
             if method == "POST" and resp.status in (307, 308):
-                raise ServiceError(f"{where} asked to re-send the login to another address (HTTP {resp.status}); refused")
+                raise ServiceError(f"{where} asked to re-send the login to another address (HTTP {resp.status}); refused",
+                                   hint=IDP_HINT)
             method, target = "GET", urllib.parse.urljoin(target, location)
             continue
         if resp.status == 401:
@@ -512,7 +609,7 @@ def form_sign_on(url, username, password, sp_entity_id, clock, timeout, ca_bundl
             raise ServiceError(f"{where} answered HTTP {resp.status} at {_no_query(target)}",
                                hint="is url the IdP-initiated sign-on URL for AWS?")
         page = read_page(resp.text)
-        value = _saml_response(page)
+        value = _saml_response(page, where)
         if value is not None:
             data, encoded = decode_saml_response(value, where)
             return read_response(data, encoded, sp_entity_id, int(clock()), where)
@@ -525,21 +622,23 @@ def form_sign_on(url, username, password, sp_entity_id, clock, timeout, ca_bundl
             fields, user_field = _fill_login(login, username, password)
             if user_field is None:
                 raise ServiceError(f"the login form of {where} has a password field but no username field that "
-                                   "credproc recognises")
-            method, target, form_data = _submit(login, target, fields)
-            posted_login = True
+                                   "credproc recognises", hint=IDP_HINT)
+            method, action, form_data = _submit(login, target, fields)
+            _check_password_target(method, action, target, where)
+            target, posted_login = action, True
             continue
         auto = _auto_form(page)
         if auto is not None:
             fields = [(n, v) for n, _, v in auto["fields"]] + auto["submits"][:1]
             method, target, form_data = _submit(auto, target, fields)
             continue
-        what = f"a page titled {page.title!r}" if page.title else "a page"
+        what = f"a page titled '{page.title}'" if page.title else "a page"
         raise ServiceError(f"{where} showed {what} at {_no_query(target)} that credproc does not understand "
                            "(no login form, no SAMLResponse)",
                            hint="the form flow handles a username and password login; an extra step such as MFA "
                                 "or a consent page needs flow = \"ecp\" or a browser")
-    raise ServiceError(f"{where} sent credproc through more than {MAX_PAGES} pages without a SAMLResponse")
+    raise ServiceError(f"{where} sent credproc through more than {MAX_PAGES} pages without a SAMLResponse",
+                       hint=IDP_HINT)
 
 
 def _submit(form, base, fields):
@@ -560,7 +659,8 @@ def first_step(flow, url, sp_entity_id, acs, now, timeout, ca_bundle=None):
                              headers={"Content-Type": "text/xml; charset=utf-8", "PAOS": ecp_headers("", "")["PAOS"],
                                       "Accept": "text/xml, application/vnd.paos+xml",
                                       "SOAPAction": "http://www.oasis-open.org/committees/security"},
-                             timeout=timeout, ca_bundle=ca_bundle, what="the SAML IdP", follow_redirects=False)
+                             timeout=timeout, ca_bundle=ca_bundle, what="the SAML IdP", max_bytes=MAX_ANSWER,
+                             follow_redirects=False)
         if resp.status == 401:
             return True, "asks for credentials (HTTP 401)"
         if resp.status == 200 and not _is_html(resp):
@@ -576,7 +676,7 @@ def first_step(flow, url, sp_entity_id, acs, now, timeout, ca_bundle=None):
     target = url
     for _ in range(MAX_PAGES):
         resp = _http.request("GET", _safe_target(target, "the SAML IdP"), timeout=timeout, ca_bundle=ca_bundle,
-                             what="the SAML IdP", cookies=jar, follow_redirects=False)
+                             what="the SAML IdP", max_bytes=MAX_ANSWER, cookies=jar, follow_redirects=False)
         if resp.status in (301, 302, 303, 307, 308) and resp.headers.get("Location"):
             target = urllib.parse.urljoin(target, resp.headers["Location"])
             continue

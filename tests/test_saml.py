@@ -3,6 +3,7 @@ peers cannot show: SimpleSAMLphp issues what it is asked for and moto checks not
 the ECP cut-out, the login-form finder, and the provider's role and duration choices with fakes."""
 
 import base64
+import re
 
 import pytest
 
@@ -22,6 +23,11 @@ def iso(epoch):
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
+# an enveloped signature of the assertion (its shape: credproc checks it is there, STS verifies it)
+SIGNED = ('<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo><ds:Reference URI="#_a"/>'
+          "</ds:SignedInfo><ds:SignatureValue>c2ln</ds:SignatureValue></ds:Signature>")
+
+
 def response(status="urn:oasis:names:tc:SAML:2.0:status:Success", audiences=((AWS,),), not_after=NOW + 300,
              not_before=NOW - 30, roles=(f"{ADMIN},{PROVIDER}",), session_name="alice@example.com", duration=None,
              p="samlp", a="saml", assertion=True, extra_status="", in_response_to=None, encrypted=False):
@@ -35,7 +41,7 @@ def response(status="urn:oasis:names:tc:SAML:2.0:status:Success", audiences=((AW
         attrs += f'<{a}:Attribute Name="{saml.SESSION_NAME_ATTR}"><{a}:AttributeValue>{session_name}</{a}:AttributeValue></{a}:Attribute>'
     if duration is not None:
         attrs += f'<{a}:Attribute Name="{saml.SESSION_DURATION_ATTR}"><{a}:AttributeValue>{duration}</{a}:AttributeValue></{a}:Attribute>'
-    body = (f"<{a}:Assertion ID=\"_a\" Version=\"2.0\"><{a}:Issuer>https://idp.example.edu</{a}:Issuer>"
+    body = (f"<{a}:Assertion ID=\"_a\" Version=\"2.0\"><{a}:Issuer>https://idp.example.edu</{a}:Issuer>{SIGNED}"
             f"<{a}:Subject><{a}:NameID>alice</{a}:NameID><{a}:SubjectConfirmation Method=\"urn:oasis:names:tc:SAML:2.0:cm:bearer\">"
             f"<{a}:SubjectConfirmationData NotOnOrAfter=\"{iso(not_after)}\" Recipient=\"https://signin.aws.amazon.com/saml\"/>"
             f"</{a}:SubjectConfirmation></{a}:Subject>"
@@ -404,3 +410,399 @@ def test_sts_answers_to_assume_role_with_saml(code, cls, fragment):
     err = sts.translate_client_error(e, "AssumeRoleWithSAML", "alice from idp",
                                      {"RoleArn": ADMIN, "PrincipalArn": PROVIDER, "SAMLAssertion": "PHNhbWxwOlJlc3BvbnNl"})
     assert isinstance(err, cls) and fragment in str(err) and "PHNhbWxw" not in str(err)
+
+
+# -- regression: which Assertion credproc checks (the one STS verifies), refusing ambiguity --------
+def _wrapped(extra, where="after_status"):
+    """A good Response with `extra` XML put in a given place (the places signature wrapping uses)."""
+    data = response()
+    if where == "after_status":
+        return data.replace(b"</samlp:Status>", b"</samlp:Status>" + extra)
+    if where == "in_assertion":  # e.g. saml:Advice inside the real assertion
+        return data.replace(b"</saml:Subject>", b"</saml:Subject>" + extra)
+    if where == "extensions":
+        return data.replace(b"<samlp:Status>", b"<samlp:Extensions>" + extra + b"</samlp:Extensions><samlp:Status>")
+    raise AssertionError(where)
+
+
+FORGED = (f'<saml:Assertion ID="_evil" Version="2.0"><saml:Issuer>https://idp.example.edu</saml:Issuer>'
+          f'<saml:Conditions NotOnOrAfter="{iso(NOW + 99999)}"><saml:AudienceRestriction><saml:Audience>{AWS}'
+          f'</saml:Audience></saml:AudienceRestriction></saml:Conditions><saml:AttributeStatement>'
+          f'<saml:Attribute Name="{saml.ROLE_ATTR}"><saml:AttributeValue>arn:aws:iam::999999999999:role/Root,'
+          f'arn:aws:iam::999999999999:saml-provider/X</saml:AttributeValue></saml:Attribute>'
+          f'</saml:AttributeStatement></saml:Assertion>').encode()
+
+
+@pytest.mark.parametrize("extra, where", [
+    (FORGED, "after_status"),  # a second sibling assertion
+    (b"<saml:Advice>" + FORGED + b"</saml:Advice>", "in_assertion"),  # nested in the real one
+    (FORGED, "extensions"),
+    (b'<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:Object>' + FORGED
+     + b"</ds:Object></ds:Signature>", "after_status"),  # XSW: the signed original moved into a ds:Object
+    (b"<saml:EncryptedAssertion>x</saml:EncryptedAssertion>", "after_status"),
+    (b"<samlp:Response><samlp:Status/></samlp:Response>", "extensions"),  # a nested Response
+])
+def test_regression_a_second_assertion_or_response_anywhere_is_refused_not_guessed(extra, where):
+    with pytest.raises(ServiceError, match="cannot tell which one AWS would read"):
+        read(_wrapped(extra, where))
+
+
+def test_regression_attributes_and_times_are_read_only_from_the_assertion_itself_not_nested_elements():
+    # an attribute or confirmation in some other element of the assertion (not its AttributeStatement or
+    # Subject) is not the assertion's: a Role there must not be offered, a later NotOnOrAfter not believed
+    data = response().replace(b"</saml:Subject>", b"</saml:Subject><saml:Evidence><saml:Attribute Name=\""
+                              + saml.ROLE_ATTR.encode() + b"\"><saml:AttributeValue>" + f"{READ},{PROVIDER}".encode()
+                              + b"</saml:AttributeValue></saml:Attribute></saml:Evidence>")
+    assert read(data).role_arns() == [ADMIN]
+
+
+def test_regression_two_conditions_are_refused():
+    data = response().replace(b"<saml:AttributeStatement>",
+                              f'<saml:Conditions NotOnOrAfter="{iso(NOW + 9999)}"/><saml:AttributeStatement>'.encode())
+    with pytest.raises(ServiceError, match="several Conditions or Subject"):
+        read(data)
+
+
+def test_regression_two_different_saml_responses_on_one_page_are_refused():
+    page = saml.read_page('<form method="post" action="https://signin.aws.amazon.com/saml">'
+                          '<input type="hidden" name="SAMLResponse" value="PHg+PC94Pg=="/></form>'
+                          '<form method="post" action="https://signin.aws.amazon.com/saml">'
+                          '<input type="hidden" name="SAMLResponse" value="PHk+PC95Pg=="/></form>')
+    with pytest.raises(ServiceError, match="2 different SAMLResponse values"):
+        saml._saml_response(page)
+    same = saml.read_page('<form><input type="hidden" name="SAMLResponse" value="PHg+PC94Pg=="/>'
+                          '<input type="hidden" name="SAMLResponse" value="PHg+\nPC94Pg=="/></form>')
+    assert saml._saml_response(same) == "PHg+PC94Pg=="
+
+
+class FakeHttp:
+    """saml._http.request replaced: answers from a list, records (method, url, form, data, headers)."""
+
+    def __init__(self, monkeypatch, answers):
+        from credproc import http
+
+        self.answers, self.sent = list(answers), []
+        monkeypatch.setattr(saml._http, "request", self)
+        self.Response = http.Response
+
+    def __call__(self, method, url, **kw):
+        self.sent.append((method, url, kw.get("form"), kw.get("data"), kw.get("headers")))
+        status, headers, body = self.answers.pop(0)
+        return self.Response(status, headers, body, url)
+
+
+def soap(*children, bodies=1):
+    body = b"<S:Body>" + b"".join(children) + b"</S:Body>"
+    return (b'<S:Envelope xmlns:S="http://schemas.xmlsoap.org/soap/envelope/">' + body * bodies + b"</S:Envelope>")
+
+
+def ecp(monkeypatch, answer):
+    fake = FakeHttp(monkeypatch, [(200, {"Content-Type": "text/xml"}, answer)])
+    return saml.ecp_sign_on("https://idp.example.edu/ecp", "alice", "pw", AWS, "https://signin.aws.amazon.com/saml",
+                            lambda: NOW, 30), fake
+
+
+def test_ecp_answer_with_one_response_is_read(monkeypatch):
+    got, fake = ecp(monkeypatch, soap(response()))
+    assert got.role_arns() == [ADMIN] and base64.b64decode(got.encoded) == response()
+
+
+@pytest.mark.parametrize("answer", [
+    soap(response(), response(roles=(f"{READ},{PROVIDER}",))),  # two Responses in the Body
+    soap(response(), b'<x:Other xmlns:x="urn:x"/>'),
+    soap(response(), bodies=2),
+])
+def test_regression_an_ecp_answer_with_more_than_one_body_element_is_refused(monkeypatch, answer):
+    with pytest.raises(ServiceError, match="cannot tell which one AWS would read"):
+        ecp(monkeypatch, answer)
+
+
+def login_page(action, method="post"):
+    return (f'<html><form action="{action}" method="{method}"><input name="user"><input name="pw" type="password">'
+            '</form></html>').encode()
+
+
+@pytest.mark.parametrize("action, method, fragment", [
+    ("https://collector.example.net/login", "post", "would send the password to another site (https://collector.example.net:443)"),
+    ("https://idp.example.edu:8443/login", "post", "would send the password to another site"),
+    ("http://idp.example.edu/login", "post", "is not https; refused"),
+    ("/login", "get", "would send the password in the URL (method GET)"),
+])
+def test_regression_the_password_goes_only_to_the_login_pages_own_origin_by_post(monkeypatch, action, method, fragment):
+    fake = FakeHttp(monkeypatch, [(200, {"Content-Type": "text/html"}, login_page(action, method))])
+    with pytest.raises(ServiceError, match=re.escape(fragment)):
+        saml.form_sign_on("https://idp.example.edu/sso?sp=aws", "alice", "s3cret-pw", AWS, lambda: NOW, 30)
+    assert len(fake.sent) == 1 and fake.sent[0][2] is None  # only the GET of the page: the password never left
+
+
+def test_the_password_is_posted_to_the_same_origin_after_a_redirect_to_another_host(monkeypatch):
+    good = base64.b64encode(response()).decode()
+    fake = FakeHttp(monkeypatch, [
+        (302, {"Location": "https://login.example.edu/form?x=1"}, b""),
+        (200, {"Content-Type": "text/html"}, login_page("?x=1")),
+        (200, {"Content-Type": "text/html"}, f'<form method="post" action="https://signin.aws.amazon.com/saml">'
+                                             f'<input type="hidden" name="SAMLResponse" value="{good}"></form>'.encode()),
+    ])
+    got = saml.form_sign_on("https://idp.example.edu/sso?sp=aws", "alice", "s3cret-pw", AWS, lambda: NOW, 30)
+    assert got.role_arns() == [ADMIN]
+    method, url, form, _, _ = fake.sent[1 + 1]
+    assert (method, url, form) == ("POST", "https://login.example.edu/form?x=1", [("user", "alice"), ("pw", "s3cret-pw")])
+
+
+@pytest.fixture
+def hostile_server():
+    """A real HTTP server on loopback answering every request with `body` (set by the test)."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        body = b""
+
+        def _answer(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Type", "text/xml")
+            self.send_header("Content-Length", str(len(Handler.body)))
+            self.end_headers()
+            self.wfile.write(Handler.body)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *a):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield Handler, f"http://127.0.0.1:{server.server_address[1]}/ecp"
+    server.shutdown()
+    server.server_close()
+
+
+def test_regression_a_huge_answer_is_refused_not_read_into_memory(hostile_server):
+    handler, url = hostile_server
+    handler.body = soap(response()).replace(b"<S:Body>", b"<S:Body><!--" + b"x" * (saml.MAX_ANSWER + 10) + b"-->")
+    with pytest.raises(ServiceError, match=r"the SAML IdP at http://127.0.0.1:\d+/ecp sent an answer larger than "
+                                           r"4194304 bytes"):
+        saml.ecp_sign_on(url, "alice", "pw", AWS, "https://signin.aws.amazon.com/saml", lambda: NOW, 30)
+    with pytest.raises(ServiceError, match="larger than 4194304 bytes"):
+        saml.form_sign_on(url, "alice", "pw", AWS, lambda: NOW, 30)
+    handler.body = b"\xff\xfe garbage <<<"
+    with pytest.raises(ServiceError, match="not well-formed XML"):
+        saml.ecp_sign_on(url, "alice", "pw", AWS, "https://signin.aws.amazon.com/saml", lambda: NOW, 30)
+
+
+def _one_clean_line(err):
+    text = str(err)
+    assert "\n" not in text and "\r" not in text and all(c.isprintable() for c in text), repr(text)
+    assert "\u202e" not in text
+    return text
+
+
+def test_regression_text_from_the_idp_cannot_break_the_one_line_message():
+    data = response(status="urn:oasis:names:tc:SAML:2.0:status:Responder", assertion=False).replace(
+        b"</samlp:Status>", b"<samlp:StatusMessage>bad\n\ncredproc: all good&#x9;now" + b"x" * 500
+        + b"</samlp:StatusMessage></samlp:Status>")
+    with pytest.raises(AuthenticationFailed) as e:
+        read(data)
+    assert "(SAML status Responder: bad credproc: all good now" in _one_clean_line(e.value)
+    assert len(str(e.value)) < 400
+    data = response(audiences=(("urn:evil\n\ncredproc: ok",),)).replace(
+        b"<saml:Issuer>https://idp.example.edu</saml:Issuer>", b"<saml:Issuer>https://idp\n.example.edu&#x2028;</saml:Issuer>")
+    with pytest.raises(AuthenticationFailed) as e:
+        read(data)
+    assert "from https://idp .example.edu is for urn:evil credproc: ok, not for" in _one_clean_line(e.value)
+
+
+def test_regression_a_page_title_cannot_put_terminal_escapes_in_the_message(monkeypatch):
+    FakeHttp(monkeypatch, [(200, {"Content-Type": "text/html"},
+                            b"<title>Sign\x1b[2J in\n\nnow&#8238;</title><p>nothing here</p>")])
+    with pytest.raises(ServiceError) as e:
+        saml.form_sign_on("https://idp.example.edu/sso", "alice", "pw", AWS, lambda: NOW, 30)
+    assert "showed a page titled 'Sign\\x1b[2J in now\\u202e' at https://idp.example.edu/sso" in _one_clean_line(e.value)
+
+
+def test_regression_a_soap_fault_string_is_one_clean_line(monkeypatch):
+    fault = b"<S:Fault><faultcode>S:Server</faultcode><faultstring>no\r\nway\tout</faultstring></S:Fault>"
+    with pytest.raises(ServiceError) as e:
+        ecp(monkeypatch, soap(fault))
+    assert "answered with a SOAP fault: no way out" in _one_clean_line(e.value)
+
+
+def test_regression_an_expired_assertion_is_removed_from_the_cache_even_when_the_sign_on_fails(session_env, tmp_path):
+    from credproc.errors import LoginRequired
+    from tests.fakes import ScriptedTerminal
+
+    make, sign_ons, clock = session_env
+    session = make(ScriptedTerminal(["pw"]))
+    session.assertion()
+    assert session.ctx.store.get(session.identity) is not None
+    clock.now += 300  # its NotOnOrAfter
+    with pytest.raises(LoginRequired):
+        make(ScriptedTerminal(None)).assertion()  # nobody to type the password: no new one
+    assert session.ctx.store.get(session.identity) is None
+    assert [p.name for p in (tmp_path / "cache").iterdir() if not p.name.endswith(".lock")] == []
+
+
+def test_the_role_choice_is_remembered_and_a_choice_no_longer_offered_is_asked_again(session_env):
+    from credproc import rolechoice
+    from tests.fakes import ScriptedTerminal
+
+    class Menu(ScriptedTerminal):
+        def __init__(self, picks):
+            super().__init__([])
+            self.picks, self.asked = list(picks), 0
+
+        def choose(self, question, options, what):
+            self.asked += 1
+            return self.picks.pop(0)
+
+    make, _, _ = session_env
+    ctx = make(Menu([1])).ctx
+    assert rolechoice.pick(ctx, "r", "s", [ADMIN], "x") == ADMIN and ctx.terminal.asked == 0  # one: no question
+    assert rolechoice.pick(ctx, "r", "s", [ADMIN, READ], "x") == READ and ctx.terminal.asked == 1
+    ctx = make(Menu([])).ctx
+    assert rolechoice.pick(ctx, "r", "s", [READ, ADMIN], "x") == READ and ctx.terminal.asked == 0  # remembered
+    other = "arn:aws:iam::123456789012:role/Other"
+    ctx = make(Menu([0])).ctx
+    assert rolechoice.pick(ctx, "r", "s", [ADMIN, other], "x") == ADMIN and ctx.terminal.asked == 1
+
+
+@pytest.mark.parametrize("settings, role_region, sp", [
+    ("", 'region = "us-gov-west-1"\n', ("urn:amazon:webservices:govcloud", "https://signin.amazonaws-us-gov.com/saml")),
+    ("", 'region = "cn-north-1"\n', ("urn:amazon:webservices:cn-north-1", "https://signin.amazonaws.cn/saml")),
+    ('[settings]\nregion = "us-gov-east-1"\n', "", ("urn:amazon:webservices:govcloud",
+                                                    "https://signin.amazonaws-us-gov.com/saml")),
+    ('[settings]\nregion = "us-gov-east-1"\n', 'region = "eu-west-1"\n', (AWS, "https://signin.aws.amazon.com/saml")),
+])
+def test_regression_the_partition_comes_from_the_roles_region_not_only_the_settings(tmp_path, settings, role_region, sp):
+    from credproc import chain, config
+    from credproc.context import Context
+    from credproc.store import EncryptedFileCache
+    from tests.fakes import ScriptedTerminal
+
+    cfg = config.parse("c.toml", (settings + '[idp.s]\ntype = "saml"\nurl = "https://idp.example.edu/ecp"\n'
+                                  '[role.r]\nidp = "s"\n' + role_region).encode())
+    ctx = Context(cfg, EncryptedFileCache(str(tmp_path / "c"), str(tmp_path / "k")), ScriptedTerminal(None))
+    session = chain.build(ctx, "r").inner.session
+    assert (session.sp_entity_id, session.acs) == sp
+
+
+@pytest.mark.parametrize("session_duration, role_duration, sent", [
+    (600, 3600, 900),  # below STS's minimum: STS would refuse DurationSeconds=600
+    (-5, 3600, 900),
+    (1200, 3600, 1200),
+    (43200, 3600, 3600),
+])
+def test_regression_a_session_duration_below_stss_minimum_caps_at_900_not_below(monkeypatch, session_duration,
+                                                                                  role_duration, sent):
+    p, calls = provider(monkeypatch, read(response(duration=session_duration)), arn=ADMIN, duration=role_duration)
+    p.retrieve()
+    assert calls[0][1]["DurationSeconds"] == sent
+
+
+BILLION_LAUGHS = (b'<?xml version="1.0"?><!DOCTYPE S:Envelope [<!ENTITY l0 "lol">'
+                  + b"".join(f'<!ENTITY l{i} "{("&l%d;" % (i - 1)) * 10}">'.encode() for i in range(1, 10))
+                  + b']><S:Envelope xmlns:S="http://schemas.xmlsoap.org/soap/envelope/"><S:Body>&l9;</S:Body></S:Envelope>')
+
+
+def test_billion_laughs_and_xxe_from_a_real_server_are_refused_at_once(hostile_server, tmp_path):
+    import time
+
+    handler, url = hostile_server
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET-MARKER")
+    xxe = (f'<!DOCTYPE r [<!ENTITY x SYSTEM "file://{secret}">]>'
+           f'<S:Envelope xmlns:S="http://schemas.xmlsoap.org/soap/envelope/"><S:Body>{response().decode()}'
+           "</S:Body></S:Envelope>").replace("<saml:NameID>alice", "<saml:NameID>&x;").encode()
+    for body in (BILLION_LAUGHS, xxe):
+        handler.body = body
+        start = time.monotonic()
+        with pytest.raises(ServiceError, match="carries a DTD or entity declarations") as e:
+            saml.ecp_sign_on(url, "alice", "pw", AWS, "https://signin.aws.amazon.com/saml", lambda: NOW, 30)
+        assert time.monotonic() - start < 2 and "TOP-SECRET" not in str(e.value)
+    # the same inside the form flow's SAMLResponse
+    handler.body = (b'<form method="post" action="https://signin.aws.amazon.com/saml"><input type="hidden" '
+                    b'name="SAMLResponse" value="' + base64.b64encode(xxe) + b'"></form>')
+    with pytest.raises(ServiceError, match="carries a DTD or entity declarations"):
+        saml.form_sign_on(url, "alice", "pw", AWS, lambda: NOW, 30)
+
+
+def test_regression_every_saml_error_says_what_to_do():
+    """House rule: one line saying what happened AND what to do. Every error credproc/saml.py raises
+    carries a hint (19 did not)."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(saml))
+    bare = [node.lineno for node in ast.walk(tree)
+            if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call)
+            and getattr(node.exc.func, "id", "") in ("ServiceError", "AuthenticationFailed", "AccessDenied")
+            and not any(k.arg == "hint" for k in node.exc.keywords)]
+    assert bare == []
+
+
+def test_regression_an_ecp_answer_addressed_to_another_consumer_url_is_not_passed_on(monkeypatch):
+    def answer(acs):
+        return soap(response()).replace(b"<S:Body>", b'<S:Header><ecp:Response xmlns:ecp="urn:oasis:names:tc:SAML:2.0:'
+                                        b'profiles:SSO:ecp" AssertionConsumerServiceURL="' + acs + b'"/></S:Header><S:Body>')
+    assert ecp(monkeypatch, answer(b"https://signin.aws.amazon.com/saml"))[0].role_arns() == [ADMIN]
+    with pytest.raises(ServiceError, match="addressed its ECP answer to https://sp.example.net/acs, not to AWS's "
+                                           "https://signin.aws.amazon.com/saml; refused"):
+        ecp(monkeypatch, answer(b"https://sp.example.net/acs"))
+
+
+def test_regression_an_unsigned_response_or_one_signing_another_id_is_not_sent():
+    unsigned = response().replace(SIGNED.encode(), b"")
+    with pytest.raises(ServiceError, match="is not signed"):
+        read(unsigned)
+    other_ref = response().replace(b'URI="#_a"', b'URI="#_elsewhere"')
+    with pytest.raises(ServiceError, match="is not signed"):
+        read(other_ref)
+    # the Response's own signature is enough (ID _r), as is the assertion's
+    response_signed = unsigned.replace(b"<samlp:Status>", SIGNED.replace("#_a", "#_r").encode() + b"<samlp:Status>")
+    assert read(response_signed).role_arns() == [ADMIN]
+
+
+def test_regression_two_elements_with_the_signed_id_are_refused():
+    # XSW: a second element carrying the assertion's ID, for an ID lookup to find instead
+    data = response().replace(b"<samlp:Status>", b'<samlp:Extensions><x:y xmlns:x="urn:x" ID="_a"/></samlp:Extensions>'
+                              b"<samlp:Status>")
+    with pytest.raises(ServiceError, match="two elements carry the same ID"):
+        read(data)
+
+
+def test_regression_an_assertion_sts_refuses_is_not_kept_for_the_next_refresh(session_env, monkeypatch):
+    from credproc import sts
+    from credproc.providers import saml as ps
+    from tests.fakes import ScriptedTerminal
+
+    make, sign_ons, clock = session_env
+
+    def refuse(client, operation, context, **params):
+        raise AuthenticationFailed("STS rejected the SAML assertion of x: Invalid SAML response")
+
+    monkeypatch.setattr(sts, "client", lambda *a: None)
+    monkeypatch.setattr(sts, "call", refuse)
+    session = make(ScriptedTerminal(["pw"]))
+    p = ps.SamlProvider(session.ctx, session, {"name": "r", "arn": ADMIN, "duration": 3600}, "us-east-1", None)
+    with pytest.raises(AuthenticationFailed):
+        p.retrieve()
+    assert session.ctx.store.get(session.identity) is None  # the next run signs on again
+    # but an assertion another process put in its place meanwhile stays
+    old = make(ScriptedTerminal(["pw"])).assertion()
+    clock.now += 1
+    newer = make(ScriptedTerminal(["pw"]), force=True).assertion()
+    assert newer.encoded != old.encoded
+    session.forget_if(old)
+    assert session.ctx.store.get(session.identity) is not None
+
+
+def test_regression_doctor_asks_the_idp_in_the_partition_of_its_roles():
+    from credproc.idp.saml import SOURCE
+
+    cfg = parse('[idp.s]\ntype = "saml"\nurl = "https://idp.example.edu/ecp"\n[role.r]\nidp = "s"\nregion = "us-gov-west-1"\n')
+    [(_, _, _, region)] = SOURCE.doctor_network_checks(cfg, cfg.idps["s"])
+    assert saml.service_provider(region)[0] == "urn:amazon:webservices:govcloud"
+    cfg = parse('[idp.s]\ntype = "saml"\nurl = "https://idp.example.edu/ecp"\n')
+    [(_, _, _, region)] = SOURCE.doctor_network_checks(cfg, cfg.idps["s"])
+    assert region == "us-east-1"

@@ -40,7 +40,8 @@ class SamlSource(IdentitySource):
             doc="`flow = \"ecp\"` with Shibboleth's Duo: a push (needs a terminal) or a passcode typed at the "
                 "prompt, sent in the `X-Shibboleth-Duo-Factor` / `X-Shibboleth-Duo-Passcode` headers."),
         Key("sp_entity_id", str, check=_entity_id, default_doc="`urn:amazon:webservices` (by partition)",
-            doc="The audience the assertion must carry and the ECP request's Issuer. By `[settings] region`: "
+            doc="The audience the assertion must carry and the ECP request's Issuer. By the role's `region` "
+                "(else `[settings] region`): "
                 "`urn:amazon:webservices`, GovCloud `urn:amazon:webservices:govcloud`, China "
                 "`urn:amazon:webservices:cn-north-1`."),
         Key("ca_bundle", str, check=readable_file, convert=os.path.expanduser, type_doc="path",
@@ -61,7 +62,7 @@ class SamlSource(IdentitySource):
     def build_chain(self, ctx, idp, role, session_name, region, endpoint):
         from ..providers.saml import SamlProvider, SamlSession
 
-        return SamlProvider(ctx, SamlSession(ctx, idp), role, region, endpoint)
+        return SamlProvider(ctx, SamlSession(ctx, idp, region), role, region, endpoint)
 
     # -- status ------------------------------------------------------------------------------------
     def sessions(self, cfg, store, idp, now):
@@ -97,7 +98,10 @@ class SamlSource(IdentitySource):
 
     # -- doctor ------------------------------------------------------------------------------------
     def doctor_network_checks(self, cfg, idp):
-        return [(_first_step_check, f"idp {idp['name']}", idp, cfg.settings.get("region") or "us-east-1")]
+        # the partition (Issuer, ACS URL) of the roles over this idp, as a sign-on would use it
+        regions = [cfg.region_for(r) for _, r in sorted(cfg.roles.items()) if r.get("idp") == idp["name"]]
+        region = regions[0] if regions else (cfg.settings.get("region") or "us-east-1")
+        return [(_first_step_check, f"idp {idp['name']}", idp, region)]
 
 
 def _short(url):

@@ -11,11 +11,12 @@ import json
 
 from .. import log, rolechoice, saml, sts
 from ..cache import Entry
-from ..errors import AccessDenied, CredprocError, ServiceError
+from ..errors import AccessDenied, AuthenticationFailed, CredprocError, ServiceError
 from ..prompt import run_secret_command
 
 # An assertion with less than this left is not worth sending to STS (transit, clock differences).
 MIN_ASSERTION_LEFT = 30
+MIN_STS_DURATION = 900  # AssumeRoleWithSAML's smallest DurationSeconds
 # without `timeout` (see idp/saml.py): a Duo push waits on the phone inside the ECP request
 PUSH_TIMEOUT = 120
 TIMEOUT = 30
@@ -30,11 +31,13 @@ def session_identity(idp_name):
 
 
 class SamlSession:
-    def __init__(self, ctx, idp):
+    def __init__(self, ctx, idp, region=None):
+        """region: the role's (where its STS call goes), which picks AWS's partition: the audience
+        and ACS URL of commercial AWS, GovCloud or China."""
         self.ctx = ctx
         self.idp = idp
         self.identity = session_identity(idp["name"])
-        region = ctx.config.settings.get("region") or "us-east-1"
+        region = region or ctx.config.settings.get("region") or "us-east-1"
         self.sp_entity_id, self.acs = saml.service_provider(region, idp.get("sp_entity_id"))
         self.where = f"the SAML IdP at {saml._no_query(idp['url'])}"
 
@@ -49,7 +52,7 @@ class SamlSession:
         lock = self.ctx.store.lock(self.identity, f"a sign-on at {self.where}")
         lock.acquire(self.ctx.lock_deadline)
         try:
-            got = self._cached()
+            got = self._cached(under_lock=True)
             if got:
                 return got
             assertion = self._sign_on()
@@ -58,12 +61,19 @@ class SamlSession:
         finally:
             lock.release()
 
-    def _cached(self):
-        if self.ctx.force:
-            return None
-        entry = self.ctx.store.get(self.identity)
+    def _cached(self, under_lock=False):
+        """The cached assertion if it has time left. under_lock (the sign-on's lock is held): an
+        assertion past its NotOnOrAfter, or unusable, is removed at once: the bearer secret is kept
+        no longer than it is valid, even if this sign-on then fails."""
+        entry = self.ctx.store.get(self.identity, quiet=under_lock)
         now = self.ctx.now()
-        if entry is None or entry.fingerprint != self.ctx.config.idp_fingerprint(self.idp["name"]):
+        if entry is None:
+            return None
+        if under_lock and entry.expires_at <= now:
+            log.debug("%s: removing the expired assertion", self.identity)
+            self.forget()
+            return None
+        if self.ctx.force or entry.fingerprint != self.ctx.config.idp_fingerprint(self.idp["name"]):
             return None
         if entry.expires_at - now <= MIN_ASSERTION_LEFT:
             return None
@@ -73,6 +83,8 @@ class SamlSession:
             got = saml.read_response(data, encoded, self.sp_entity_id, now, self.where)
         except (CredprocError, ValueError, KeyError, TypeError):
             log.debug("%s: the cached assertion is unusable; signing on again", self.identity)
+            if under_lock:
+                self.forget()
             return None
         log.debug("%s: using the cached assertion (%d s left)", self.identity, got.expires_at - now)
         return got
@@ -85,6 +97,21 @@ class SamlSession:
 
     def forget(self):
         return self.ctx.store.delete(self.identity)
+
+    def forget_if(self, assertion):
+        """Remove the cached assertion if it is still this one (under the sign-on's lock: another
+        process may have put a newer one in its place, which must stay)."""
+        lock = self.ctx.store.lock(self.identity, f"a sign-on at {self.where}")
+        lock.acquire(self.ctx.lock_deadline)
+        try:
+            entry = self.ctx.store.get(self.identity, quiet=True)
+            if entry is not None and json.loads(entry.body).get("assertion") == assertion.encoded:
+                log.debug("%s: STS refused the cached assertion; removing it", self.identity)
+                self.forget()
+        except (ValueError, AttributeError):
+            self.forget()
+        finally:
+            lock.release()
 
     # -- signing on -----------------------------------------------------------------------------
     def _sign_on(self):
@@ -142,7 +169,8 @@ class SamlProvider:
     def _role_arn(self, assertion):
         idp = self.session.idp
         offered = assertion.role_arns()
-        who = f"the SAML assertion from {assertion.issuer} for {assertion.session_name or assertion.subject or 'you'}"
+        who = (f"the SAML assertion from {assertion.issuer} for "
+               f"{saml.shown(assertion.session_name, 64) or assertion.subject or 'you'}")
         if self.role.get("arn"):
             if self.role["arn"] not in offered:
                 raise AccessDenied(f"{who} does not offer {self.role['arn']}; it offers: {', '.join(offered) or 'no role'}",
@@ -153,14 +181,7 @@ class SamlProvider:
             raise AccessDenied(f"{who} offers no AWS role (no usable {saml.ROLE_ATTR} value)",
                                hint="the IdP administrator must release the Role attribute as "
                                     "'arn:aws:iam::ACCOUNT:role/NAME,arn:aws:iam::ACCOUNT:saml-provider/NAME'")
-        if len(offered) == 1:
-            return offered[0]
-        remembered = rolechoice.remembered(self.ctx, self.role["name"], idp["name"])
-        if remembered in offered:
-            return remembered
-        if remembered:
-            rolechoice.forget(self.ctx, self.role["name"])
-        return rolechoice.choose(self.ctx, self.role["name"], idp["name"], offered, f"{who} offers")
+        return rolechoice.pick(self.ctx, self.role["name"], idp["name"], offered, f"{who} offers")
 
     def retrieve(self):
         assertion = self.session.assertion()
@@ -171,13 +192,22 @@ class SamlProvider:
                                hint="ask the IdP administrator to release it, e.g. the user's email address")
         duration = self.role["duration"]
         if assertion.session_duration and assertion.session_duration < duration:
-            log.debug("the assertion's SessionDuration %d caps the role's duration %d", assertion.session_duration,
-                      duration)
-            duration = assertion.session_duration
+            # STS takes 900 s at the least: a shorter SessionDuration (AWS documents 900-43200) would make
+            # every call fail with a ValidationError, so it caps at that floor
+            capped = max(assertion.session_duration, MIN_STS_DURATION)
+            log.debug("the assertion's SessionDuration %d caps the role's duration %d at %d",
+                      assertion.session_duration, duration, capped)
+            duration = min(duration, capped)
         client = sts.client(self.region, self.endpoint_url, None)
         context = f"{assertion.session_name} from {assertion.issuer}"
-        response, sent_at = sts.call(client, "AssumeRoleWithSAML", context, RoleArn=arn,
-                                     PrincipalArn=assertion.provider_for(arn), SAMLAssertion=assertion.encoded,
-                                     DurationSeconds=duration)
+        try:
+            response, sent_at = sts.call(client, "AssumeRoleWithSAML", context, RoleArn=arn,
+                                         PrincipalArn=assertion.provider_for(arn), SAMLAssertion=assertion.encoded,
+                                         DurationSeconds=duration)
+        except AuthenticationFailed:
+            # STS refused the assertion itself (expired by its clock, signature, already used): keeping
+            # it would fail every refresh until its NotOnOrAfter; the next run signs on again
+            self.session.forget_if(assertion)
+            raise
         return sts.credentials_from_response(response, sent_at)
 

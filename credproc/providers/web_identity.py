@@ -198,12 +198,7 @@ class WebIdentityProvider:
         who = f"{idp['issuer']} gives {claims.get('sub')}"
         if not roles:
             raise ConfigError(f"{who} no roles in the {idp['roles_claim']!r} claim and [role.{self.role['name']}] has no arn")
-        if len(roles) == 1:
-            return roles[0]
-        remembered = rolechoice.remembered(self.ctx, self.role["name"], idp["name"])
-        if remembered in roles:
-            return remembered
-        return rolechoice.choose(self.ctx, self.role["name"], idp["name"], roles, who)
+        return rolechoice.pick(self.ctx, self.role["name"], idp["name"], roles, who)
 
     def retrieve(self):
         token, claims = self.session.id_token()

@@ -117,6 +117,22 @@ def test_ecp_to_a_role_for_the_aws_cli(sandbox, idp, sts, moto_server, password_
     assert idp.sign_ons() == 1 and runs() == 1
 
 
+def test_boto3_and_terraform_use_the_role_from_one_sign_on(sandbox, idp, sts, moto_server, password_command, tmp_path):
+    from tests.integration.test_consumers import require
+    from tests.peers import consumers
+
+    command, runs = password_command
+    sandbox.write_config(config(sts.url, idp.initiated_url(), flow="form", password_command=command("bob")))
+    sandbox.add_aws_profile("admin", "admin", moto_server.url)
+    expected = f"arn:aws:sts::{ACCOUNT}:assumed-role/Admin/bob@example.com"
+    assert consumers.boto3_caller_arn(sandbox.env, "admin") == expected
+    require(consumers.terraform_available)
+    assert consumers.terraform_caller_arn(sandbox.env, "admin", moto_server.url, str(tmp_path / "tf"),
+                                          skip_credentials_validation=True, skip_requesting_account_id=True) == expected
+    # boto3 once and Terraform twice ran credproc: one sign-on, one AssumeRoleWithSAML, the rest from the cache
+    assert idp.sign_ons() == 1 and runs() == 1 and len(sts.saml_calls()) == 1
+
+
 def test_form_flow_with_the_provider_arn_first_and_no_arn_configured(sandbox, idp, sts, moto_server, password_command,
                                                                      tmp_path):
     command, _ = password_command

@@ -38,3 +38,23 @@ def stop_process(proc, grace=5):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def forward(handler, upstream, body, method="POST"):
+    """Relay the request a http.server handler is serving to `upstream` (a base URL; the handler's
+    path is appended) with `body`, and write the upstream's answer back: the reverse proxies that
+    record what credproc sent (tests/peers/saml_sts.py, saml_idp.py HeaderRecorder)."""
+    headers = {k: v for k, v in handler.headers.items() if k.lower() not in ("host", "content-length", "connection")}
+    req = urllib.request.Request(upstream + handler.path, data=body, method=method, headers=headers)
+    try:
+        resp = urllib.request.urlopen(req, timeout=30)
+        status, rheaders, rbody = resp.status, resp.headers, resp.read()
+    except urllib.error.HTTPError as e:
+        status, rheaders, rbody = e.code, e.headers, e.read()
+    handler.send_response(status)
+    for k, v in rheaders.items():
+        if k.lower() not in ("content-length", "connection", "transfer-encoding", "server", "date"):
+            handler.send_header(k, v)
+    handler.send_header("Content-Length", str(len(rbody)))
+    handler.end_headers()
+    handler.wfile.write(rbody)

@@ -19,10 +19,9 @@ import subprocess
 import tempfile
 import time
 import urllib.parse
-import urllib.error
 import urllib.request
 
-from .net import free_port, stop_process
+from .net import forward, free_port, stop_process
 
 SSP_WWW = "/usr/share/simplesamlphp/www"
 AWS_SP = "urn:amazon:webservices"
@@ -258,20 +257,7 @@ class HeaderRecorder:
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 recorder.requests.append((self.command, self.path, dict(self.headers.items())))
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length", "connection")}
-                req = urllib.request.Request(recorder.upstream + self.path, data=body, method="POST", headers=headers)
-                try:
-                    resp = urllib.request.urlopen(req, timeout=30)
-                    status, rheaders, rbody = resp.status, resp.headers, resp.read()
-                except urllib.error.HTTPError as e:
-                    status, rheaders, rbody = e.code, e.headers, e.read()
-                self.send_response(status)
-                for k, v in rheaders.items():
-                    if k.lower() not in ("content-length", "connection", "transfer-encoding", "server", "date"):
-                        self.send_header(k, v)
-                self.send_header("Content-Length", str(len(rbody)))
-                self.end_headers()
-                self.wfile.write(rbody)
+                forward(self, recorder.upstream, body)
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True

@@ -12,9 +12,9 @@ import base64
 import http.server
 import re
 import threading
-import urllib.error
 import urllib.parse
-import urllib.request
+
+from .net import forward
 
 ROLE_ATTR = "https://aws.amazon.com/SAML/Attributes/Role"
 
@@ -53,20 +53,7 @@ class SamlStsProxy:
                     xml = base64.b64decode(params["SAMLAssertion"]).decode()
                     params["SAMLAssertion"] = base64.b64encode(narrow_roles(xml, params.get("RoleArn", "")).encode()).decode()
                     body = urllib.parse.urlencode(params).encode()
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length", "connection")}
-                req = urllib.request.Request(proxy.upstream + self.path, data=body, method="POST", headers=headers)
-                try:
-                    resp = urllib.request.urlopen(req, timeout=30)
-                    status, rheaders, rbody = resp.status, resp.headers, resp.read()
-                except urllib.error.HTTPError as e:
-                    status, rheaders, rbody = e.code, e.headers, e.read()
-                self.send_response(status)
-                for k, v in rheaders.items():
-                    if k.lower() not in ("content-length", "connection", "transfer-encoding", "server", "date"):
-                        self.send_header(k, v)
-                self.send_header("Content-Length", str(len(rbody)))
-                self.end_headers()
-                self.wfile.write(rbody)
+                forward(self, proxy.upstream, body)
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
