@@ -43,10 +43,15 @@ def load_config(args):
     return config_mod.load(paths.config_file(getattr(args, "config", None)))
 
 
-def store():
+def store(cfg=None):
+    """The cache. With the config, its key follows [settings] cache_key (and is converted when the
+    setting changed); without, the key file is used in whichever form it is (read/delete only)."""
     from .store import EncryptedFileCache
 
-    return EncryptedFileCache(paths.cache_dir(), paths.key_file())
+    if cfg is None:
+        return EncryptedFileCache(paths.cache_dir(), paths.key_file())
+    return EncryptedFileCache(paths.cache_dir(), paths.key_file(), key_mode=cfg.settings.get("cache_key") or "file",
+                              key_fallback=cfg.settings.get("cache_key_fallback") or "none")
 
 
 def context(args, interactive=True, force=False, lock_wait=None, role=None, cfg=None):
@@ -63,7 +68,7 @@ def context(args, interactive=True, force=False, lock_wait=None, role=None, cfg=
 
         gui = detect(command)
     terminal = Terminal(command, interactive=interactive, gui=gui)
-    return Context(cfg, store(), terminal, force=force, lock_wait=lock_wait or LOCK_WAIT)
+    return Context(cfg, store(cfg), terminal, force=force, lock_wait=lock_wait or LOCK_WAIT)
 
 
 def role_credentials(args, role=None, **context_kwargs):

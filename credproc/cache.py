@@ -88,20 +88,29 @@ class Entry:
         return self.written_at - CLOCK_SLACK <= now < self.refresh_at
 
 
-def read_key(path):
-    """The cache key, or None if there is none yet. Raises PermissionError-like OSError subclasses
-    unchanged; refuses (ValueError) a key that others can read or that is not ours."""
+def read_key_file(path):
+    """The key file's bytes: a plain key (KEY_BYTES) or a keyring-wrapped one (keywrap.py). Raises
+    OSError subclasses unchanged; refuses (ValueError) a file that others can read or that is not
+    ours."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     try:
         st = os.fstat(fd)
         if os.name == "posix" and (st.st_mode & 0o077 or st.st_uid != os.getuid()):
             raise ValueError(f"{path} must be owned by you and not readable by group or others (chmod 600 '{path}')")
-        key = os.read(fd, KEY_BYTES + 1)
+        return os.read(fd, 129)
     finally:
         os.close(fd)
+
+
+def check_key(path, key):
     if len(key) != KEY_BYTES:
         raise ValueError(f"{path} is not a credproc key ({len(key)} bytes); delete it to start a new cache")
     return key
+
+
+def read_key(path):
+    """The plain cache key (see read_key_file)."""
+    return check_key(path, read_key_file(path))
 
 
 def decrypt(key, identity, blob):

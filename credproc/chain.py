@@ -5,7 +5,6 @@ from .config import default_session_name
 from .providers.assume_role import AssumeRoleProvider
 from .providers.cached import CachedProvider
 from .providers.session_token import SessionTokenProvider
-from .providers.static_keys import StaticKeysProvider
 
 
 def role_identity(name):
@@ -34,7 +33,9 @@ def build(ctx, role_name):
 def _idp_chain(ctx, idp, role, session_name, region, endpoint):
     cfg = ctx.config
     if idp["type"] == "iam":
-        keys = StaticKeysProvider(idp["profile"], idp["name"])
+        from .keysource import provider_for
+
+        keys = provider_for(idp)  # reads nothing until STS must be called with the keys
         if idp.get("mfa_serial") or not role.get("arn"):
             # The MFA session belongs to the identity source, not the role: cached on its own so
             # every role over this idp shares one MFA prompt. It uses the idp's region/endpoint
@@ -47,8 +48,8 @@ def _idp_chain(ctx, idp, role, session_name, region, endpoint):
             if not role.get("arn"):
                 return session
             return AssumeRoleProvider(session, role, session_name, region, endpoint,
-                                      f"the session of profile {idp['profile']}")
-        return AssumeRoleProvider(keys, role, session_name, region, endpoint, f"profile {idp['profile']}")
+                                      f"the session of {keys.describe()}")
+        return AssumeRoleProvider(keys, role, session_name, region, endpoint, keys.describe())
     if idp["type"] == "cas":
         from .providers.cas import CasProvider
 

@@ -126,6 +126,16 @@ def _str_list(v):
     return None if all(isinstance(x, str) for x in v) else "must be a list of strings"
 
 
+# Keys added after the fingerprint format was fixed: at these values they are left out, so a
+# config that does not use them keeps the fingerprints (and the cached sessions) it had.
+# iam_endpoint_url never shapes credentials (only `credproc keys rotate` uses it).
+_UNFINGERPRINTED = {"keys": "profile", "keys_command": None, "iam_endpoint_url": _MISSING}
+
+
+def _fingerprinted(idp):
+    return {k: v for k, v in idp.items() if k not in _UNFINGERPRINTED or _UNFINGERPRINTED[k] not in (v, _MISSING)}
+
+
 class Config:
     def __init__(self, path, raw_bytes, settings, idps, roles):
         self.path = path
@@ -156,12 +166,12 @@ class Config:
         other settings is not served."""
         chain = self.chain_of(name)
         material = {"settings": {k: self.settings.get(k) for k in ("region", "sts_endpoint_url")},
-                    "chain": chain, "idp": self.idps[chain[-1]["idp"]]}
+                    "chain": chain, "idp": _fingerprinted(self.idps[chain[-1]["idp"]])}
         return digest(json.dumps(material, sort_keys=True, default=str).encode())
 
     def idp_fingerprint(self, idp_name):
         material = {"settings": {k: self.settings.get(k) for k in ("region", "sts_endpoint_url")},
-                    "idp": self.idps[idp_name]}
+                    "idp": _fingerprinted(self.idps[idp_name])}
         return digest(json.dumps(material, sort_keys=True, default=str).encode())
 
     def region_for(self, role):
@@ -172,14 +182,31 @@ class Config:
 
 
 IDP_KEYS = {
-    "iam": {"type", "profile", "mfa_serial", "mfa_command", "session_duration"},
+    "iam": {"type", "profile", "keys", "keys_command", "iam_endpoint_url", "mfa_serial", "mfa_command", "session_duration"},
     "cas": {"type", "url", "username", "password_command", "mfa", "ca_bundle", "timeout"},
     "oidc": {"type", "issuer", "client_id", "client_secret", "scopes", "flow", "roles_claim", "session_name_claim",
              "open_browser", "redirect_path", "username", "password_command", "ca_bundle", "timeout"},
 }
 ROLE_KEYS = {"idp", "source_role", "arn", "duration", "session_name", "external_id", "source_identity",
              "tags", "transitive_tag_keys", "policy_arns", "region", "sts_endpoint_url"}
-SETTINGS_KEYS = {"region", "sts_endpoint_url", "refresh_margin", "prompt", "federation_url"}
+SETTINGS_KEYS = {"region", "sts_endpoint_url", "refresh_margin", "prompt", "federation_url", "cache_key",
+                 "cache_key_fallback"}
+
+
+def _check_iam_keys(c, idp, table, where):
+    """Where the IAM user's keys come from (see keysource.py): keys = "profile" with profile,
+    keys = "keyring", or keys_command."""
+    idp["keys_command"] = c.get(table, "keys_command", where, str,
+                                check=lambda v: None if v.strip() else "must not be empty")
+    idp["keys"] = c.get(table, "keys", where, str, default="profile", choices=["profile", "keyring"])
+    if idp["keys_command"] and "keys" in table:
+        c.add(f"{where}.keys", "set either keys or keys_command, not both")
+    by_profile = idp["keys"] == "profile" and not idp["keys_command"]
+    idp["profile"] = c.get(table, "profile", where, str, required=by_profile,
+                           hint=" (the AWS profile in ~/.aws/credentials holding the long-lived keys)")
+    if not by_profile and "profile" in table:
+        c.add(f"{where}.profile", "has no effect unless keys = \"profile\" (remove it)")
+    idp["iam_endpoint_url"] = c.get(table, "iam_endpoint_url", where, str, check=_secure_url)
 
 
 def _check_idp(c, name, table, where):
@@ -189,8 +216,7 @@ def _check_idp(c, name, table, where):
         return idp
     c.unknown(table, IDP_KEYS[kind], where)
     if kind == "iam":
-        idp["profile"] = c.get(table, "profile", where, str, required=True,
-                               hint=" (the AWS profile in ~/.aws/credentials holding the long-lived keys)")
+        _check_iam_keys(c, idp, table, where)
         idp["mfa_serial"] = c.get(table, "mfa_serial", where, str, check=_match(MFA_SERIAL_RE, "an MFA device ARN or serial"))
         idp["mfa_command"] = c.get(table, "mfa_command", where, str)
         idp["session_duration"] = c.get(table, "session_duration", where, int, default=43200,
@@ -289,7 +315,12 @@ def parse(path, raw_bytes):
                                 check=_range(0, 12 * 3600)),
         "prompt": c.get(raw_settings, "prompt", "settings", str, default="terminal", choices=["terminal", "gui"]),
         "federation_url": c.get(raw_settings, "federation_url", "settings", str, check=_secure_url),
+        "cache_key": c.get(raw_settings, "cache_key", "settings", str, default="file", choices=["file", "keyring"]),
+        "cache_key_fallback": c.get(raw_settings, "cache_key_fallback", "settings", str, default="none",
+                                    choices=["none", "file"]),
     }
+    if settings["cache_key"] == "file" and "cache_key_fallback" in raw_settings:
+        c.add("settings.cache_key_fallback", "has no effect unless cache_key = \"keyring\" (remove it)")
     idps = {name: _check_idp(c, name, table, where) for name, table, where in _named_tables(c, data, "idp")}
     roles = {name: _check_role(c, name, table, where, idps) for name, table, where in _named_tables(c, data, "role")}
     ignored = {

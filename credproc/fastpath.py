@@ -47,7 +47,13 @@ def try_serve(argv):
     role, config = parsed
     identity = "role:" + role
     try:
-        key = cache.read_key(paths.key_file())
+        key = cache.read_key_file(paths.key_file())
+        if len(key) != cache.KEY_BYTES:  # cache_key = "keyring": unwrapped by the kernel keyring, or not here
+            from .keywrap import unwrap_fast
+
+            key = unwrap_fast(key)
+            if key is None:
+                return False
         blob = cache.read_file(os.path.join(paths.cache_dir(), cache.entry_filename(key, identity)))
         entry = cache.decrypt(key, identity, blob)
         if not entry.fresh(cache.now()):

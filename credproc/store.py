@@ -63,36 +63,135 @@ def atomic_write(path, data, mode=0o600, before_replace=None):
 
 
 class EncryptedFileCache:
-    def __init__(self, cache_dir, key_path):
+    """key_mode: [settings] cache_key ("file" or "keyring"; a key file in the other form is replaced,
+    starting a new cache), or None to use the key file in whichever form it is (commands that only
+    read or delete entries). key_fallback "file": with cache_key = "keyring" and no keyring here,
+    use a plain key in FALLBACK_KEY beside the key file (a separate cache)."""
+
+    FALLBACK_KEY = "cache-fallback.key"
+
+    def __init__(self, cache_dir, key_path, key_mode=None, key_fallback="none"):
         self.cache_dir = cache_dir
         self.key_path = key_path
+        self.key_mode = key_mode
+        self.key_fallback = key_fallback
         self._key = None
 
     # -- the key ---------------------------------------------------------------------------
     def key(self, create=True):
         if self._key is None:
             try:
-                self._key = cache.read_key(self.key_path)
-            except FileNotFoundError:
-                if not create:
-                    return None
-                self._key = self._create_key()
+                self._key = self._load_key(create)
             except ValueError as e:
                 raise LocalFileError(str(e)) from None
             except OSError as e:
                 raise LocalFileError(f"cannot read the cache key {self.key_path}: {e.strerror}") from None
         return self._key
 
-    def _create_key(self):
+    def _load_key(self, create):
+        if self.key_mode != "keyring":
+            return self._plain_key(self.key_path, create)
+        from .errors import KeyringUnavailable
+
+        try:
+            return self._keyring_key(create)
+        except KeyringUnavailable as e:
+            if self.key_fallback != "file":
+                raise
+            log.debug("%s; using the fallback cache key (cache_key_fallback = \"file\")", e.message)
+            return self._plain_key(os.path.join(os.path.dirname(self.key_path), self.FALLBACK_KEY), create)
+
+    def _plain_key(self, path, create):
+        from . import keywrap
+
+        try:
+            blob = cache.read_key_file(path)
+        except FileNotFoundError:
+            return self._create_key(path) if create else None
+        if not keywrap.is_wrapped(blob):
+            return cache.check_key(path, blob)
+        if self.key_mode is None:
+            try:
+                return keywrap.unwrap(blob)
+            except keywrap.WrapLost as e:
+                log.debug("cache key unusable (%s)", e)
+                return None
+        # cache_key = "file" now: the wrapped key gives way to a plain one (and a new cache)
+        return self._replace_key(path, blob, wrapped=False) if create else None
+
+    def _keyring_key(self, create):
+        from . import keywrap
+
+        try:
+            blob = cache.read_key_file(self.key_path)
+        except FileNotFoundError:
+            blob = None
+        if blob is not None and keywrap.is_wrapped(blob):
+            try:
+                return keywrap.unwrap(blob)
+            except keywrap.WrapLost as e:
+                log.debug("%s: starting a new cache under a new key", e)
+        elif blob is not None:
+            cache.check_key(self.key_path, blob)  # a plain key: cache_key was "file" until now
+        if not create:
+            return None
+        return self._replace_key(self.key_path, blob, wrapped=True)
+
+    def _replace_key(self, path, seen, wrapped):
+        """A new key (wrapped or plain) at `path`, unless another process already replaced `seen`.
+        Entries under the old key are deleted: that key may survive in backups."""
+        from . import keywrap
+
+        ensure_private_dir(os.path.dirname(path))
+        with FileLock(path + ".lock", "the cache key") as lock:
+            lock.acquire(time.monotonic() + 10)
+            try:
+                current = cache.read_key_file(path)
+            except FileNotFoundError:
+                current = None
+            if current != seen and current is not None and keywrap.is_wrapped(current) == wrapped:
+                return keywrap.unwrap(current) if wrapped else cache.check_key(path, current)
+            if wrapped:
+                key, data = keywrap.wrap_new()
+            else:
+                key = data = os.urandom(cache.KEY_BYTES)
+            try:
+                atomic_write(path, data)
+            except OSError as e:
+                raise LocalFileError(f"cannot write the cache key {path}: {e.strerror}") from None
+            if wrapped:
+                keywrap.remember(data, key)
+            if current is not None:
+                if keywrap.is_wrapped(current):
+                    keywrap.forget(current)
+                self._wipe_entries()
+            log.debug("new %s cache key at %s", "keyring-wrapped" if wrapped else "plain", path)
+            return key
+
+    def _wipe_entries(self):
+        try:
+            names = os.listdir(self.cache_dir)
+        except OSError:
+            return
+        for name in names:
+            if len(name) == 40 and all(c in "0123456789abcdef" for c in name):
+                try:
+                    os.unlink(os.path.join(self.cache_dir, name))
+                except OSError:
+                    pass
+
+    def _create_key(self, path=None):
         """Atomically: the full key is written to a private temp file, then linked into place;
         if another process won the race, its key is used."""
-        directory = os.path.dirname(self.key_path)
+        path = path or self.key_path
+        directory = os.path.dirname(path)
         ensure_private_dir(directory)
-        with FileLock(self.key_path + ".lock", "the cache key") as lock:
+        with FileLock(path + ".lock", "the cache key") as lock:
             lock.acquire(time.monotonic() + 10)
-            return self._create_key_locked(directory)
+            return self._create_key_locked(directory, path)
 
-    def _create_key_locked(self, directory):
+    def _create_key_locked(self, directory, path=None):
+        path = path or self.key_path
         tmp = os.path.join(directory, f"{_TMP_PREFIX}key-{os.getpid()}-{os.urandom(4).hex()}")
         key = os.urandom(cache.KEY_BYTES)
         try:
@@ -103,20 +202,20 @@ class EncryptedFileCache:
             finally:
                 os.close(fd)
             try:
-                os.link(tmp, self.key_path)
+                os.link(tmp, path)
             except FileExistsError:
                 log.debug("another process created the cache key first; using it")
-                return cache.read_key(self.key_path)
+                return cache.read_key(path)
             except OSError:  # no hard links (some network or FAT file systems)
-                if os.path.exists(self.key_path):
-                    return cache.read_key(self.key_path)
-                os.replace(tmp, self.key_path)
-            log.debug("created a new cache key at %s", self.key_path)
+                if os.path.exists(path):
+                    return cache.read_key(path)
+                os.replace(tmp, path)
+            log.debug("created a new cache key at %s", path)
             return key
         except ValueError as e:
             raise LocalFileError(str(e)) from None
         except OSError as e:
-            raise LocalFileError(f"cannot create the cache key {self.key_path}: {e.strerror}") from None
+            raise LocalFileError(f"cannot create the cache key {path}: {e.strerror}") from None
         finally:
             try:
                 os.unlink(tmp)
