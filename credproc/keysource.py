@@ -121,3 +121,32 @@ def where(idp):
             prog = "?"
         return f"a password manager (keys_command: {prog})"
     return f"profile {idp['profile']!r} of the shared AWS files (plain text)"
+
+
+def doctor_check(idp):
+    """(status, what, problem, fix) for `credproc doctor`: where the keys live, and whether they can
+    be read there. Plain-text keys are a warning naming the command that moves them. A keys_command
+    is not run (it may ask for a fingerprint or a master password): only found on PATH."""
+    import shutil
+    import shlex
+
+    from .errors import CredprocError
+
+    name, m = idp["name"], mode(idp)
+    if m == "command":
+        try:
+            prog = shlex.split(idp["keys_command"])[0]
+        except (ValueError, IndexError):
+            return "fail", f"idp {name}: keys_command", "cannot be parsed", "fix the quoting"
+        if not shutil.which(prog):
+            return "fail", f"idp {name}: keys_command", f"{prog} not found", "install it, or use its absolute path"
+        return "ok", f"idp {name}: keys from a password manager ({prog}; not run by doctor)", None, None
+    try:
+        provider_for(idp).retrieve()  # reads the keys; never shown
+    except CredprocError as e:
+        return "fail", f"idp {name}: keys in {where(idp)}", e.message, e.hint
+    if m == "keyring":
+        return "ok", f"idp {name}: keys in the OS keyring ({oskeyring.name()})", None, None
+    return ("warn", f"idp {name}: keys in plain text in profile {idp['profile']}",
+            "anyone with a copy of your home directory (a backup, a synced folder) can use them",
+            f"move them to the OS keyring: credproc keys import --idp {name} --from-profile {idp['profile']}")

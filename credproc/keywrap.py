@@ -118,3 +118,33 @@ def forget(blob):
     from . import kernkey
 
     kernkey.remove(kernel_description(blob))
+
+
+def doctor_check(cfg):
+    """(status, what, problem, fix) for `credproc doctor` with cache_key = "keyring"."""
+    from . import cache, kernkey, oskeyring, paths
+    from .errors import CredprocError
+
+    path = paths.key_file()
+    fast = "kept in the kernel keyring between hits" if kernkey.available() else \
+        "no kernel keyring here: every cache hit asks the OS keyring"
+    try:
+        blob = cache.read_key_file(path)
+    except FileNotFoundError:
+        blob = None
+    except (OSError, ValueError) as e:
+        return "fail", f"cache key {path}", str(e), None
+    if blob is not None and not is_wrapped(blob):
+        return ("warn", f"cache key {path}", "is a plain key (cache_key was \"file\")",
+                "it is replaced by a keyring-wrapped one at the next refresh (run credproc login --role NAME)")
+    try:
+        name = oskeyring.name()
+        if blob is not None:
+            unwrap(blob)
+    except WrapLost as e:
+        return "warn", f"cache key {path}", f"{e}: the next refresh starts a new cache", None
+    except CredprocError as e:
+        fallback = cfg.settings.get("cache_key_fallback") == "file"
+        return ("warn" if fallback else "fail", f"cache key wrapped by the OS keyring", e.message,
+                "cache_key_fallback = \"file\" is in use here" if fallback else e.hint)
+    return "ok", f"cache key wrapped by the OS keyring ({name}; {fast})", None, None

@@ -120,7 +120,8 @@ def config_checks(cfg):
     from ..chain import build
     from ..context import Context
     from ..prompt import Terminal
-    from ..providers.static_keys import StaticKeysProvider
+    from .. import keywrap
+    from ..keysource import doctor_check
 
     if not cfg.roles:
         yield fail("roles", f"{cfg.path} configures none", "add a [role.NAME] table")
@@ -137,11 +138,9 @@ def config_checks(cfg):
     for name, idp in cfg.idps.items():
         if idp["type"] != "iam":
             continue
-        try:
-            StaticKeysProvider(idp["profile"], name).retrieve()  # reads the keys; never shown
-            yield ok(f"idp {name}: profile {idp['profile']} holds access keys")
-        except CredprocError as e:
-            yield fail(f"idp {name}: profile {idp['profile']}", e.message, e.hint)
+        yield Check(*doctor_check(idp))
+    if cfg.settings.get("cache_key") == "keyring":
+        yield Check(*keywrap.doctor_check(cfg))
 
 
 # -- files and permissions ------------------------------------------------------------------------------

@@ -167,7 +167,7 @@ def _rotate(args, cfg, idp, terminal):
         signer = _mfa_session(ctx, idp, source).retrieve()
         context = f"the MFA session of idp {idp['name']}"
     iam = BotoIam(iam_client(signer, idp.get("iam_endpoint_url"), cfg.settings.get("region") or "us-east-1"), context)
-    rotation = Rotation(iam, lambda c: _verify(cfg, c, "the new key" if c is not current else context),
+    rotation = Rotation(iam, lambda c: _verify(cfg, c, "the new key" if c is not current else source.describe()),
                         lambda c: keysource.store_in_keyring(idp["name"], c), print)
     new = rotation.run(current)
     if idp.get("mfa_serial"):

@@ -15,6 +15,29 @@ import subprocess
 import time
 
 PASSWORD = b"credproc-test-keyring"
+BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:dir={runtime}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"""
+
+
+def _stop(p):
+    if p.poll() is None:
+        p.terminate()
+        try:
+            p.wait(5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(5)
 TOOLS = ("dbus-daemon", "gnome-keyring-daemon", "secret-tool")
 
 
@@ -46,27 +69,41 @@ class SecretService:
             "LANG": "C.UTF-8",
         }
         os.makedirs(self.env["HOME"])
+        # A bus with no service directories: nothing is started on demand (a stopped keyring stays
+        # stopped, and no daemon we did not start can appear).
+        bus_config = os.path.join(root, "bus.conf")
+        with open(bus_config, "w") as f:
+            f.write(BUS_CONFIG.format(runtime=runtime))
         try:
-            bus = subprocess.Popen(["dbus-daemon", "--session", "--nofork", "--print-address=1"], env=self.env,
-                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
+            bus = subprocess.Popen(["dbus-daemon", f"--config-file={bus_config}", "--nofork", "--print-address=1"],
+                                   env=self.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                   start_new_session=True)
             self.procs.append(bus)
             address = bus.stdout.readline().decode().strip()
             if not address:
                 raise RuntimeError("dbus-daemon printed no address")
             self.env["DBUS_SESSION_BUS_ADDRESS"] = address
-            # --unlock reads the login keyring's password on stdin and creates that keyring, unlocked,
-            # as the default collection (where libsecret and the keyring library store items)
-            daemon = subprocess.Popen(["gnome-keyring-daemon", "--unlock", "--components=secrets", "--foreground"],
-                                      env=self.env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL, start_new_session=True)
-            self.procs.append(daemon)
-            daemon.stdin.write(PASSWORD)
-            daemon.stdin.close()
-            self._wait_ready()
+            self.start_daemon()
         except BaseException:
             self.stop()
             raise
         return self
+
+    def start_daemon(self):
+        """gnome-keyring-daemon: --unlock reads the login keyring's password on stdin and creates
+        (or unlocks) that keyring as the default collection, where libsecret and keyring store items."""
+        self.daemon = subprocess.Popen(["gnome-keyring-daemon", "--unlock", "--components=secrets", "--foreground"],
+                                       env=self.env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL, start_new_session=True)
+        self.procs.append(self.daemon)
+        self.daemon.stdin.write(PASSWORD)
+        self.daemon.stdin.close()
+        self._wait_ready()
+
+    def stop_daemon(self):
+        """Stop the keyring daemon only (the bus stays): the Secret Service is gone."""
+        _stop(self.daemon)
+        self.procs.remove(self.daemon)
 
     def _wait_ready(self, timeout=15):
         """Until a secret stored with secret-tool reads back (the login collection exists)."""
@@ -111,13 +148,7 @@ class SecretService:
 
     def stop(self):
         for p in reversed(self.procs):
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(5)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait(5)
+            _stop(p)
         self.procs = []
 
     def __exit__(self, *exc):
