@@ -163,7 +163,9 @@ def _rotate(args, cfg, idp, terminal):
     current = source.retrieve()
     signer, context = current, f"{source.describe()} ({mask(current.access_key_id)})"
     if idp.get("mfa_serial"):
-        ctx = app.context(args, cfg=cfg, role=None)
+        from ..context import Context
+
+        ctx = Context(cfg, app.store(cfg), terminal)  # prompts (if any) name `credproc keys rotate` as the fix
         signer = _mfa_session(ctx, idp, source).retrieve()
         context = f"the MFA session of idp {idp['name']}"
     iam = BotoIam(iam_client(signer, idp.get("iam_endpoint_url"), cfg.settings.get("region") or "us-east-1"), context)

@@ -330,3 +330,29 @@ def test_doctor_says_where_the_keys_live(ks, moto_auth):
     assert r.returncode == 0, r.stderr.decode()
     out = ks.run("doctor").stdout.decode()
     assert "✓ idp corp: keys in the OS keyring (" in out and secret not in out
+
+
+def test_rotate_goes_through_the_mfa_session_when_the_idp_has_mfa_serial(ks, moto_server, sts, mfa_counter):
+    # moto in auth mode cannot issue usable GetSessionToken keys (test-peers.md), so this one runs in
+    # no-auth mode and checks *who signed* each IAM call at the proxy
+    import uuid
+
+    name = f"mfa-{uuid.uuid4().hex[:8]}"
+    admin = boto3.client("iam", endpoint_url=moto_server.url, region_name="us-east-1", aws_access_key_id="AKIDADMIN",
+                         aws_secret_access_key="x")
+    admin.create_user(UserName=name)
+    k = admin.create_access_key(UserName=name)["AccessKey"]
+    signers = []
+    sts.fail = lambda action, params, signer: signers.append((action, signer))
+    ks.ss.store("corp", json.dumps({"AccessKeyId": k["AccessKeyId"], "SecretAccessKey": k["SecretAccessKey"]}))
+    cmd, count = mfa_counter
+    ks.write_config(config(sts.url, "arn:aws:iam::123456789012:role/Deploy", keys='keys = "keyring"').replace(
+        'iam_endpoint_url', f'mfa_serial = "arn:aws:iam::123456789012:mfa/{name}"\nmfa_command = "{cmd}"\niam_endpoint_url'))
+    r = ks.run("keys", "rotate", "--idp", "corp")
+    assert r.returncode == 0, r.stdout.decode() + r.stderr.decode()
+    assert count() == 1 and sts.count("GetSessionToken") == 1
+    iam_signers = {s for a, s in signers if a in ("ListAccessKeys", "CreateAccessKey", "DeleteAccessKey")}
+    assert len(iam_signers) == 1 and iam_signers != {k["AccessKeyId"]}  # the session's key, not the user's
+    new = keyring_item(ks)
+    keys = [m["AccessKeyId"] for m in admin.list_access_keys(UserName=name)["AccessKeyMetadata"]]
+    assert keys == [new["AccessKeyId"]] and new["AccessKeyId"] != k["AccessKeyId"]
