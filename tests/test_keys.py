@@ -389,3 +389,48 @@ def test_service_error_is_not_swallowed_by_rotation_undo():
     with pytest.raises(ServiceError, match="rotation undone"):
         rotation.run(Credentials("AKIAOLDOLDOLDOLD0001", "old-secret"))
     assert list(iam.keys) == ["AKIAOLDOLDOLDOLD0001"]
+
+
+# -- the hit path with a wrapped key -------------------------------------------------------------------
+def need_kernel_keyring():
+    """The kernel keyring is a peer like the others: a skip here, a failure on CI."""
+    if not kernkey.available():
+        reason = "keyctl is not available here (not Linux, or blocked by a seccomp filter)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+def test_a_cache_hit_with_a_wrapped_key_imports_no_keyring_library(kr, tmp_path, monkeypatch):
+    """The wrapped key is unwrapped from the kernel keyring: no keyring, D-Bus or JSON on the hit path."""
+    import subprocess
+
+    need_kernel_keyring()
+
+    from credproc import paths
+
+    for var, sub in (("XDG_CACHE_HOME", "c"), ("XDG_DATA_HOME", "d"), ("XDG_CONFIG_HOME", "g")):
+        monkeypatch.setenv(var, str(tmp_path / sub))
+    monkeypatch.delenv("CREDPROC_DEBUG", raising=False)
+    cfg = tmp_path / "credproc.toml"
+    cfg.write_bytes(b"[role.admin]\n")
+    monkeypatch.setenv("CREDPROC_CONFIG", str(cfg))
+    store = EncryptedFileCache(paths.cache_dir(), paths.key_file(), key_mode="keyring")
+    now = cache.now()
+    store.put("role:admin", cache.Entry(now + 3600, now + 600, cache.digest(b"[role.admin]\n"), "fp", b'{"Version":1}\n'))
+    blob = open(paths.key_file(), "rb").read()
+    try:
+        code = ("import sys; from credproc._entry import main; rc = main(['--role', 'admin']); "
+                "heavy = [m for m in ('json', 'argparse', 'keyring', 'secretstorage', 'jeepney', 'boto3', "
+                "'credproc.oskeyring', 'credproc.cli', 'credproc.config') if m in sys.modules]; "
+                "sys.stderr.write(repr((rc, heavy)))")
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, env=os.environ.copy())
+        assert r.stdout == b'{"Version":1}\n', r.stderr
+        assert r.stderr.decode() == "(0, [])"
+        kernkey.remove(keywrap.kernel_description(blob))  # without the kernel's copy: the full path decides
+        r = subprocess.run([sys.executable, "-c", "import sys; from credproc import fastpath; "
+                            "sys.exit(0 if fastpath.try_serve(['--role', 'admin']) is False else 1)"],
+                           capture_output=True, env=os.environ.copy())
+        assert r.returncode == 0 and r.stdout == b""
+    finally:
+        kernkey.remove(keywrap.kernel_description(blob))
