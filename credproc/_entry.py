@@ -2,9 +2,11 @@
 
 import sys
 
+# errors.OutputClosed.exit_code (not imported here: this module is on the cache-hit path)
+OUTPUT_CLOSED = 141
 
-def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
+
+def _run(argv):
     from . import fastpath
 
     if fastpath.try_serve(argv):
@@ -12,6 +14,35 @@ def main(argv=None):
     from .cli import main as cli_main
 
     return cli_main(argv)
+
+
+def _output_closed():
+    """stdout's reader went away (`| head`, or an SDK that killed its credential_process): exit quietly.
+    Point stdout at /dev/null so the interpreter's final flush has nowhere to fail either."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return OUTPUT_CLOSED
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        code = _run(argv)
+        sys.stdout.flush()
+    except SystemExit:  # argparse's --help, --version and usage errors
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            return _output_closed()
+        raise
+    except BrokenPipeError:
+        return _output_closed()
+    return code
 
 
 if __name__ == "__main__":

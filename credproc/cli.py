@@ -25,6 +25,16 @@ exit codes:
 """ + "\n".join(f"  {code:<4}{text}" for code, text in EXIT_CODES)
 
 
+def installed_version():
+    """The version pip/pipx installed (package metadata); the source's own when run from a checkout."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("credproc")
+    except metadata.PackageNotFoundError:
+        return f"{__version__} (not installed)"
+
+
 def _common(parser, suppress):
     default = argparse.SUPPRESS if suppress else None
     parser.add_argument("--config", metavar="PATH", default=default,
@@ -39,7 +49,8 @@ def build_parser():
         description="An AWS credential_process helper: prints credentials for a configured role, from an encrypted "
                     "cache when it can, refreshing them (with a prompt on the terminal only when needed) when it must.")
     _common(parser, suppress=False)
-    parser.add_argument("--version", action="version", version=f"credproc {__version__}")
+    parser.add_argument("-V", "--version", action="version", version=f"credproc {installed_version()}",
+                        help="print credproc's version (from the installed package) and exit")
     parser.add_argument("--role", metavar="NAME", help="the [role.NAME] to print credential_process JSON for")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in commands.NAMES:
@@ -82,6 +93,8 @@ def main(argv=None):
     except KeyboardInterrupt:
         sys.stderr.write("credproc: interrupted\n")
         return Interrupted.exit_code
+    except BrokenPipeError:  # the reader of stdout went away: _entry exits quietly
+        raise
     except Exception as e:  # a bug: say so without dumping internals (which could hold secrets)
         if args.debug:
             import traceback

@@ -117,6 +117,14 @@ class KeyringUnavailable(CredprocError):
     title = "keyring unavailable"
 
 
+class OutputClosed(CredprocError):
+    """Whoever reads stdout stopped reading before credproc finished writing (`| head`, or an SDK
+    that gave up on its credential_process). credproc exits quietly: nobody is left to tell."""
+
+    exit_code = 141  # as a shell reports a program ended by SIGPIPE (128 + 13)
+    title = "output closed"
+
+
 class Interrupted(CredprocError):
     exit_code = 130
     title = "interrupted"
@@ -140,4 +148,6 @@ EXIT_CODES = [
     (126, "credproc exec: the command is not executable"),
     (127, "credproc exec: the command was not found"),
     (Interrupted.exit_code, "interrupted (Ctrl-C)"),
+    (OutputClosed.exit_code, "stdout was closed before credproc finished writing (piped into `head`, or a consumer "
+                             "that gave up): credproc exits quietly"),
 ]

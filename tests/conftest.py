@@ -1,4 +1,15 @@
+import os
 import socket
+import sys
+
+# What users install is what we test: `import credproc` must be the installed wheel in site-packages,
+# not this checkout. pytest runs with --import-mode=append (pyproject.toml), but `python -m pytest`
+# still puts the current directory first: move the checkout to the end, before anything imports
+# credproc. tests/test_installed.py checks it.
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_here = [p for p in sys.path if os.path.abspath(p or os.curdir) == _ROOT]
+sys.path[:] = [p for p in sys.path if p not in _here] + [_ROOT]
+
 
 import pytest
 

@@ -43,3 +43,10 @@ def test_the_readme_documents_every_exit_code():
     readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md")).read()
     for code, text in EXIT_CODES:
         assert f"| {code} | {text} |" in readme
+
+
+def test_the_fast_path_exit_code_for_a_closed_stdout_is_the_documented_one():
+    from credproc import _entry
+    from credproc.errors import OutputClosed
+
+    assert _entry.OUTPUT_CLOSED == OutputClosed.exit_code

@@ -13,7 +13,7 @@ from credproc import cache, config, keysource, keywrap, kernkey, oskeyring
 from credproc.credentials import Credentials
 from credproc.errors import (AccessDenied, AuthenticationFailed, ConfigError, KeyringUnavailable, ServiceError,
                              UsageError)
-from credproc.rotation import Rotation, user_name
+from credproc.idp.iam_rotation import Rotation, user_name
 from credproc.store import EncryptedFileCache
 
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYSECRETKEY1"

@@ -7,7 +7,6 @@ from credproc import paths
 @pytest.mark.parametrize("env", [
     {"HOME": "/home/alice"},
     {"HOME": "/home/alice/", "XDG_CACHE_HOME": "/x/cache", "XDG_DATA_HOME": "/x/data", "XDG_CONFIG_HOME": "/x/cfg"},
-    {"HOME": "/home/alice", "XDG_CACHE_HOME": "relative/ignored", "XDG_DATA_HOME": ""},
 ])
 def test_fast_paths_agree_with_platformdirs(monkeypatch, env):
     for var in ("XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_CONFIG_HOME"):
@@ -17,6 +16,19 @@ def test_fast_paths_agree_with_platformdirs(monkeypatch, env):
     assert paths.user_dir("cache") == platformdirs.user_cache_dir("credproc", appauthor=False)
     assert paths.user_dir("data") == platformdirs.user_data_dir("credproc", appauthor=False)
     assert paths.user_dir("config") == platformdirs.user_config_dir("credproc", appauthor=False)
+
+
+def test_a_relative_or_empty_xdg_variable_is_ignored_as_the_xdg_spec_says(monkeypatch):
+    # Newer platformdirs agree; platformdirs 4.4 (the last for Python 3.9) would use the relative
+    # path. credproc's full and fast paths both follow the spec on every version.
+    for var in ("XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_CONFIG_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", "/home/alice")
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/ignored")
+    monkeypatch.setenv("XDG_DATA_HOME", "")
+    assert paths.user_dir("cache") == "/home/alice/.cache/credproc"
+    assert paths.user_dir("data") == "/home/alice/.local/share/credproc"
+    assert paths.user_dir("config") == "/home/alice/.config/credproc"
 
 
 def test_config_file_precedence(monkeypatch):

@@ -134,12 +134,17 @@ def open_browser(url):
 
 
 def _check_can_federate(cfg, name):
-    """Refuse before any prompt a role whose credentials come from GetSessionToken."""
+    """Refuse before any prompt a role whose credentials cannot sign in (its source says which:
+    e.g. an iam role without arn is a GetSessionToken session)."""
     role = cfg.role(name)
-    if not role.get("source_role") and not role.get("arn") and cfg.idps[role["idp"]]["type"] == "iam":
-        raise ConfigError(f"role {name!r} has no arn: its credentials are a GetSessionToken session, which cannot "
-                          "sign in to the console",
-                          hint=f"add to [role.{name}] the arn of a role to assume, e.g. arn = \"arn:aws:iam::123456789012:role/Admin\"")
+    if role.get("source_role"):
+        return  # AssumeRole from another role: always a federatable role session
+    from .. import idp as idp_registry
+
+    idp = cfg.idps[role["idp"]]
+    refusal = idp_registry.source_for(idp).console_refusal(cfg, role, idp)
+    if refusal is not None:
+        raise refusal
 
 
 def run(args):

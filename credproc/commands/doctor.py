@@ -12,6 +12,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 from .. import app, paths
+from .. import idp as idp_registry
 from ..errors import ChecksFailed, ConfigError, CredprocError
 
 HELP = "check the configuration, files, terminal, endpoints and AWS profiles"
@@ -120,8 +121,6 @@ def config_checks(cfg):
     from ..chain import build
     from ..context import Context
     from ..prompt import Terminal
-    from .. import keywrap
-    from ..keysource import doctor_check
 
     if not cfg.roles:
         yield fail("roles", f"{cfg.path} configures none", "add a [role.NAME] table")
@@ -135,11 +134,11 @@ def config_checks(cfg):
         except Exception as e:  # noqa: BLE001 - a check reports, it does not crash
             yield fail(f"role {name}", f"does not resolve ({type(e).__name__})", "run credproc --role "
                        f"{name} --debug")
-    for name, idp in cfg.idps.items():
-        if idp["type"] != "iam":
-            continue
-        yield Check(*doctor_check(idp))
+    for idp in cfg.idps.values():
+        yield from idp_registry.source_for(idp).doctor_checks(cfg, idp)
     if cfg.settings.get("cache_key") == "keyring":
+        from .. import keywrap
+
         yield Check(*keywrap.doctor_check(cfg))
 
 
@@ -205,16 +204,12 @@ def sts_endpoints(cfg):
     used = {}
     for name, role in cfg.roles.items():
         idp = cfg.idps[cfg.chain_of(name)[-1]["idp"]]
-        if idp["type"] == "cas":  # CAS calls STS itself
+        if not idp_registry.source_for(idp).role_calls_sts:  # e.g. CAS calls STS itself
             continue
         url = cfg.sts_endpoint_for(role) or f"https://sts.{cfg.region_for(role)}.amazonaws.com"
         used.setdefault(url, []).append(f"role {name}")
     for name, idp in cfg.idps.items():
-        # the IAM (MFA) session is fetched with [settings]' region and endpoint
-        if idp["type"] == "iam" and (idp.get("mfa_serial") or any(
-                r.get("idp") == name and not r.get("arn") for r in cfg.roles.values())):
-            region = cfg.settings.get("region") or "us-east-1"
-            url = cfg.settings.get("sts_endpoint_url") or f"https://sts.{region}.amazonaws.com"
+        for url in idp_registry.source_for(idp).idp_sts_endpoints(cfg, idp):  # e.g. the IAM (MFA) session
             used.setdefault(url, []).append(f"idp {name}")
     return used
 
@@ -222,11 +217,8 @@ def sts_endpoints(cfg):
 def network_checks(cfg):
     """(function, args...) tuples, run in parallel."""
     for name, idp in cfg.idps.items():
-        if idp["type"] == "cas":
-            yield _reachable, f"idp {name}", "the CAS server", idp["url"], idp.get("ca_bundle")
-        elif idp["type"] == "oidc":
-            yield (_reachable, f"idp {name}", "the OIDC discovery document",
-                   idp["issuer"].rstrip("/") + "/.well-known/openid-configuration", idp.get("ca_bundle"))
+        for what, url, ca_bundle in idp_registry.source_for(idp).doctor_probes(idp):
+            yield _reachable, f"idp {name}", what, url, ca_bundle
     for url, users in sts_endpoints(cfg).items():
         yield _reachable, f"STS for {', '.join(users)}", "the STS endpoint", url
 

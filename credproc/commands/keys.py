@@ -8,7 +8,7 @@ from ..errors import ConfigError, UsageError
 
 HELP = "keep an iam idp's access keys in the OS keyring: add, import from a profile, rotate, remove"
 DESCRIPTION = """\
-Manage the long-lived IAM user keys of an [idp.NAME] with type = "iam" in the OS keyring (macOS
+Manage the long-lived IAM user keys of an [idp.NAME] of type iam in the OS keyring (macOS
 Keychain, Windows Credential Locker, Secret Service or KWallet; service "credproc", one item per idp).
   add      ask for the key id and secret on the terminal (echo off), check them with STS
            GetCallerIdentity, store them
@@ -37,7 +37,7 @@ def add_arguments(parser):
     }
     for action, text in specs.items():
         p = sub.add_parser(action, help=text, description=text)
-        p.add_argument("--idp", metavar="NAME", required=True, help="the [idp.NAME] (type = \"iam\")")
+        p.add_argument("--idp", metavar="NAME", required=True, help="the [idp.NAME] (of type iam)")
         p.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help="configuration file")
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="diagnostics on stderr")
         if action == "import":
@@ -55,9 +55,11 @@ def run(args):
     app.guard_recursion()
     cfg = app.load_config(args)
     idp = cfg.idps.get(args.idp)
-    if idp is None or idp["type"] != "iam":
-        iam = ", ".join(n for n, i in sorted(cfg.idps.items()) if i["type"] == "iam") or "none"
-        raise ConfigError(f"{cfg.path}: no [idp.{args.idp}] with type = \"iam\" (iam idps: {iam})")
+    from .. import idp as idp_registry
+
+    if idp is None or not idp_registry.source_for(idp).holds_user_keys:
+        known = ", ".join(n for n, i in sorted(cfg.idps.items()) if idp_registry.source_for(i).holds_user_keys)
+        raise ConfigError(f"{cfg.path}: no [idp.{args.idp}] holding IAM user keys (those that do: {known or 'none'})")
     from ..prompt import Terminal
 
     terminal = Terminal(f"credproc keys {args.action} --idp {args.idp}")
@@ -152,7 +154,7 @@ def _import(args, cfg, idp, terminal):
 
 
 def _rotate(args, cfg, idp, terminal):
-    from ..rotation import BotoIam, Rotation, iam_client
+    from ..idp.iam_rotation import BotoIam, Rotation, iam_client
 
     if keysource.mode(idp) != "keyring":
         raise UsageError(f"[idp.{idp['name']}] takes its keys from {keysource.where(idp)}; credproc rotates keys it "

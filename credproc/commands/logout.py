@@ -11,7 +11,8 @@ import re
 import time
 
 from .. import app, log
-from ..errors import ConfigError, CredprocError, LocalFileError, LockTimeout
+from .. import idp as idp_registry
+from ..errors import ConfigError, LocalFileError, LockTimeout
 
 HELP = "remove cached credentials, MFA sessions and sign-ins (revoking refresh tokens)"
 DESCRIPTION = """\
@@ -84,74 +85,11 @@ def _context(cfg, store):
     return Context(cfg, store, Terminal("credproc login --role NAME", interactive=False), lock_wait=LOCK_WAIT)
 
 
-def _revoke_oidc(cfg, store, idp, say):
-    """Revoke and remove the sign-in of an [idp.NAME] of type oidc. True if there was one."""
-    from ..providers.web_identity import OidcSession
-
-    identity = f"oidc:{idp['name']}"
-    entry = store.get(identity)
-    if entry is None:  # nothing we can read: remove whatever file is there
-        if _remove(store, identity, f"a sign-in at {idp['issuer']}"):
-            say(f"removed the sign-in at {idp['issuer']} (unreadable; not revoked)")
-            return True
-        return False
-    where = f"the sign-in at {idp['issuer']}"
-    if entry.fingerprint != cfg.idp_fingerprint(idp["name"]):
-        _remove(store, identity, where)
-        say(f"removed {where} (made from other settings; not revoked)")
-        return True
-    session = OidcSession(_context(cfg, store), idp)
-    try:
-        revoked = session.revoke()
-    except CredprocError as e:
-        store.delete(identity)
-        log.warn(f"could not revoke the refresh token at {idp['issuer']}: {e}; removed it from this machine anyway "
-                 "(it stays valid at the IdP until it expires)")
-        say(f"removed {where} (not revoked: see the warning)")
-        return True
-    if revoked:
-        say(f"revoked and removed {where}")
-        return True
-    has_token = _has_refresh_token(entry)
-    endpoint = None
-    if has_token:
-        try:
-            endpoint = session.issuer.metadata()["discovery"].get("revocation_endpoint")
-        except CredprocError:
-            endpoint = None
-    if not has_token:
-        say(f"removed {where} (it held no refresh token)")
-    elif not endpoint:
-        say(f"removed {where} (the IdP offers no token revocation; the refresh token lapses when it expires)")
-    else:
-        log.warn(f"the revocation endpoint of {idp['issuer']} did not confirm the revocation; removed the sign-in "
-                 "from this machine anyway")
-        say(f"removed {where} (revocation not confirmed: see the warning)")
-    return True
-
-
-def _has_refresh_token(entry):
-    import json
-
-    try:
-        return bool(json.loads(entry.body).get("refresh_token"))
-    except (ValueError, AttributeError):
-        return False
-
-
 def _remove_idp_session(cfg, store, idp, say):
-    """The identity session of one idp: the IAM (MFA) session or the OIDC sign-in."""
-    from ..chain import idp_identity
-
-    if idp["type"] == "iam":
-        kind = "MFA session" if idp.get("mfa_serial") else "session"
-        if _remove(store, idp_identity(idp["name"]), f"the {kind} of idp {idp['name']!r}"):
-            say(f"removed the {kind} of idp {idp['name']}")
-            return True
-        return False
-    if idp["type"] == "oidc":
-        return _revoke_oidc(cfg, store, idp, say)
-    return False  # CAS: no session is cached apart from the role's credentials
+    """The identity session of one idp (an IAM MFA session, an OIDC sign-in...): its source's
+    logout hook decides what that is and whether it can be revoked."""
+    return idp_registry.source_for(idp).logout(
+        cfg, store, idp, say, lambda identity, what: _remove(store, identity, what), lambda: _context(cfg, store))
 
 
 def _remove_role(store, name, say):

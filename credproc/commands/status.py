@@ -8,6 +8,9 @@ import json
 import time
 
 from .. import app
+from .. import idp as idp_registry
+from ..idp.base import entry_state as _state  # shared with the identity sources
+from ..idp.base import entry_times as _times
 
 HELP = "show what is cached for each role and sign-in (read-only, no secrets)"
 DESCRIPTION = """\
@@ -22,10 +25,10 @@ States:
   none         nothing cached
 
 --json prints one object (a stable structure for scripts):
-  {"roles": [{"role": NAME, "idp": ROOT_IDP, "idp_type": "iam"|"cas"|"oidc",
+  {"roles": [{"role": NAME, "idp": ROOT_IDP, "idp_type": TYPE (the idp's type),
               "source_role": NAME|null, "state": STATE, "expires_at": "YYYY-mm-ddTHH:MM:SSZ"|null,
               "seconds_left": INT|null, "account": "123456789012"|null, "role_choice": ARN|null}],
-   "sessions": [{"identity": "idp:NAME"|"oidc:NAME", "idp": NAME, "type": "iam"|"oidc",
+   "sessions": [{"identity": "idp:NAME"|"oidc:NAME", "idp": NAME, "type": TYPE,
                  "kind": "mfa session"|"session"|"oidc sign-in", "state": STATE,
                  "expires_at": ...|null, "seconds_left": INT|null,
                  "refresh_token": BOOL (oidc only), "id_token_seconds_left": INT|null (oidc only),
@@ -51,28 +54,6 @@ def run(args):
 
 
 # -- collecting --------------------------------------------------------------------------------
-def _state(entry, fingerprint, now):
-    from ..credentials import MIN_REMAINING  # never served with this much or less left
-
-    if entry is None:
-        return "none"
-    if entry.fingerprint != fingerprint:
-        return "stale"
-    if entry.expires_at - now <= MIN_REMAINING:
-        return "expired"
-    if not entry.fresh(now):  # past its refresh time, or written "in the future" (the clock went back)
-        return "refresh due"
-    return "valid"
-
-
-def _times(entry, now):
-    if entry is None:
-        return None, None
-    from ..credentials import format_expiration
-
-    return format_expiration(entry.expires_at), entry.expires_at - now
-
-
 def _account(entry, role):
     from ..credentials import account_from_arn
 
@@ -93,14 +74,9 @@ def _role_choice(store, name):
     return entry.body.decode(errors="replace")
 
 
-def _uses_iam_session(cfg, idp_name):
-    idp = cfg.idps[idp_name]
-    return bool(idp.get("mfa_serial")) or any(r.get("idp") == idp_name and not r.get("arn") for r in cfg.roles.values())
-
-
 def collect(cfg, store, now):
     """The status report as plain data (what --json prints)."""
-    from ..chain import idp_identity, role_identity
+    from ..chain import role_identity
 
     roles = []
     for name, role in cfg.roles.items():
@@ -119,45 +95,9 @@ def collect(cfg, store, now):
                       "state": state, "expires_at": expires_at, "seconds_left": left, "account": account,
                       "role_choice": choice})
     sessions = []
-    for name, idp in cfg.idps.items():
-        if idp["type"] == "iam" and _uses_iam_session(cfg, name):
-            entry = store.get(idp_identity(name))
-            expires_at, left = _times(entry, now)
-            sessions.append({"identity": idp_identity(name), "idp": name, "type": "iam",
-                             "kind": "mfa session" if idp.get("mfa_serial") else "session",
-                             "state": _state(entry, cfg.idp_fingerprint(name), now),
-                             "expires_at": expires_at, "seconds_left": left})
-        elif idp["type"] == "oidc":
-            sessions.append(_oidc_session(cfg, store, name, idp, now))
+    for idp in cfg.idps.values():
+        sessions.extend(idp_registry.source_for(idp).sessions(cfg, store, idp, now))
     return {"roles": roles, "sessions": sessions}
-
-
-def _oidc_session(cfg, store, name, idp, now):
-    identity = f"oidc:{name}"
-    entry = store.get(identity)
-    state = {}
-    if entry is not None:
-        try:
-            state = json.loads(entry.body)
-        except ValueError:
-            state = {}
-    if not isinstance(state, dict):
-        state = {}
-    exp = (state.get("claims") or {}).get("exp") if isinstance(state.get("claims"), dict) else None
-    id_left = int(exp) - now if isinstance(exp, (int, float)) and state.get("id_token") else None
-    has_refresh = bool(state.get("refresh_token"))
-    if entry is None:
-        st = "none"
-    elif entry.fingerprint != cfg.idp_fingerprint(name):
-        st = "stale"
-    elif entry.expires_at <= now or not (has_refresh or (id_left is not None and id_left > 0)):
-        st = "expired"
-    else:
-        st = "valid"
-    expires_at, left = _times(entry, now)
-    return {"identity": identity, "idp": name, "type": "oidc", "kind": "oidc sign-in", "state": st,
-            "expires_at": expires_at, "seconds_left": left, "refresh_token": has_refresh,
-            "id_token_seconds_left": id_left, "issuer": idp["issuer"]}
 
 
 # -- rendering ---------------------------------------------------------------------------------
@@ -193,19 +133,7 @@ def render(report):
     if report["sessions"]:
         rows = []
         for s in report["sessions"]:
-            if s["type"] == "oidc":
-                left = s["id_token_seconds_left"]
-                if left is None:
-                    id_token = "none"
-                elif left > 0:
-                    id_token = f"{format_left(left)} left"
-                else:
-                    id_token = "expired"
-                detail = f"refresh token: {'yes' if s['refresh_token'] else 'no'}; ID token: {id_token}"
-                what = f"{s['kind']} at {s['issuer']}"
-            else:
-                detail = ""
-                what = s["kind"]
+            what, detail = idp_registry.get(s["type"]).session_columns(s)
             rows.append([s["identity"], what, s["state"], format_left(s["seconds_left"]), detail])
         out.append("")
         out.append(_table(["SESSION", "WHAT", "STATE", "LEFT", "DETAIL"], rows))

@@ -12,6 +12,8 @@ Every request has a timeout, redirects are followed by hand, and the walk is bou
 the helper raise BrowserError instead of hanging a test.
 """
 
+from __future__ import annotations  # `str | None` on Python 3.9
+
 import dataclasses
 import html.parser
 import urllib.parse

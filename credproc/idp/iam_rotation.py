@@ -15,9 +15,9 @@ integration tests do the same against moto in auth mode.
 
 import time
 
-from . import log
-from .credentials import Credentials, mask
-from .errors import AuthenticationFailed, CredprocError, UsageError
+from .. import log
+from ..credentials import Credentials, mask
+from ..errors import AuthenticationFailed, CredprocError, UsageError
 
 PROPAGATION_WAIT = 30  # seconds a new IAM key may take to be accepted by STS
 
@@ -119,7 +119,7 @@ class BotoIam:
     def _call(self, operation, **params):
         import botocore.exceptions as bx
 
-        from .errors import AccessDenied, NetworkError, ServiceError
+        from ..errors import AccessDenied, NetworkError, ServiceError
 
         log.debug("IAM %s at %s as %s", operation, self.client.meta.endpoint_url, self.context)
         try:
@@ -159,7 +159,7 @@ class BotoIam:
 def iam_client(credentials, endpoint_url=None, region="us-east-1"):
     import botocore.config
 
-    from .sts import _botocore_session
+    from ..sts import _botocore_session
 
     cfg = botocore.config.Config(connect_timeout=5, read_timeout=30, retries={"total_max_attempts": 3, "mode": "standard"},
                                  user_agent_appid="credproc")
