@@ -52,16 +52,21 @@ def switch_to_keyring(config_path, idp_name):
         raise ConfigError(f"{config_path}: cannot find the [idp.{idp_name}] table to edit",
                           hint=f'set keys = "keyring" in [idp.{idp_name}] yourself')
     start, end = span
+    nl = "\r\n" if lines[start].endswith("\r\n") else "\n"
+    header = lines[start] if lines[start].endswith(("\n", "\r")) else lines[start] + nl
+    setting = f'keys = "keyring"{nl}'
     body = []
     for line in lines[start + 1:end]:
         key = line.split("=", 1)[0].strip()
         if "=" in line and key in ("profile", "keys", "keys_command"):
-            body.append(f"# {line.rstrip()}  (replaced by credproc keys import)\n")
+            # the new setting takes the place of the first line it replaces
+            body += [setting] if setting not in body else []
+            body.append(f"# {line.rstrip()}  (replaced by credproc keys import){nl}")
         else:
             body.append(line)
-    nl = "\r\n" if lines[start].endswith("\r\n") else "\n"
-    header = lines[start] if lines[start].endswith(("\n", "\r")) else lines[start] + nl
-    new_lines = lines[:start] + [header, f'keys = "keyring"{nl}'] + body + lines[end:]
+    if setting not in body:
+        body.insert(0, setting)
+    new_lines = lines[:start] + [header] + body + lines[end:]
     new = "".join(new_lines).encode("utf-8")
     try:
         cfg = config_mod.parse(config_path, new)

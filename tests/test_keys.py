@@ -345,8 +345,8 @@ def test_switch_to_keyring_keeps_everything_else(tmp_path):
 
     backup = switch_to_keyring(str(path), "corp")
     new = path.read_text()
-    assert new == text.replace('type = "iam"\nprofile = "corp-user"\n',
-                               'keys = "keyring"\ntype = "iam"\n# profile = "corp-user"  (replaced by credproc keys import)\n')
+    assert new == text.replace('profile = "corp-user"\n',
+                               'keys = "keyring"\n# profile = "corp-user"  (replaced by credproc keys import)\n')
     assert open(backup).read() == text and stat.S_IMODE(os.stat(backup).st_mode) == 0o600
     assert config.load(str(path)).idps["corp"]["keys"] == "keyring"
 
