@@ -175,6 +175,7 @@ def test_rotate_replaces_the_key_and_the_old_one_is_rejected(ks, moto_auth):
     assert rejected(moto_auth.url, key_id, secret) == "InvalidClientTokenId"
     assert new["SecretAccessKey"] not in r.stdout.decode() + r.stderr.decode()
     assert caller_arn(ks.credentials("deploy"), moto_auth.url).endswith("/ci")
+    assert files_holding(ks.root, new["SecretAccessKey"]) == [] and files_holding(ks.root, secret) == []
 
 
 @pytest.mark.parametrize("step", ["create", "verify", "store", "delete"])
@@ -359,3 +360,19 @@ def test_rotate_goes_through_the_mfa_session_when_the_idp_has_mfa_serial(ks, mot
     new = keyring_item(ks)
     keys = [m["AccessKeyId"] for m in admin.list_access_keys(UserName=name)["AccessKeyMetadata"]]
     assert keys == [new["AccessKeyId"]] and new["AccessKeyId"] != k["AccessKeyId"]
+
+
+def test_keys_remove_asks_first_and_then_deletes_the_item(ks, moto_auth):
+    key_id, secret, role = new_user(moto_auth)
+    ks.ss.store("corp", json.dumps({"AccessKeyId": key_id, "SecretAccessKey": secret}))
+    ks.write_config(config(moto_auth.url, role, keys='keys = "keyring"'))
+    r = ks.run("keys", "remove", "--idp", "corp")  # no terminal to confirm on, no --yes: nothing happens
+    assert r.returncode == 2 and "--yes" in r.stderr.decode() and keyring_item(ks) is not None
+    r = ks.run("keys", "remove", "--idp", "corp", "--yes")
+    assert r.returncode == 0, r.stderr.decode()
+    assert keyring_item(ks) is None
+    assert "still has keys = \"keyring\"" in r.stdout.decode()
+    r = ks.run("keys", "import", "--idp", "corp", "--from-profile", "nowhere", "--yes")
+    assert r.returncode == 3 and "no access keys for that profile" in r.stderr.decode()
+    r = ks.run("keys", "rotate", "--idp", "nosuch")
+    assert r.returncode == 3 and "no [idp.nosuch] holding IAM user keys (those that do: corp)" in r.stderr.decode()
