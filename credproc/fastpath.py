@@ -47,11 +47,14 @@ def try_serve(argv):
     role, config = parsed
     identity = "role:" + role
     try:
-        key = cache.read_key_file(paths.key_file())
-        if len(key) != cache.KEY_BYTES:  # cache_key = "keyring": unwrapped by the kernel keyring, or not here
-            from .keywrap import unwrap_fast
+        try:
+            key = cache.read_key_file(paths.key_file())
+        except FileNotFoundError:
+            key = b""
+        if len(key) != cache.KEY_BYTES:  # cache_key = "keyring": the kernel keyring's copy, or the fallback key
+            from .keywrap import hit_key
 
-            key = unwrap_fast(key)
+            key = hit_key(key, paths.key_file())
             if key is None:
                 return False
         blob = cache.read_file(os.path.join(paths.cache_dir(), cache.entry_filename(key, identity)))

@@ -12,6 +12,7 @@ On the cache-hit path: imports only os and, when first used, ctypes (about 2 ms)
 """
 
 import os
+import sys
 
 # add_key, keyctl system call numbers by architecture (asm/unistd.h)
 _SYSCALLS = {
@@ -34,7 +35,7 @@ _libc = None
 
 def _calls():
     global _libc
-    if not os.uname().sysname == "Linux":
+    if not sys.platform.startswith("linux"):  # (os.uname does not exist on Windows)
         return None
     numbers = _SYSCALLS.get(os.uname().machine)
     if numbers is None:

@@ -44,6 +44,24 @@ def unwrap_fast(blob):
     return key if key and len(key) == 32 else None
 
 
+FALLBACK_KEY = "cache-fallback.key"  # beside the key file; see store.EncryptedFileCache
+
+
+def hit_key(blob, key_path):
+    """The cache-hit path's key when the key file is not a plain key: the wrapped key unwrapped by
+    the kernel keyring, else the fallback key (cache_key_fallback = "file"; an entry under it is
+    served only while the config file is byte for byte the one that chose the fallback), else None."""
+    key = unwrap_fast(blob)
+    if key is None:
+        from .cache import read_key
+
+        try:
+            key = read_key(os.path.join(os.path.dirname(key_path), FALLBACK_KEY))
+        except (OSError, ValueError):
+            return None
+    return key
+
+
 class WrapLost(Exception):
     """The wrapping key is gone from the OS keyring (or is another one): the wrapped cache key can
     never be unwrapped again, so the cache must start over under a new key."""

@@ -66,9 +66,7 @@ class EncryptedFileCache:
     """key_mode: [settings] cache_key ("file" or "keyring"; a key file in the other form is replaced,
     starting a new cache), or None to use the key file in whichever form it is (commands that only
     read or delete entries). key_fallback "file": with cache_key = "keyring" and no keyring here,
-    use a plain key in FALLBACK_KEY beside the key file (a separate cache)."""
-
-    FALLBACK_KEY = "cache-fallback.key"
+    use a plain key in keywrap.FALLBACK_KEY beside the key file (a separate cache)."""
 
     def __init__(self, cache_dir, key_path, key_mode=None, key_fallback="none"):
         self.cache_dir = cache_dir
@@ -99,7 +97,9 @@ class EncryptedFileCache:
             if self.key_fallback != "file":
                 raise
             log.debug("%s; using the fallback cache key (cache_key_fallback = \"file\")", e.message)
-            return self._plain_key(os.path.join(os.path.dirname(self.key_path), self.FALLBACK_KEY), create)
+            from .keywrap import FALLBACK_KEY
+
+            return self._plain_key(os.path.join(os.path.dirname(self.key_path), FALLBACK_KEY), create)
 
     def _plain_key(self, path, create):
         from . import keywrap
@@ -131,8 +131,13 @@ class EncryptedFileCache:
                 return keywrap.unwrap(blob)
             except keywrap.WrapLost as e:
                 log.debug("%s: starting a new cache under a new key", e)
-        elif blob is not None:
-            cache.check_key(self.key_path, blob)  # a plain key: cache_key was "file" until now
+        else:
+            if blob is not None:
+                cache.check_key(self.key_path, blob)  # a plain key: cache_key was "file" until now
+            # a new wrapped key will be needed: find out now, not after a refresh (an MFA prompt)
+            from . import oskeyring
+
+            oskeyring.backend()
         if not create:
             return None
         return self._replace_key(self.key_path, blob, wrapped=True)

@@ -434,3 +434,28 @@ def test_a_cache_hit_with_a_wrapped_key_imports_no_keyring_library(kr, tmp_path,
         assert r.returncode == 0 and r.stdout == b""
     finally:
         kernkey.remove(keywrap.kernel_description(blob))
+
+
+def test_the_fallback_cache_is_served_by_the_fast_path(kr, tmp_path, monkeypatch):
+    """cache_key_fallback = "file" with no keyring: hits are still fast (and need the same config bytes)."""
+    from credproc import fastpath, paths
+
+    for var, sub in (("XDG_CACHE_HOME", "c"), ("XDG_DATA_HOME", "d"), ("XDG_CONFIG_HOME", "g")):
+        monkeypatch.setenv(var, str(tmp_path / sub))
+    monkeypatch.delenv("CREDPROC_DEBUG", raising=False)
+    cfg = tmp_path / "credproc.toml"
+    cfg.write_bytes(b'[settings]\ncache_key = "keyring"\ncache_key_fallback = "file"\n')
+    monkeypatch.setenv("CREDPROC_CONFIG", str(cfg))
+    kr.fail = type("NoKeyringError", (Exception,), {})("No recommended backend was available")
+    store = EncryptedFileCache(paths.cache_dir(), paths.key_file(), key_mode="keyring", key_fallback="file")
+    now = cache.now()
+    store.put("role:admin", cache.Entry(now + 3600, now + 600, cache.digest(cfg.read_bytes()), "fp", b'{"Version":1}\n'))
+    assert not os.path.exists(paths.key_file())
+
+    class Out:
+        buffer = __import__("io").BytesIO()
+
+    monkeypatch.setattr(sys, "stdout", Out)
+    assert fastpath.try_serve(["--role", "admin"]) is True and Out.buffer.getvalue() == b'{"Version":1}\n'
+    cfg.write_bytes(b'[settings]\ncache_key = "keyring"\n')  # the fallback is no longer configured
+    assert fastpath.try_serve(["--role", "admin"]) is False
