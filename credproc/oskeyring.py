@@ -86,25 +86,37 @@ def get(item, what):
 
 
 def put(item, secret, what):
+    """Store, and make sure it is what reads back. A Secret Service can hold several items with the
+    same service and username (one made with secret-tool, say, lacks the keyring library's
+    "application" attribute, so set_password adds a second instead of replacing it), and a lookup
+    then returns either: stale ones are deleted one at a time until ours is the one found. At every
+    step some item remains, so an interruption never leaves none."""
     b = backend()
     try:
         b.set_password(SERVICE, item, secret)
+        for _ in range(5):
+            if b.get_password(SERVICE, item) == secret:
+                return
+            b.delete_password(SERVICE, item)  # the first match: a stale one, or ours (then stored again)
+            b.set_password(SERVICE, item, secret)
     except Exception as e:  # noqa: BLE001
         raise _translate(e, what) from None
 
 
 def delete(item, what):
-    """True when there was an item to delete."""
+    """Delete every item for `item`; True when there was one."""
     b = backend()
+    found = False
     try:
-        if b.get_password(SERVICE, item) is None:
-            return False
-        b.delete_password(SERVICE, item)
-        return True
+        for _ in range(10):
+            if b.get_password(SERVICE, item) is None:
+                break
+            b.delete_password(SERVICE, item)
+            found = True
     except Exception as e:  # noqa: BLE001
-        if type(e).__name__ == "PasswordDeleteError":
-            return False
-        raise _translate(e, what) from None
+        if type(e).__name__ != "PasswordDeleteError":
+            raise _translate(e, what) from None
+    return found
 
 
 def reset():

@@ -459,3 +459,32 @@ def test_the_fallback_cache_is_served_by_the_fast_path(kr, tmp_path, monkeypatch
     assert fastpath.try_serve(["--role", "admin"]) is True and Out.buffer.getvalue() == b'{"Version":1}\n'
     cfg.write_bytes(b'[settings]\ncache_key = "keyring"\n')  # the fallback is no longer configured
     assert fastpath.try_serve(["--role", "admin"]) is False
+
+
+def test_put_wins_over_a_stale_item_with_the_same_name(monkeypatch):
+    """A Secret Service can hold two items for one service/username (one made with secret-tool
+    lacks the keyring library's extra attribute); the lookup may find either. Regression: rotation
+    once stored the new key and read the old one back."""
+
+    class TwoItems(MemoryKeyring):
+        def __init__(self):
+            super().__init__()
+            self.list = [(("credproc", "corp"), "stale")]  # made by another tool; set_password never replaces it
+
+        def get_password(self, service, user):
+            return next((v for k, v in self.list if k == (service, user)), None)
+
+        def set_password(self, service, user, secret):  # replaces only its own item (the one after the stale one)
+            own = [i for i, (k, v) in enumerate(self.list) if k == (service, user) and v != "stale"]
+            for i in reversed(own):
+                del self.list[i]
+            self.list.append(((service, user), secret))
+
+        def delete_password(self, service, user):
+            del self.list[[k for k, _ in self.list].index((service, user))]
+
+    k = TwoItems()
+    monkeypatch.setattr(oskeyring, "_backend", k)
+    oskeyring.put("corp", "fresh", "storing")
+    assert oskeyring.get("corp", "reading") == "fresh"
+    assert oskeyring.delete("corp", "deleting") is True and k.list == []
