@@ -122,7 +122,9 @@ def _check_idp(c, name, table, where):
 
 
 def _check_role(c, name, table, where, idps):
-    c.unknown(table, ROLE_KEYS, where)
+    over = idps.get(table.get("idp")) if isinstance(table.get("idp"), str) and "source_role" not in table else None
+    source_keys = idp_registry.source_for(over).role_keys if over and over.get("type") else ()
+    c.unknown(table, ROLE_KEYS | {k.name for k in source_keys}, where)
     role = {"name": name}
     role["idp"] = c.get(table, "idp", where, str)
     role["source_role"] = c.get(table, "source_role", where, str)
@@ -148,6 +150,9 @@ def _check_role(c, name, table, where, idps):
                          check=lambda v: None if all(isinstance(x, str) for x in v.values()) else "values must be strings")
     role["transitive_tag_keys"] = c.get(table, "transitive_tag_keys", where, list, check=_str_list)
     role["policy_arns"] = c.get(table, "policy_arns", where, list, check=_str_list)
+    for key in source_keys:
+        role[key.name] = c.get(table, key.name, where, key.kind, default=key.default, required=key.required,
+                               choices=key.choices, check=key.check, hint=key.hint)
     return role
 
 

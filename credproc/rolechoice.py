@@ -27,14 +27,17 @@ def forget(ctx, role_name):
     ctx.store.delete(_identity(role_name))
 
 
-def choose(ctx, role_name, idp_name, roles, who):
-    hint = f"pin one in [role.{role_name}], e.g. arn = \"{roles[0]}\"" if roles else None
+def choose(ctx, role_name, idp_name, roles, who, labels=None, pin=None):
+    """labels: what the menu shows for each role (default: the role itself); pin(role): the
+    config line(s) that would skip the question (default: arn = "...")."""
+    pin = pin or (lambda r: f'arn = "{r}"')
+    hint = f"pin one in [role.{role_name}], e.g. {pin(roles[0])}" if roles else None
     terminal = ctx.terminal
     if not terminal.available():
-        raise ConfigError(f"{who} several roles and [role.{role_name}] names none: {', '.join(roles)}", hint=hint)
-    index = terminal.choose(f"{who} several AWS roles:", roles, what="a role choice")
+        raise ConfigError(f"{who} several roles and [role.{role_name}] names none: {', '.join(labels or roles)}", hint=hint)
+    index = terminal.choose(f"{who} several AWS roles:", labels or roles, what="a role choice")
     chosen = roles[index]
-    terminal.say(f"To skip this question, add to [role.{role_name}]:  arn = \"{chosen}\"")
+    terminal.say(f"To skip this question, add to [role.{role_name}]:  {pin(chosen)}")
     now = int(time.time())
     ctx.store.put(_identity(role_name), Entry(now + REMEMBER_FOR, now + REMEMBER_FOR, ctx.config.digest,
                                               ctx.config.idp_fingerprint(idp_name), chosen.encode()))

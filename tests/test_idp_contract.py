@@ -38,7 +38,9 @@ def test_no_code_outside_the_idp_package_names_a_source_type():
                 path = os.path.join(folder, name)
                 with open(path, encoding="utf-8") as f:
                     for number, line in enumerate(f, 1):
-                        if pattern.search(line):
+                        # a word that merely shares a type's name (the botocore service and the command
+                        # of Identity Center are "sso" too) says so on its line
+                        if pattern.search(line) and "# not an idp type" not in line:
                             offenders.append(f"{os.path.relpath(path, ROOT)}:{number}: {line.strip()}")
     assert offenders == []
 

@@ -229,7 +229,7 @@ def prepared_cache(env, issuer=ISSUER):
     store = env.store()
     now = int(time.time())
     store.put("role:admin", _creds_entry(cfg, "admin", now, 47 * 60 + 30, 27 * 60))
-    store.put("role:readonly", _creds_entry(cfg, "readonly", now, 3000, 2000, fingerprint="other-settings"))
+    store.put("role:readonly", _creds_entry(cfg, "readonly", now, 3000 + 30, 2000, fingerprint="other-settings"))
     store.put("role:audit", _creds_entry(cfg, "audit", now, 10 * 60, -300, account="222222222222"))
     store.put("role:ops", _creds_entry(cfg, "ops", now, 30 * 60, -60, account="333333333333"))
     session = Credentials(KEY_ID, SECRET, TOKEN, now + 11 * 3600 - 30).to_process_json()

@@ -204,7 +204,7 @@ def sts_endpoints(cfg):
     used = {}
     for name, role in cfg.roles.items():
         idp = cfg.idps[cfg.chain_of(name)[-1]["idp"]]
-        if not idp_registry.source_for(idp).role_calls_sts:  # e.g. CAS calls STS itself
+        if not role.get("source_role") and not idp_registry.source_for(idp).role_calls_sts:  # e.g. CAS calls STS itself
             continue
         url = cfg.sts_endpoint_for(role) or f"https://sts.{cfg.region_for(role)}.amazonaws.com"
         used.setdefault(url, []).append(f"role {name}")

@@ -100,6 +100,10 @@ class IdentitySource:
     #: role keys that are configuration errors for a role straight over this source (they would
     #: have no effect); reported as "role.R.KEY: has no effect for a role over a T identity provider"
     ignored_role_keys = ()
+    #: Key objects for [role.NAME] keys only this source understands (e.g. sso's account_id and
+    #: role_name), checked like idp keys and present in the role dict of a role straight over it;
+    #: for any other role they are unknown keys
+    role_keys = ()
     #: False when the identity provider calls STS itself (CAS): `doctor` then probes no STS
     #: endpoint for roles straight over it
     role_calls_sts = True
