@@ -19,7 +19,9 @@ HELP = "check the configuration, files, terminal, endpoints and AWS profiles"
 DESCRIPTION = """\
 Checks, each printed as "✓ what" or "✗ what: problem — fix" ("ok"/"FAIL" when the output cannot
 show those characters; "!" marks a warning, which does not fail the run):
-  - the configuration parses and every role's provider chain resolves; an iam idp's profile has keys
+  - the configuration parses and every role's provider chain resolves; where each iam idp's keys
+    live and that they can be read there (plain-text keys are a warning naming the command that
+    moves them to the OS keyring); with cache_key = "keyring", that the keyring unwraps the cache key
   - the cache key is mode 0600 and yours; the cache and data directories are 0700 and yours
   - a terminal is available for prompts (a warning when not: run `credproc login` in one)
   - each identity provider answers (CAS: its URL; OpenID Connect: its discovery document) and each
