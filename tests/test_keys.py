@@ -488,3 +488,11 @@ def test_put_wins_over_a_stale_item_with_the_same_name(monkeypatch):
     oskeyring.put("corp", "fresh", "storing")
     assert oskeyring.get("corp", "reading") == "fresh"
     assert oskeyring.delete("corp", "deleting") is True and k.list == []
+
+
+def test_completion_offers_the_keys_actions_and_their_options(capsys):
+    from credproc.cli import main
+
+    assert main(["completion", "--options", "keys"]) == 0
+    words = capsys.readouterr().out.split()
+    assert {"add", "import", "rotate", "remove", "--idp", "--from-profile", "--yes"} <= set(words)

@@ -57,7 +57,13 @@ def run(args):
 
         sub = build_parser()._subparsers._group_actions[0].choices.get(args.options)
         if sub is not None:
-            print(" ".join(o for a in sub._actions for o in a.option_strings if a.help != argparse.SUPPRESS))
+            words = []
+            for a in sub._actions:
+                words += [o for o in a.option_strings if a.help != argparse.SUPPRESS]
+                for name, action in (getattr(a, "choices", None) or {}).items():  # e.g. keys add|import|...
+                    if isinstance(action, argparse.ArgumentParser):
+                        words += [name] + [o for b in action._actions for o in b.option_strings if b.help != argparse.SUPPRESS]
+            print(" ".join(dict.fromkeys(words)))
         return 0
     print(SCRIPT.replace("@COMMANDS@", " ".join(commands.NAMES)).replace("@FORMATS@", FORMATS), end="")
     return 0
