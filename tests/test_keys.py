@@ -496,3 +496,19 @@ def test_completion_offers_the_keys_actions_and_their_options(capsys):
     assert main(["completion", "--options", "keys"]) == 0
     words = capsys.readouterr().out.split()
     assert {"add", "import", "rotate", "remove", "--idp", "--from-profile", "--yes"} <= set(words)
+
+
+def test_remove_keys_from_a_profile_in_the_config_file(tmp_path, monkeypatch):
+    config_file = tmp_path / "config"
+    text = (f"[profile corp-user]\nregion = eu-west-1\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\n"
+            f"aws_secret_access_key = {SECRET}\n[profile other]\nregion = us-east-1\n")
+    config_file.write_text(text)
+    os.chmod(config_file, 0o644)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))  # absent
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config_file))
+    from credproc.keyfiles import remove_keys
+
+    [(path, backup)] = remove_keys("corp-user", "AKIAIOSFODNN7EXAMPLE")
+    assert config_file.read_text() == "[profile corp-user]\nregion = eu-west-1\n[profile other]\nregion = us-east-1\n"
+    assert SECRET not in open(backup).read() and stat.S_IMODE(os.stat(backup).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(config_file).st_mode) == 0o600  # never wider than the owner's

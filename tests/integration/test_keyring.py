@@ -236,8 +236,13 @@ def test_cache_key_wrapped_by_the_keyring_and_kept_in_the_kernel_keyring(ks, mot
 
     key_id, secret, role = new_user(moto_auth)
     ks.write_static_keys(key_id=key_id, secret=secret)
+    ks.write_config(config(moto_auth.url, role))
+    first = ks.credentials("deploy")  # a plain key and a cache first: switching replaces both
+    assert len(open(ks.key_path, "rb").read()) == 32
     ks.write_config(config(moto_auth.url, role, settings='cache_key = "keyring"'))
+    assert "! cache key " in ks.run("doctor").stdout.decode()  # still the plain one: a warning
     doc = ks.credentials("deploy")
+    assert doc != first  # a new cache under the new key
     blob = open(ks.key_path, "rb").read()
     assert keywrap.is_wrapped(blob)  # the file holds only the wrapped key
     assert ks.ss.lookup("@cache-key-wrap")  # the wrapping key is in the Secret Service
@@ -245,6 +250,8 @@ def test_cache_key_wrapped_by_the_keyring_and_kept_in_the_kernel_keyring(ks, mot
     serial = kernel_key(desc)
     try:
         assert serial, "the unwrapped key is not in the kernel keyring"
+        out = ks.run("doctor").stdout.decode()
+        assert "✓ cache key wrapped by the OS keyring (" in out and "kept in the kernel keyring between hits" in out
         # a hit needs neither STS nor the Secret Service
         ks.ss.stop_daemon()
         assert ks.credentials("deploy") == doc
