@@ -12,6 +12,7 @@ Installed by tests/peers/install-keyring.sh (Debian: gnome-keyring, dbus, libsec
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 
 PASSWORD = b"credproc-test-keyring"
@@ -57,8 +58,10 @@ class SecretService:
 
     def __enter__(self):
         root = self.root
-        runtime = os.path.join(root, "run")
-        os.makedirs(runtime, mode=0o700)
+        os.makedirs(root)
+        # sockets live here (the bus's, the keyring's control socket): a short path, since a Unix
+        # socket path may not exceed 107 bytes and pytest's tmp_path can come close
+        runtime = self.runtime = tempfile.mkdtemp(prefix="cp-ss-", dir="/tmp" if os.path.isdir("/tmp") else None)
         self.env = {
             "HOME": os.path.join(root, "home"),
             "XDG_RUNTIME_DIR": runtime,
@@ -150,6 +153,9 @@ class SecretService:
         for p in reversed(self.procs):
             _stop(p)
         self.procs = []
+        if getattr(self, "runtime", None):
+            shutil.rmtree(self.runtime, ignore_errors=True)
+            self.runtime = None
 
     def __exit__(self, *exc):
         self.stop()
