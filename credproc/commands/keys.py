@@ -154,6 +154,7 @@ def _import(args, cfg, idp, terminal):
 
 
 def _rotate(args, cfg, idp, terminal):
+    from .. import idp as idp_registry
     from ..idp.iam_rotation import BotoIam, Rotation, iam_client
 
     if keysource.mode(idp) != "keyring":
@@ -168,7 +169,7 @@ def _rotate(args, cfg, idp, terminal):
         from ..context import Context
 
         ctx = Context(cfg, app.store(cfg), terminal)  # prompts (if any) name `credproc keys rotate` as the fix
-        signer = _mfa_session(ctx, idp, source).retrieve()
+        signer = idp_registry.source_for(idp).session_provider(ctx, idp, source).retrieve()
         context = f"the MFA session of idp {idp['name']}"
     iam = BotoIam(iam_client(signer, idp.get("iam_endpoint_url"), cfg.settings.get("region") or "us-east-1"), context)
     rotation = Rotation(iam, lambda c: _verify(cfg, c, "the new key" if c is not current else source.describe()),
@@ -180,19 +181,6 @@ def _rotate(args, cfg, idp, terminal):
         app.store(cfg).delete(idp_identity(idp["name"]))  # made from the old key: the next call starts a new one
     print(f"rotated: idp {idp['name']} now uses {mask(new.access_key_id)}")
     return 0
-
-
-def _mfa_session(ctx, idp, keys):
-    """The idp's cached MFA session (the chain's own entry: an existing session means no prompt)."""
-    from ..chain import idp_identity
-    from ..providers.cached import CachedProvider
-    from ..providers.session_token import SessionTokenProvider
-
-    cfg = ctx.config
-    return CachedProvider(SessionTokenProvider(keys, idp, cfg.settings.get("region") or "us-east-1",
-                                               cfg.settings.get("sts_endpoint_url"), ctx.terminal),
-                          ctx, idp_identity(idp["name"]), cfg.idp_fingerprint(idp["name"]),
-                          f"an MFA session for idp {idp['name']!r}")
 
 
 def _remove(args, cfg, idp, terminal):

@@ -70,27 +70,33 @@ class IamSource(IdentitySource):
         return bool(idp.get("mfa_serial")) or any(r.get("idp") == name and not r.get("arn") for r in cfg.roles.values())
 
     def build_chain(self, ctx, idp, role, session_name, region, endpoint):
-        from ..chain import idp_identity
-        from ..providers.assume_role import AssumeRoleProvider
-        from ..providers.cached import CachedProvider
         from ..keysource import provider_for
-        from ..providers.session_token import SessionTokenProvider
+        from ..providers.assume_role import AssumeRoleProvider
 
-        cfg = ctx.config
         keys = provider_for(idp)  # reads nothing until STS must be called with the keys
         if idp.get("mfa_serial") or not role.get("arn"):
-            # The MFA session belongs to the identity source, not the role: cached on its own so
-            # every role over this idp shares one MFA prompt. It uses the idp's region/endpoint
-            # (settings), so that sharing does not depend on per-role overrides.
-            session = CachedProvider(
-                SessionTokenProvider(keys, idp, *_session_endpoint(cfg), ctx.terminal),
-                ctx, idp_identity(idp["name"]), cfg.idp_fingerprint(idp["name"]),
-                f"an MFA session for idp {idp['name']!r}" if idp.get("mfa_serial") else f"a session for idp {idp['name']!r}")
+            session = self.session_provider(ctx, idp, keys)
             if not role.get("arn"):
                 return session
             return AssumeRoleProvider(session, role, session_name, region, endpoint,
                                       f"the session of {keys.describe()}")
         return AssumeRoleProvider(keys, role, session_name, region, endpoint, keys.describe())
+
+    @staticmethod
+    def session_provider(ctx, idp, keys):
+        """The idp's GetSessionToken (MFA) session over `keys`. It belongs to the identity source,
+        not the role: cached on its own so every role over this idp (and `credproc keys rotate`)
+        shares one MFA prompt. It uses the idp's region/endpoint (settings), so that sharing does
+        not depend on per-role overrides."""
+        from ..chain import idp_identity
+        from ..providers.cached import CachedProvider
+        from ..providers.session_token import SessionTokenProvider
+
+        cfg = ctx.config
+        return CachedProvider(
+            SessionTokenProvider(keys, idp, *_session_endpoint(cfg), ctx.terminal),
+            ctx, idp_identity(idp["name"]), cfg.idp_fingerprint(idp["name"]),
+            f"an MFA session for idp {idp['name']!r}" if idp.get("mfa_serial") else f"a session for idp {idp['name']!r}")
 
     def sessions(self, cfg, store, idp, now):
         from ..chain import idp_identity
