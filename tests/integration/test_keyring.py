@@ -316,6 +316,7 @@ def test_keys_add_asks_on_the_terminal_with_echo_off(ks, moto_auth):
     assert b"stored the keys of arn:aws:iam::123456789012:user/" in out
     assert keyring_item(ks) == {"AccessKeyId": key_id, "SecretAccessKey": secret}
     assert caller_arn(ks.credentials("deploy"), moto_auth.url).endswith("/ci")
+    assert files_holding(ks.root, secret) == []
 
 
 def test_keys_add_refuses_keys_sts_does_not_accept(ks, moto_auth):
