@@ -40,7 +40,9 @@ def guard_recursion():
 def load_config(args):
     from . import config as config_mod
 
-    return config_mod.load(paths.config_file(getattr(args, "config", None)))
+    given = getattr(args, "config", None)
+    source = "--config" if given else "$CREDPROC_CONFIG" if os.environ.get("CREDPROC_CONFIG") else None
+    return config_mod.load(paths.config_file(given), source=source)
 
 
 def store(cfg=None):

@@ -15,6 +15,8 @@ EPILOG = """\
 examples:
   credproc --role admin                 print credentials for role 'admin' (for credential_process)
   credproc login --role admin           authenticate ahead of time, in a terminal
+  credproc login admin                  the same: commands that take --role NAME also take the role as
+                                        their first argument (credproc exec admin -- aws s3 ls)
   credproc COMMAND --help               help and examples for a command
 
 ~/.aws/config:
@@ -60,8 +62,57 @@ def build_parser():
                            epilog="examples:\n" + module.EXAMPLES)
         _common(p, suppress=True)
         module.add_arguments(p)
+        _role_anywhere(p)
         p.set_defaults(run=module.run)
     return parser
+
+
+def _role_anywhere(p):
+    """A command's --role may also be given as its first positional argument (`credproc login admin`,
+    as aws-vault users type it) or before the command (`credproc --role admin login`). argparse
+    therefore no longer requires --role itself; main() checks, through _resolve_role, that the
+    command got a role when it needs one."""
+    role = next((a for a in p._actions if "--role" in a.option_strings), None)
+    if role is None:
+        return
+    groups = [g for g in p._mutually_exclusive_groups if role in g._group_actions]
+    need = "required" if role.required else None
+    for g in groups:
+        if g.required:  # logout: --role NAME or --all
+            need = " or ".join(a.option_strings[0] for a in g._group_actions if a is not role)
+            g.required = False
+    role.required = False
+    role.default = argparse.SUPPRESS  # else an absent --role would hide the one given before the command
+    if not any(a.nargs == argparse.REMAINDER for a in p._actions):  # exec: taken from its COMMAND words
+        p.add_argument("role_name", nargs="?", metavar="ROLE", default=argparse.SUPPRESS,
+                       help="the role, as with --role (for the commands that take one)")
+    p.set_defaults(role_needed=need)
+
+
+def _resolve_role(parser, args):
+    """args.role from --role, the positional ROLE or (exec) the first word before `--`."""
+    sub = parser._subparsers._group_actions[0].choices[args.command]
+    given = [r for r in (getattr(args, "role", None), getattr(args, "role_name", None)) if r]
+    if not given and hasattr(args, "argv") and args.argv and args.argv[0] != "--":
+        given = [args.argv.pop(0)]  # credproc exec ROLE [--server] -- COMMAND
+        options = []
+        while args.argv and args.argv[0].startswith("-") and args.argv[0] != "--":
+            options.append(args.argv.pop(0))
+        if options:  # the command's own options, after the role: parse them as if they came first
+            rest = args.argv
+            sub.parse_args(options, namespace=args)
+            args.argv = rest
+    if len(set(given)) > 1:
+        sub.error(f"two different roles given: {given[0]} and {given[1]}")
+    args.role = given[0] if given else None
+    need = getattr(args, "role_needed", None)
+    if args.role is None and need == "required":
+        sub.error(f"name the role: credproc {args.command} ROLE (or --role ROLE)")
+    others = [o for o in need.split(" or ") if getattr(args, o.lstrip("-"), False)] if need != "required" and need else []
+    if args.role is None and need and need != "required" and not others:
+        sub.error(f"name the role (credproc {args.command} ROLE, or --role ROLE) or give {need}")
+    if args.role is not None and others:
+        sub.error(f"give either a role or {others[0]}, not both")
 
 
 def cmd_process(args):
@@ -81,6 +132,8 @@ def main(argv=None):
         os.environ["CREDPROC_DEBUG"] = "1"
     try:
         if args.command:
+            if hasattr(args, "role_needed"):
+                _resolve_role(parser, args)
             return args.run(args)
         if not args.role:
             parser.print_usage(sys.stderr)

@@ -52,13 +52,15 @@ def default_session_name():
     return sanitize_session_name(f"credproc-{user}" if user else "credproc")
 
 
-def _fingerprinted(idp):
-    """The idp as fingerprinted: without the keys its source leaves out at their default value
-    (keys added later, so that configs not using them keep their fingerprints and cached sessions)."""
+def _shaping(idp):
+    """The idp's settings that shape credentials: not how long to pause Duo pushes, and not the keys
+    its source leaves out at their default value (keys added later, so that configs not using them
+    keep their fingerprints and cached sessions; see IdentitySource.unfingerprinted)."""
     from .idp.base import NEVER
 
     drop = idp_registry.source_for(idp).unfingerprinted
-    return {k: v for k, v in idp.items() if k not in drop or (drop[k] is not NEVER and v != drop[k])}
+    return {k: v for k, v in idp.items()
+            if k != "push_backoff" and (k not in drop or (drop[k] is not NEVER and v != drop[k]))}
 
 
 class Config:
@@ -71,9 +73,14 @@ class Config:
 
     def role(self, name):
         if name not in self.roles:
+            import difflib
+
             known = ", ".join(sorted(self.roles)) or "none"
-            raise ConfigError(f"{self.path}: no role named {name!r} (configured roles: {known})",
-                              hint=f"add a [role.{name}] table")
+            close = difflib.get_close_matches(name, sorted(self.roles), n=1, cutoff=0.6)
+            if not close:  # a different case is closer than any ratio says ("Admin" for "admin")
+                close = [r for r in sorted(self.roles) if r.lower() == name.lower()][:1]
+            hint = f"did you mean {close[0]}?" if close else f"add a [role.{name}] table"
+            raise ConfigError(f"{self.path}: no role named {name!r} (configured roles: {known})", hint=hint)
         return self.roles[name]
 
     def chain_of(self, name):
@@ -91,12 +98,12 @@ class Config:
         other settings is not served."""
         chain = self.chain_of(name)
         material = {"settings": {k: self.settings.get(k) for k in ("region", "sts_endpoint_url")},
-                    "chain": chain, "idp": _fingerprinted(self.idps[chain[-1]["idp"]])}
+                    "chain": chain, "idp": _shaping(self.idps[chain[-1]["idp"]])}
         return digest(json.dumps(material, sort_keys=True, default=str).encode())
 
     def idp_fingerprint(self, idp_name):
         material = {"settings": {k: self.settings.get(k) for k in ("region", "sts_endpoint_url")},
-                    "idp": _fingerprinted(self.idps[idp_name])}
+                    "idp": _shaping(self.idps[idp_name])}
         return digest(json.dumps(material, sort_keys=True, default=str).encode())
 
     def region_for(self, role):
@@ -223,11 +230,15 @@ def parse(path, raw_bytes):
     return Config(path, raw_bytes, settings, idps, roles)
 
 
-def load(path):
+def load(path, source=None):
+    """source: where the path came from ("--config", "$CREDPROC_CONFIG"), None for the default."""
     try:
         with open(path, "rb") as f:
             raw = f.read()
     except FileNotFoundError:
+        if source:
+            raise ConfigError(f"no configuration file at {path} (named by {source})",
+                              hint=f"check the path in {source}") from None
         raise ConfigError(f"no configuration file at {path}",
                           hint="create it (see the README's configuration reference) or pass --config PATH") from None
     except OSError as e:

@@ -4,6 +4,9 @@ import time
 
 # The Go SDK (Terraform) kills a credential_process after 60 s; a waiter must give up well before.
 LOCK_WAIT = 45.0
+# ... and so must anything else a caller without a terminal waits for (a Duo push), counted from
+# the start of the run.
+UNATTENDED_WAIT = 45.0
 LOGIN_LOCK_WAIT = 300.0
 
 
@@ -14,6 +17,7 @@ class Context:
         self.terminal = terminal
         self.force = force
         self.clock = clock
+        self.started = time.monotonic()
         self.lock_deadline = time.monotonic() + lock_wait
 
     def now(self):

@@ -43,6 +43,9 @@ class Zenity:
     def say(self, message, timeout):
         return [self.exe, "--info", f"--title={TITLE}", f"--text={message}", "--no-markup", f"--timeout={timeout}"], {}
 
+    def notify(self, message, timeout):
+        return [self.exe, "--notification", f"--text={TITLE}: {message}", f"--timeout={timeout}"], {}
+
     def outcome(self, returncode, stderr):
         return {0: "ok", 1: "cancel", 5: "timeout"}.get(returncode, "error")
 
@@ -200,7 +203,14 @@ class GuiPrompter:
 
     def say(self, message):
         """Non-blocking: the message stays up on its own while the caller carries on."""
-        argv, extra = self.driver.say(message, SAY_TIMEOUT)
+        self._show(*self.driver.say(message, SAY_TIMEOUT))
+
+    def notify(self, message):
+        """A desktop notification (e.g. "approve the Duo push"), where the tool has one; else say()."""
+        notify = getattr(self.driver, "notify", None) or self.driver.say
+        self._show(*notify(message, SAY_TIMEOUT))
+
+    def _show(self, argv, extra):
         try:
             # Never the caller's stdout/stderr: under credential_process stdout is the protocol pipe,
             # and a dialog still holding it would keep the SDK waiting.

@@ -40,10 +40,11 @@ def check_url(url, key):
 
 
 class Response:
-    def __init__(self, status, headers, body):
+    def __init__(self, status, headers, body, url=None):
         self.status = status
         self.headers = headers
         self.body = body
+        self.url = url
 
     @property
     def text(self):
@@ -70,10 +71,19 @@ class _SafeRedirect(urllib.request.HTTPRedirectHandler):
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-def request(method, url, *, form=None, headers=None, timeout=30, ca_bundle=None, what="the server"):
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Hand every redirect back to the caller as a Response (it decides, e.g. after a login POST)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+def request(method, url, *, form=None, data=None, headers=None, timeout=30, ca_bundle=None, what="the server",
+            cookies=None, follow_redirects=True):
     """Send a request; every HTTP status comes back as a Response; transport failures become
-    NetworkError. Form values may be secrets: they are never logged."""
-    data = None
+    NetworkError. Form values (a dict or a list of pairs) and `data` (raw bytes) may be secrets:
+    they are never logged. `cookies`: a http.cookiejar.CookieJar to keep and send cookies in.
+    follow_redirects=False: a redirect comes back as a Response instead of being followed."""
     hdrs = {"User-Agent": "credproc", "Accept": "*/*"}
     hdrs.update(headers or {})
     if form is not None:
@@ -84,12 +94,15 @@ def request(method, url, *, form=None, headers=None, timeout=30, ca_bundle=None,
         ctx = ssl.create_default_context(cafile=ca_bundle)
     except (OSError, ssl.SSLError) as e:
         raise ConfigError(f"ca_bundle {ca_bundle!r} is not a usable PEM CA file: {getattr(e, 'strerror', None) or e}") from None
-    opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=ctx), _SafeRedirect())
+    handlers = [urllib.request.HTTPSHandler(context=ctx), _SafeRedirect() if follow_redirects else _NoRedirect()]
+    if cookies is not None:
+        handlers.append(urllib.request.HTTPCookieProcessor(cookies))
+    opener = urllib.request.build_opener(*handlers)
     try:
         with opener.open(req, timeout=timeout) as resp:
-            return Response(resp.status, resp.headers, resp.read())
+            return Response(resp.status, resp.headers, resp.read(), resp.geturl())
     except urllib.error.HTTPError as e:
-        return Response(e.code, e.headers, e.read())
+        return Response(e.code, e.headers, e.read(), url)
     except urllib.error.URLError as e:
         reason = e.reason
         if isinstance(reason, ssl.SSLCertVerificationError):

@@ -12,7 +12,7 @@ import shlex
 import subprocess
 
 from . import log
-from .errors import AuthenticationFailed, ConfigError, Interrupted, LoginRequired
+from .errors import AuthenticationFailed, ConfigError, Interrupted, LoginRequired, RecursionDetected
 
 
 def _open_tty():
@@ -58,6 +58,11 @@ class Terminal:
     def available(self):
         return self._tty() is not None or self.gui is not None
 
+    def attended(self):
+        """A terminal is there, so a person started this and is watching it (a dialog is not
+        enough: an IDE raises those on its own schedule)."""
+        return self._tty() is not None
+
     def require(self, what):
         if self._tty() is None and self.gui is None:
             raise LoginRequired(f"{what} is needed and there is no terminal to ask on",
@@ -70,6 +75,14 @@ class Terminal:
             os.write(fds[1], (message + "\n").encode())
         elif self.gui:
             self.gui.say(message)
+
+    def notify(self, message):
+        """Like say(), but as a desktop notification when there is no terminal (prompt = "gui")."""
+        fds = self._tty()
+        if fds:
+            os.write(fds[1], (message + "\n").encode())
+        elif self.gui:
+            self.gui.notify(message)
 
     def progress(self, text):
         """A context manager: while it lasts, one line on the terminal counts the seconds spent
@@ -93,7 +106,7 @@ class Terminal:
                 _restore(rfd, old)
                 os.write(wfd, b"\n")
         if line is None:
-            raise AuthenticationFailed(f"no answer at the {what} prompt (end of input)")
+            raise AuthenticationFailed(f"no answer to the prompt for {what} (end of input)")
         return line
 
     def choose(self, title, options, what):
@@ -214,6 +227,18 @@ def _restore(fd, old):
     termios.tcsetattr(fd, termios.TCSADRAIN, old)
 
 
+# The start of RecursionDetected's message in app.guard_recursion, as a child credproc prints it.
+RECURSION_MARK = "credproc was started by a command credproc itself runs"
+
+
+def clip(text, limit):
+    """text cut to about limit characters at a word boundary, marked as cut."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0] if " " in text[:limit] else text[:limit]
+    return cut.rstrip(" ,;:") + " ..."
+
+
 def run_secret_command(command, what, key, timeout=120, whole_output=False):
     """Run a user-configured command (mfa_command, password_command, keys_command) without a shell
     and return its first output line (whole_output: all of it, stripped). What it prints is a
@@ -238,7 +263,11 @@ def run_secret_command(command, what, key, timeout=120, whole_output=False):
     if proc.returncode != 0:
         # its stderr is diagnostics (e.g. "no YubiKey detected"), not the secret it prints on stdout
         err = proc.stderr.decode(errors="replace").strip().splitlines()
-        detail = f": {err[-1][:200]}" if err else ""
+        if proc.returncode == RecursionDetected.exit_code and any(RECURSION_MARK in line for line in err):
+            raise RecursionDetected(f"{key} ({argv[0]}) runs credproc again, which refuses to recurse",
+                                    hint=f"make {key} independent of credproc (e.g. not through an AWS profile "
+                                         "that runs credproc)")
+        detail = f": {clip(err[-1], 200)}" if err else ""
         raise AuthenticationFailed(f"{key} ({argv[0]}) failed with exit code {proc.returncode}{detail}")
     text = proc.stdout.decode(errors="replace").strip()
     lines = text.splitlines()

@@ -231,8 +231,9 @@ class EncryptedFileCache:
     def path_for(self, identity):
         return os.path.join(self.cache_dir, cache.entry_filename(self.key(), identity))
 
-    def get(self, identity):
-        """The entry, or None: missing, unreadable, truncated, tampered with or under another key."""
+    def get(self, identity, quiet=False):
+        """The entry, or None: missing, unreadable, truncated, tampered with or under another key.
+        quiet: no debug line for a miss (a second look, already logged once)."""
         key = self.key(create=False)
         if key is None:
             return None
@@ -240,15 +241,18 @@ class EncryptedFileCache:
         try:
             blob = cache.read_file(path)
         except FileNotFoundError:
-            log.debug("cache miss for %s: no entry", identity)
+            if not quiet:
+                log.debug("cache miss for %s: no entry", identity)
             return None
         except OSError as e:
-            log.debug("cache miss for %s: cannot read %s: %s", identity, path, e.strerror)
+            if not quiet:
+                log.debug("cache miss for %s: cannot read %s: %s", identity, path, e.strerror)
             return None
         try:
             return cache.decrypt(key, identity, blob)
         except Exception as e:  # InvalidTag, ValueError...: unusable, never served
-            log.debug("cache miss for %s: entry unusable (%s): will be replaced", identity, type(e).__name__)
+            if not quiet:
+                log.debug("cache miss for %s: entry unusable (%s): will be replaced", identity, type(e).__name__)
             return None
 
     def put(self, identity, entry):

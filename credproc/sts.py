@@ -89,7 +89,7 @@ def call(sts_client, operation, context, **params):
         raise translate_client_error(e, operation, context, params) from None
     except (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ReadTimeoutError, bx.SSLError,
             bx.ProxyConnectionError, bx.ConnectionClosedError) as e:
-        raise NetworkError(f"cannot reach STS at {sts_client.meta.endpoint_url}: {type(e).__name__}",
+        raise NetworkError(f"cannot reach STS at {sts_client.meta.endpoint_url}: {_reason(e)}",
                            hint="check the network, proxy, and sts_endpoint_url") from None
     except bx.ParamValidationError:
         # botocore's message can quote a parameter's value (an MFA code, a token): never shown
@@ -100,14 +100,45 @@ def call(sts_client, operation, context, **params):
         raise ServiceError(f"STS {operation} failed: {type(e).__name__}") from None
 
 
+def _reason(e):
+    """Why a connection failed, as the operating system says it ("Connection refused", "Name or
+    service not known"), found under botocore's and urllib3's wrappers; else the wrapper's name."""
+    import socket
+
+    seen, todo = set(), [e]
+    while todo:
+        x = todo.pop(0)
+        if x is None or id(x) in seen:
+            continue
+        seen.add(id(x))
+        if isinstance(x, (socket.timeout, TimeoutError)) or "Timeout" in type(x).__name__:
+            return "timed out"
+        if isinstance(x, OSError) and x.strerror:
+            return x.strerror
+        todo += [getattr(x, "kwargs", {}).get("error"), x.__cause__, x.__context__]
+    return type(e).__name__
+
+
 def _snake(name):
-    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+    """botocore's method name for an operation (AssumeRoleWithSAML -> assume_role_with_saml)."""
+    from botocore import xform_name
+
+    return xform_name(name)
 
 
 def translate_client_error(e, operation, context, params):
     err = e.response.get("Error", {})
     code, message = err.get("Code", "Unknown"), err.get("Message", "")
     target = params.get("RoleArn")
+    if operation == "AssumeRoleWithSAML":  # first: its codes mean something else here
+        if code in ("InvalidIdentityToken", "ExpiredTokenException"):
+            return AuthenticationFailed(f"STS rejected the SAML assertion of {context}: {message[:200]}",
+                                        hint="the IAM SAML provider must hold the IdP's current metadata (its "
+                                             "signing certificate), and the assertion must be for urn:amazon:webservices")
+        if code in ("AccessDenied", "IDPRejectedClaim"):
+            return AccessDenied(f"{context} is not allowed to assume {target}: {message[:200]}",
+                                hint="the role's trust policy must allow sts:AssumeRoleWithSAML for the SAML provider "
+                                     f"{params.get('PrincipalArn')}, with a SAML:aud condition on the sign-in endpoint")
     if code in ("InvalidClientTokenId", "UnrecognizedClientException"):
         return AuthenticationFailed(f"STS does not recognise the credentials of {context}: the access key was deleted, "
                                     "deactivated or mistyped, or the session token is wrong",

@@ -35,6 +35,9 @@ class ScriptedTerminal:
     def available(self):
         return self.answers is not None
 
+    def attended(self):
+        return self.answers is not None
+
     def require(self, what):
         if self.answers is None:
             raise LoginRequired(f"{what} is needed and there is no terminal to ask on",
@@ -47,6 +50,8 @@ class ScriptedTerminal:
 
     def say(self, message):
         self.said.append(message)
+
+    notify = say
 
     def progress(self, text):
         import contextlib

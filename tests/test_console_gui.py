@@ -222,7 +222,7 @@ def test_console_destination_is_passed_through_and_must_be_https(console_run):
     assert code == 0 and dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(out.strip()).query))["Destination"] == \
         "https://console.aws.amazon.com/s3/"
     code, out, err, calls = console_run("--role", "admin", "--destination", "http://evil.example/")
-    assert code == 3 and "must be an https:// URL" in err and out == ""
+    assert code == 2 and "must be an https:// URL" in err and out == ""
 
 
 def test_console_opens_the_browser_with_stdout_and_stderr_detached(console_run, monkeypatch):

@@ -4,6 +4,7 @@ isolated HOME, XDG dirs and AWS files."""
 import http.server
 import json
 import os
+import re
 import shlex
 import stat
 import subprocess
@@ -43,6 +44,8 @@ class Env:
         monkeypatch.delenv("CREDPROC_DEBUG", raising=False)
         monkeypatch.setattr(log, "enabled", False)  # an earlier test's --debug may have left it on
         monkeypatch.delenv("CREDPROC_ACTIVE", raising=False)
+        for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+            monkeypatch.delenv(var, raising=False)  # doctor fails on keys in the environment
 
     def write_config(self, text):
         self.config_path.write_text(text)
@@ -132,7 +135,9 @@ def test_setup_appends_a_stanza_keeps_every_byte_and_backs_up(env, capsys, fake_
     data = env.aws_config.read_bytes()
     assert data.startswith(EXISTING)
     assert data[len(EXISTING):] == (f"\n\n[profile admin]\ncredential_process = {exe} --role admin --config "
-                                    f"{env.config_path}\nregion = eu-west-1\n").encode()
+                                    f"{env.config_path}\nregion = eu-west-1\nservices = credproc-admin\n\n"
+                                    "[services credproc-admin]\nsts =\n"
+                                    "  endpoint_url = https://sts.eu-west-1.amazonaws.com\n").encode()
     assert stat.S_IMODE(os.stat(env.aws_config).st_mode) == 0o640  # the file's mode is kept
     backups = [p for p in env.aws_config.parent.iterdir() if p.name.startswith("config.bak-")]
     assert len(backups) == 1 and backups[0].read_bytes() == EXISTING
@@ -191,7 +196,9 @@ def test_setup_print_writes_nothing(env, capsys, fake_exe):
     env.write_config(CONFIG.format(sts="https://sts.eu-west-1.amazonaws.com", issuer=ISSUER))
     code, out, err = run(capsys, "setup", "--role", "dev", "--profile-name", "work", "--print")
     assert code == 0, err
-    assert out == f"[profile work]\ncredential_process = {exe} --role dev --config {env.config_path}\nregion = eu-west-1\n"
+    assert out == (f"[profile work]\ncredential_process = {exe} --role dev --config {env.config_path}\nregion = eu-west-1\n"
+                   "services = credproc-work\n\n[services credproc-work]\nsts =\n"
+                   "  endpoint_url = https://sts.eu-west-1.amazonaws.com\n")
     assert not env.aws_config.exists()
 
 
@@ -368,7 +375,10 @@ def test_doctor_all_good(env, capsys, http_peer, fake_exe):
     assert f"the STS endpoint {http_peer} is reachable (HTTP 404)" in out
     assert "✓ profile admin in" in out
     assert "! no terminal for prompts" in out and "credproc login" in out  # a warning, not a failure
-    assert "✗" not in out and out.rstrip().splitlines()[-1].startswith("all ")
+    lines = out.rstrip().splitlines()
+    assert "! idp corp: keys in plain text in profile corp-user" in out  # issue 10: a warning, with the fix
+    assert "credproc keys import --idp corp --from-profile corp-user" in out
+    assert "✗" not in out and lines[-1] == f"{len(lines) - 1} checks: 2 warnings, {len(lines) - 3} passed"
     assert SECRET not in out and "AKIAIOSFODNN7EXAMPLE" not in out
 
 
@@ -379,7 +389,7 @@ def test_doctor_with_a_broken_config(env, capsys, http_peer, fake_exe):
     assert code == 12
     assert f"✗ configuration {env.config_path}:" in out and "role.admin.idp" in out and "role.admin.duration" in out
     assert "does not load" in out  # the profile's --role cannot be checked against it
-    assert "checks failed" in err and err.count("\n") == 1
+    assert re.fullmatch(r"credproc: \d+ checks: 2 failed, 1 warning, \d+ passed\n", err)
 
 
 def test_doctor_with_bad_permissions_and_bad_profiles(env, capsys, http_peer, fake_exe):
@@ -401,7 +411,8 @@ def test_doctor_with_bad_permissions_and_bad_profiles(env, capsys, http_peer, fa
     assert "✗ profile nosuch in" in out and "--role nosuch: no such role" in out
     assert "✗ profile hash in" in out and "'#' or ';'" in out
     assert "✓ profile admin in" in out
-    assert "5 of" in err and "checks failed" in err
+    # the warnings: no terminal, and the IAM keys in plain text (issue 10)
+    assert re.fullmatch(r"credproc: \d+ checks: 5 failed, 2 warnings, \d+ passed\n", err)
 
 
 def test_doctor_names_an_unreachable_sts_endpoint(env, capsys, fake_exe, dead_url):

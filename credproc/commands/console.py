@@ -11,7 +11,7 @@ import sys
 import urllib.parse
 
 from .. import app, log
-from ..errors import ConfigError, NetworkError, ServiceError
+from ..errors import ConfigError, NetworkError, ServiceError, UsageError
 
 HELP = "open the AWS console in a browser as a role (or print a sign-in link)"
 DESCRIPTION = ("Sign in to the AWS Management Console with the role's credentials (prompting as needed): "
@@ -155,7 +155,7 @@ def run(args):
         except ValueError:
             ok = False
         if not ok:
-            raise ConfigError(f"--destination: {args.destination!r} must be an https:// URL")
+            raise UsageError(f"--destination: {args.destination!r} must be an https:// URL")
     cfg = app.load_config(args)
     _check_can_federate(cfg, args.role)
     federation, destination = endpoints(cfg.region_for(cfg.role(args.role)), cfg.settings.get("federation_url"),

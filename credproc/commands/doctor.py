@@ -2,7 +2,7 @@
 
 Every check prints one line, "✓ what" or "✗ what: problem — fix" ("!" for a warning, which does
 not fail the run). Network checks have 5-second timeouts and run in parallel. Nothing here prints
-a secret or changes a file.
+a secret or changes a file (the writability probe creates and removes one empty temp file).
 """
 
 import os
@@ -22,7 +22,10 @@ show those characters; "!" marks a warning, which does not fail the run):
   - the configuration parses and every role's provider chain resolves; where each iam idp's keys
     live and that they can be read there (plain-text keys are a warning naming the command that
     moves them to the OS keyring); with cache_key = "keyring", that the keyring unwraps the cache key
-  - the cache key is mode 0600 and yours; the cache and data directories are 0700 and yours
+  - the cache key is mode 0600 and yours; the cache and data directories are 0700, yours and
+    writable (or, before the first login, can be created)
+  - no AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY in the environment (SDKs use those instead of
+    any profile's credential_process)
   - a terminal is available for prompts (a warning when not: run `credproc login` in one)
   - each identity provider answers (CAS: its URL; OpenID Connect: its discovery document) and each
     STS endpoint in use answers (any HTTP answer counts; 5-second timeouts)
@@ -95,7 +98,7 @@ def run(args):
         cfg = app.load_config(args)
         emit(ok(f"configuration {config_path} parses"))
     except ConfigError as e:
-        emit(fail(f"configuration {config_path}", e.message,
+        emit(fail(f"configuration {config_path}", _without_path(e.message, config_path),
                   e.hint or "fix the keys listed (see the README's configuration reference)"))
     with ThreadPoolExecutor(max_workers=8) as pool:
         pending = [pool.submit(fn, *a) for fn, *a in network_checks(cfg)] if cfg is not None else []
@@ -105,17 +108,31 @@ def run(args):
         for check in file_checks():
             emit(check)
         emit(terminal_check())
+        emit(environment_check())
         for future in pending:
             emit(future.result())
     for check in aws_profile_checks(cfg, config_path):
         emit(check)
-    failed = sum(c.status == "fail" for c in checks)
-    warned = sum(c.status == "warn" for c in checks)
-    note = f" ({warned} warning{'s' if warned != 1 else ''})" if warned else ""
-    if failed:
-        raise ChecksFailed(f"{failed} of {len(checks)} checks failed{note}")
-    print(f"all {len(checks) - warned} checks passed{note}")
+    summary = summarize(checks)
+    if any(c.status == "fail" for c in checks):
+        raise ChecksFailed(summary)
+    print(summary)
     return 0
+
+
+def summarize(checks):
+    """One line whose numbers add up to the lines printed: "13 checks: 1 warning, 12 passed"."""
+    counts = [(sum(c.status == s for c in checks), s) for s in ("fail", "warn", "ok")]
+    words = {"fail": ("failed", "failed"), "warn": ("warning", "warnings"), "ok": ("passed", "passed")}
+    parts = [f"{n} {words[s][n != 1]}" for n, s in counts if n]
+    return f"{len(checks)} check{'s' if len(checks) != 1 else ''}: {', '.join(parts)}"
+
+
+def _without_path(message, path):
+    """A ConfigError message without the path the check's label already names."""
+    if message.startswith(f"{path}: "):
+        return message[len(path) + 2:]
+    return message.replace(f" at {path}", "")
 
 
 # -- the configuration ----------------------------------------------------------------------------
@@ -169,9 +186,55 @@ def _private(path, want, kind):
 
 
 def file_checks():
-    yield _private(paths.key_file(), 0o600, "cache key")
-    yield _private(paths.cache_dir(), 0o700, "cache directory")
-    yield _private(os.path.dirname(paths.key_file()), 0o700, "data directory")
+    key = _private(paths.key_file(), 0o600, "cache key")
+    if key.status == "ok" and os.path.exists(paths.key_file()):
+        try:
+            with open(paths.key_file(), "rb") as f:
+                f.read(1)
+        except OSError as e:
+            key = fail(f"cache key {paths.key_file()}", f"cannot be read: {e.strerror}",
+                       f"chmod 600 '{paths.key_file()}'")
+    yield key
+    for path, kind in ((paths.cache_dir(), "cache directory"), (os.path.dirname(paths.key_file()), "data directory")):
+        check = _private(path, 0o700, kind)
+        if check.status == "ok":
+            check = _writable(path, kind) or check
+        yield check
+
+
+def _writable(path, kind):
+    """None when credproc can write in `path` (or, if it does not exist yet, create it), else the
+    failed check. A real create-and-remove, not os.access: that trusts mode bits where a read-only
+    mount, ACLs or a network file system decide."""
+    target = path
+    while not os.path.lexists(target):  # not created yet: the first existing ancestor must take it
+        parent = os.path.dirname(target)
+        if parent == target:
+            return None
+        target = parent
+    if not os.path.isdir(target):
+        return fail(f"{kind} {path}", f"{target} is not a directory")
+    probe = os.path.join(target, f".tmp-doctor-{os.getpid()}-{os.urandom(4).hex()}")  # store sweeps .tmp-*
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    except OSError as e:
+        where = "it" if target == path else f"{target}, where it would be created,"
+        return fail(f"{kind} {path}", f"credproc cannot write in {where}: {e.strerror}",
+                    "make it writable (not on a read-only file system), or point $XDG_CACHE_HOME / "
+                    "$XDG_DATA_HOME at a writable place")
+    os.close(fd)
+    os.unlink(probe)
+    return None
+
+
+def environment_check():
+    present = [v for v in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY") if os.environ.get(v)]
+    if not present:
+        return ok("no AWS keys in the environment")
+    extra = " AWS_SESSION_TOKEN" if os.environ.get("AWS_SESSION_TOKEN") else ""
+    return fail("AWS keys in the environment", f"{' and '.join(present)} {'is' if len(present) == 1 else 'are'} set: "
+                "the SDKs and the AWS CLI use them instead of any profile's credential_process (unless a profile is "
+                "chosen with --profile)", f"unset {' '.join(present)}{extra}")
 
 
 def terminal_check():
@@ -221,6 +284,7 @@ def network_checks(cfg):
     for name, idp in cfg.idps.items():
         for what, url, ca_bundle in idp_registry.source_for(idp).doctor_probes(idp):
             yield _reachable, f"idp {name}", what, url, ca_bundle
+        yield from idp_registry.source_for(idp).doctor_network_checks(cfg, idp)
     for url, users in sts_endpoints(cfg).items():
         yield _reachable, f"STS for {', '.join(users)}", "the STS endpoint", url
 

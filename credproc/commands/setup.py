@@ -15,7 +15,7 @@ import sys
 import time
 
 from .. import app, paths
-from ..errors import ConfigError, LocalFileError
+from ..errors import ConfigError, LocalFileError, UsageError
 from ..store import atomic_write
 
 HELP = "add [profile NAME] stanzas for credproc to ~/.aws/config"
@@ -26,6 +26,11 @@ role when --role is omitted:
   [profile admin]
   credential_process = /absolute/path/to/credproc --role admin
   region = eu-west-1            (only if the role or [settings] sets one)
+  services = credproc-admin     (only if the role or [settings] sets sts_endpoint_url:)
+
+  [services credproc-admin]     (the same STS endpoint for the program using the profile)
+  sts =
+    endpoint_url = http://127.0.0.1:5000
 
 --config PATH is added to the command when a configuration file other than the default one is in
 use. The file is backed up first (config.bak-YYYYmmddTHHMMSS beside it, mode 0600); everything
@@ -92,10 +97,19 @@ def header_for(profile):
     return "[default]" if profile == "default" else f"[profile {profile}]"
 
 
-def stanza(profile, command, region=None):
+def services_name(profile):
+    return f"credproc-{profile}"
+
+
+def stanza(profile, command, region=None, sts_endpoint=None):
+    """The profile's lines; with an STS endpoint, also a [services] section that gives the program
+    using the profile the same one (botocore >= 1.31, AWS CLI v2.13, and the JS and Go SDKs read it)."""
     lines = [header_for(profile), f"credential_process = {command}"]
     if region:
         lines.append(f"region = {region}")
+    if sts_endpoint:
+        lines += [f"services = {services_name(profile)}", "", f"[services {services_name(profile)}]", "sts =",
+                  f"  endpoint_url = {sts_endpoint}"]
     return lines
 
 
@@ -109,6 +123,11 @@ def profile_of_section(header):
     if len(parts) == 2 and parts[0] == "profile":
         return parts[1].strip()
     return None
+
+
+def section_headers(text):
+    """Every section header of an AWS config file's text, as written between the brackets."""
+    return {m.group(1).strip() for m in (_SECTION.match(line.strip()) for line in text.splitlines()) if m}
 
 
 def parse_profiles(text):
@@ -198,14 +217,17 @@ def run(args):
     profile_names = {name: args.profile_name or name for name in names}
     for profile in profile_names.values():
         if not _PROFILE_NAME.match(profile):
-            raise ConfigError(f"{profile!r} is not a usable AWS profile name",
+            raise UsageError(f"{profile!r} is not a usable AWS profile name",
                               hint="use letters, digits and _ . @ + : / - (pick one with --profile-name)")
     exe = executable()
     stanzas = []
     for name in names:
         role = cfg.roles[name]
         region = role.get("region") or cfg.settings.get("region")
-        stanzas.append((name, profile_names[name], command_for(exe, name, config_path), region))
+        sts_endpoint = cfg.sts_endpoint_for(role)
+        if sts_endpoint and ("\n" in sts_endpoint or "\r" in sts_endpoint):
+            raise ConfigError(f"sts_endpoint_url {sts_endpoint!r} contains a line break")
+        stanzas.append((name, profile_names[name], command_for(exe, name, config_path), region, sts_endpoint))
     if args.print:
         print("\n\n".join("\n".join(stanza(*s[1:])) for s in stanzas))
         return 0
@@ -221,11 +243,14 @@ def _write(stanzas):
         raise LocalFileError(f"cannot read {shown}: {e.strerror}") from None
     text = (old or b"").decode("utf-8", errors="surrogateescape")
     existing = parse_profiles(text)
+    headers = section_headers(text)
     new, conflicts, done = [], [], []
-    for role, profile, command, region in stanzas:
+    for role, profile, command, region, sts_endpoint in stanzas:
         have = existing.get(profile)
-        if have is None:
-            new.append((profile, command, region))
+        if have is None and sts_endpoint and f"services {services_name(profile)}" in headers:
+            conflicts.append((role, profile, f"[services {services_name(profile)}] already exists in {shown}"))
+        elif have is None:
+            new.append((profile, command, region, sts_endpoint))
         elif have.get("credential_process", "").strip() == command:
             done.append(profile)
         else:
@@ -259,8 +284,9 @@ def _write(stanzas):
         _write_atomic(path, data, mode, old)
     except OSError as e:
         raise LocalFileError(f"cannot update {shown}: {e.strerror}") from None
-    for profile, _, _ in new:
-        print(f"added {header_for(profile)} to {shown}")
+    for profile, _, _, sts_endpoint in new:
+        extra = f" and [services {services_name(profile)}] (STS at {sts_endpoint})" if sts_endpoint else ""
+        print(f"added {header_for(profile)}{extra} to {shown}")
     if backup:
         print(f"backup of the previous file: {backup}")
     print(f"try it: aws sts get-caller-identity --profile {new[0][0]}")

@@ -28,11 +28,11 @@ States:
   {"roles": [{"role": NAME, "idp": ROOT_IDP, "idp_type": TYPE (the idp's type),
               "source_role": NAME|null, "state": STATE, "expires_at": "YYYY-mm-ddTHH:MM:SSZ"|null,
               "seconds_left": INT|null, "account": "123456789012"|null, "role_choice": ARN|null}],
-   "sessions": [{"identity": "idp:NAME"|"oidc:NAME", "idp": NAME, "type": TYPE,
-                 "kind": "mfa session"|"session"|"oidc sign-in", "state": STATE,
+   "sessions": [{"identity": "idp:NAME"|"oidc:NAME"|"saml:NAME", "idp": NAME, "type": TYPE,
+                 "kind": "mfa session"|"session"|"oidc sign-in"|"saml assertion", "state": STATE,
                  "expires_at": ...|null, "seconds_left": INT|null,
                  "refresh_token": BOOL (oidc only), "id_token_seconds_left": INT|null (oidc only),
-                 "issuer": URL (oidc only)}]}
+                 "issuer": URL (oidc only), "flow": "ecp"|"form" and "url": URL (saml only)}]}
 Keys may be added later, never renamed or removed."""
 EXAMPLES = """\
   credproc status

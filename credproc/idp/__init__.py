@@ -11,6 +11,7 @@ SOURCES = {
     "iam": "credproc.idp.iam",
     "cas": "credproc.idp.cas",
     "oidc": "credproc.idp.oidc",
+    "saml": "credproc.idp.saml",
     "sso": "credproc.idp.sso",
 }
 

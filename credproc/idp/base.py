@@ -199,6 +199,12 @@ class IdentitySource:
         Returning them (rather than probing) keeps this hook free of network calls."""
         return []
 
+    def doctor_network_checks(self, cfg, idp):
+        """Network checks beyond reachability that doctor runs in parallel with the probes: a list of
+        (function, args...) tuples; each function makes its own requests (5-second timeouts) and
+        returns a doctor Check. E.g. SAML: the flow's first step answers as it should. Default: none."""
+        return []
+
     def idp_sts_endpoints(self, cfg, idp):
         """STS endpoint URLs this idp's own session calls (not per-role ones), for doctor's probe
         list. E.g. the IAM MFA session uses [settings]' region/endpoint. Default: none."""

@@ -19,12 +19,19 @@ class CasSource(IdentitySource):
         Key("password_command", str, default_doc="none (prompt)",
             doc="A command that prints the password (first line). It runs without a shell and is never logged."),
         Key("mfa", str, default="push", choices=["push", "passcode", "none"],
-            doc="Duo push (approve on your phone; needs a terminal), a Duo passcode typed at the prompt, or no MFA."),
+            doc="Duo push (approve on your phone; with `username` and `password_command` set it needs no terminal), "
+                "a Duo passcode typed at the prompt, or no MFA."),
         Key("ca_bundle", str, check=readable_file, convert=os.path.expanduser, type_doc="path",
             default_doc="system trust store",
             doc="PEM file of your organisation's CA. `~` is expanded and the file must exist."),
         Key("timeout", int, default=120, check=in_range(5, 600), type_doc="integer, 5..600",
-            doc="Seconds to wait for CAS to answer one request, including the time you take to approve a push."),
+            doc="Seconds to wait for CAS to answer one request, including the time you take to approve a push. "
+                "Without a terminal a push is waited for at most 45 s from the start of the run, whatever this says "
+                "(the Go SDK kills a `credential_process` at 60 s)."),
+        Key("push_backoff", int, default=300, check=in_range(0, 86400), type_doc="integer, 0..86400",
+            doc="After a push is denied or not answered, send no push without a terminal for this many seconds: such "
+                "callers fail at once (exit 4) with the `credproc login` hint. Protects you from push fatigue. A push "
+                "at a terminal is always sent, and an approved one ends the pause. `0` turns the pause off."),
     )
     # CAS makes the STS call itself: no AssumeRole parameters, no region or endpoint of ours
     ignored_role_keys = ("session_name", "external_id", "source_identity", "tags", "transitive_tag_keys",

@@ -41,10 +41,11 @@ class CachedProvider:
     def describe(self):
         return f"Cached[{self.identity}]({self.inner.describe()})"
 
-    def _load(self):
-        entry = self.ctx.store.get(self.identity)
+    def _load(self, quiet=False):
+        entry = self.ctx.store.get(self.identity, quiet=quiet)
         if entry is not None and entry.fingerprint != self.fingerprint:
-            log.debug("cache miss for %s: made from other settings", self.identity)
+            if not quiet:
+                log.debug("cache miss for %s: made from other settings", self.identity)
             return None
         return entry
 
@@ -85,7 +86,7 @@ class CachedProvider:
             raise
         try:
             if waited or not self.ctx.force:
-                fresh = self._load()
+                fresh = self._load(quiet=True)  # the miss was logged by the first look
                 if fresh is not None and fresh.fresh(self.ctx.now()):
                     log.debug("cache hit for %s after waiting for the lock", self.identity)
                     return self._creds(fresh)

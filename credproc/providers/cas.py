@@ -10,8 +10,10 @@ import re
 import time
 
 from .. import http, log, rolechoice
+from ..cache import Entry
+from ..context import UNATTENDED_WAIT
 from ..credentials import Credentials
-from ..errors import AccessDenied, AuthenticationFailed, ServiceError
+from ..errors import AccessDenied, AuthenticationFailed, LoginRequired, NetworkError, ServiceError
 from ..prompt import run_secret_command
 
 MULTIPLE = "Found multiple roles and none is specified. Current roles:"
@@ -21,6 +23,14 @@ AUTHZ_FAILED = "Authorization failure"
 # CAS returns no expiry: the credentials are good for `duration` from when STS issued them, which
 # is after we sent the request. Subtract a little for clock differences between CAS and STS.
 EXPIRY_SAFETY = 60
+# After a denied or unanswered push, no push without a terminal for this long (push_backoff).
+DEFAULT_PUSH_BACKOFF = 300
+# Below this, an unattended push is not worth sending: nobody could approve it in time.
+MIN_PUSH_WAIT = 5
+
+
+def _pause_identity(idp_name):
+    return f"push-pause:{idp_name}"
 
 
 def parse_roles(text):
@@ -74,8 +84,12 @@ class CasProvider:
     def retrieve(self):
         terminal = self.ctx.terminal
         mfa = self.idp["mfa"]
-        if mfa == "push":
-            terminal.require("approval of a Duo push")  # nobody would see it, and the request would block
+        # A push with nobody at a terminal (Terraform, an IDE) is fine: the phone is the prompt.
+        # But a denied or unanswered one pauses those for a while (push fatigue: a background tool
+        # retrying must not train the user to approve pushes they did not start).
+        unattended_push = mfa == "push" and not terminal.attended()
+        if unattended_push:
+            self._check_push_pause()
         username = self._username()
         password = self._password(username)
         form = {"username": username, "password": password, "duration": str(self.role["duration"])}
@@ -85,7 +99,7 @@ class CasProvider:
         if arn:
             form["roleArn"] = arn
         try:
-            status, text, sent_at = self._post(form)
+            status, text, sent_at = self._post(form, unattended_push)
             if status == 401 and text.startswith(MULTIPLE):
                 roles = parse_roles(text[len(MULTIPLE):])
                 arn = rolechoice.choose(self.ctx, self.role["name"], self.idp["name"], roles, f"CAS offers {username}")
@@ -93,10 +107,15 @@ class CasProvider:
                 if mfa == "passcode":  # Duo passcodes are single-use
                     form["passcode"] = terminal.ask("Duo passcode (a new one, for the chosen role): ",
                                                     what="a Duo passcode").strip()
-                status, text, sent_at = self._post(form)
+                status, text, sent_at = self._post(form, unattended_push)
         finally:
             form.clear()  # the password goes no further than this request
             del password
+        if mfa == "push":
+            if status == 401 and text == AUTH_FAILED:  # denied, timed out at CAS (or a wrong password)
+                self._pause_pushes("denied or not answered")
+            elif status == 200:
+                self.ctx.store.delete(_pause_identity(self.idp["name"]))
         if status != 200:
             raise self._error(status, text, username, form_arn=arn)
         values = parse_credentials_block(text)
@@ -104,16 +123,61 @@ class CasProvider:
         return Credentials(values["aws_access_key_id"], values["aws_secret_access_key"], values["aws_session_token"],
                            int(sent_at) + self.role["duration"] - EXPIRY_SAFETY)
 
-    def _post(self, form):
-        if self.idp["mfa"] == "push":
-            self.ctx.terminal.say("Approve the Duo push on your phone...")
+    # -- Duo push without a terminal -----------------------------------------------------------
+    def _check_push_pause(self):
+        entry = self.ctx.store.get(_pause_identity(self.idp["name"]))
+        now = self.ctx.now()
+        if entry is None or entry.expires_at <= now or entry.written_at > now + 60:
+            return
+        if entry.fingerprint != self.ctx.config.idp_fingerprint(self.idp["name"]):
+            return
+        raise LoginRequired(
+            f"a Duo push for idp {self.idp['name']} was {entry.body.decode()} {max(0, now - entry.written_at)} s ago, so "
+            f"no Duo push is sent without a terminal for {entry.expires_at - now} s more (push_backoff)",
+            hint=f"run in a terminal: {self.ctx.terminal.login_command}")
+
+    def _pause_pushes(self, what):
+        seconds = self.idp.get("push_backoff", DEFAULT_PUSH_BACKOFF)
+        if not seconds:
+            return
+        now = self.ctx.now()
+        try:
+            self.ctx.store.put(_pause_identity(self.idp["name"]),
+                               Entry(now + seconds, now + seconds, self.ctx.config.digest,
+                                     self.ctx.config.idp_fingerprint(self.idp["name"]), what.encode(), written_at=now))
+        except Exception as e:  # noqa: BLE001 - the pause is a courtesy; the real error is reported
+            log.debug("could not record the Duo push pause: %s", type(e).__name__)
+
+    def _push_wait(self):
+        """Seconds an unattended push may block: the idp's timeout, but never past UNATTENDED_WAIT
+        from the start of the run (the Go SDK kills a credential_process at 60 s)."""
+        left = self.ctx.started + UNATTENDED_WAIT - time.monotonic()
+        if left < MIN_PUSH_WAIT:
+            raise LoginRequired("no time is left to wait for a Duo push before the caller gives up on credproc",
+                                hint=f"run in a terminal: {self.ctx.terminal.login_command}")
+        return min(self.idp["timeout"], int(left))
+
+    def _post(self, form, unattended_push=False):
+        push = self.idp["mfa"] == "push"
+        timeout = self._push_wait() if unattended_push else self.idp["timeout"]
+        if push:
+            self.ctx.terminal.notify("Approve the Duo push on your phone...")
         sent_at = time.time()
         log.debug("CAS POST %s (user %s, roleArn %s)", self.endpoint, form.get("username"), form.get("roleArn", "-"))
-        waiting = self.ctx.terminal.progress("  waiting for the Duo push...") if self.idp["mfa"] == "push" \
-            else contextlib.nullcontext()
-        with waiting:
-            resp = http.request("POST", self.endpoint, form=form, timeout=self.idp["timeout"],
-                                ca_bundle=self.idp.get("ca_bundle"), what="the CAS server", headers={"Accept": "text/plain"})
+        waiting = self.ctx.terminal.progress("  waiting for the Duo push...") if push else contextlib.nullcontext()
+        started = time.monotonic()
+        try:
+            with waiting:
+                resp = http.request("POST", self.endpoint, form=form, timeout=timeout,
+                                    ca_bundle=self.idp.get("ca_bundle"), what="the CAS server",
+                                    headers={"Accept": "text/plain"})
+        except NetworkError:
+            if unattended_push and time.monotonic() - started >= timeout - 1:
+                self._pause_pushes("not answered")
+                raise LoginRequired(f"the Duo push was not answered within {timeout} s (callers without a terminal "
+                                    "cannot wait longer)", hint=f"run in a terminal: {self.ctx.terminal.login_command}") \
+                    from None
+            raise
         log.debug("CAS answered HTTP %d", resp.status)
         return resp.status, resp.text.strip(), sent_at
 

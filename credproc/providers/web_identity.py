@@ -71,10 +71,12 @@ class OidcSession:
                 if got:
                     return got
             if self.idp["flow"] != "password" and not self.ctx.terminal.available():
-                why = "your sign-in has ended (the refresh token was refused)" if state.get("refresh_token") \
-                    else "a sign-in"
-                raise LoginRequired(f"{why} at {self.idp['issuer']} is needed and there is no terminal to ask on",
-                                    hint=f"run in a terminal: {self.ctx.terminal.login_command}")
+                if state.get("refresh_token"):
+                    why = (f"your sign-in at {self.idp['issuer']} has ended (the refresh token was refused) and "
+                           "there is no terminal to sign in again on")
+                else:
+                    why = f"a sign-in at {self.idp['issuer']} is needed and there is no terminal to ask on"
+                raise LoginRequired(why, hint=f"run in a terminal: {self.ctx.terminal.login_command}")
             tokens = self.client.login()
             return self._accept(tokens, {}, nonce=tokens.pop("_nonce", None))
         finally:

@@ -178,14 +178,14 @@ def test_a_denied_duo_push_is_an_authentication_failure(sandbox, moto_server, pa
         assert b"the Duo push may have been denied or timed out" in err
 
 
-def test_a_push_without_a_terminal_fails_fast_and_sends_nothing(sandbox, moto_server, password_command):
+def test_a_push_without_a_terminal_or_password_command_fails_fast_and_sends_nothing(sandbox, moto_server):
     with emulator(moto_server, mfa="duo") as cas:
-        sandbox.write_config(cas_config(cas.url, ROLE_A, mfa="push", password_command=password_command))
+        sandbox.write_config(cas_config(cas.url, ROLE_A, mfa="push"))
         t = time.monotonic()
         r = sandbox.run("--role", "campus")
         assert time.monotonic() - t < 8
         assert r.returncode == 4 and r.stdout == b""
-        assert b"approval of a Duo push is needed and there is no terminal" in r.stderr
+        assert b"a CAS password is needed and there is no terminal" in r.stderr
         assert b"login --role campus" in r.stderr
         assert cas.post_count == 0
 
@@ -226,3 +226,116 @@ def test_plain_http_to_a_remote_host_is_refused(sandbox):
     r = sandbox.run("--role", "campus")
     assert r.returncode == 3
     assert b"idp.campus.url: 'http://sso.example.edu/cas' must be an https:// URL" in r.stderr
+
+
+# -- issue 13 item 14: a Duo push without a terminal ----------------------------------------------
+
+def _push_config(cas, password_command, extra_idp=""):
+    cfg = cas_config(cas.url, ROLE_A, mfa="push", password_command=password_command)
+    return cfg.replace("timeout = 30", "timeout = 30\n" + extra_idp) if extra_idp else cfg
+
+
+def test_a_duo_push_works_without_a_terminal(sandbox, moto_server, password_command):
+    """Terraform or an IDE: no terminal, username and password_command configured; the phone shows
+    the push, and five concurrent callers share that one push."""
+    with emulator(moto_server, mfa="duo") as cas:
+        sandbox.write_config(_push_config(cas, password_command))
+        procs = [sandbox.popen("--role", "campus") for _ in range(5)]
+        pushed = cas.push_requests.get(timeout=20)
+        time.sleep(1)  # the other four are waiting on the lock, not sending pushes of their own
+        assert cas.push_requests.empty() and cas.post_count == 1
+        pushed.approve()
+        outs = [p.communicate(timeout=60) for p in procs]
+        assert [p.returncode for p in procs] == [0] * 5, [o[1] for o in outs]
+        assert len({json.loads(o[0])["AccessKeyId"] for o in outs}) == 1
+        assert cas.post_count == 1
+
+
+def test_a_denied_push_without_a_terminal_stops_further_unattended_pushes(sandbox, moto_server, password_command):
+    with emulator(moto_server, mfa="duo", push_response="deny") as cas:
+        sandbox.write_config(_push_config(cas, password_command))
+        r = sandbox.run("--role", "campus")
+        assert r.returncode == 5 and r.stdout == b"", r.stderr
+        assert b"the Duo push may have been denied or timed out" in r.stderr
+        assert cas.post_count == 1
+        # push fatigue: the next unattended callers fail at once, with the login hint, and send nothing
+        t = time.monotonic()
+        r = sandbox.run("--role", "campus")
+        assert time.monotonic() - t < 8
+        assert r.returncode == 4 and r.stdout == b"", r.stderr
+        err = r.stderr.decode()
+        assert "no Duo push is sent without a terminal" in err and "login --role campus" in err
+        assert len(err.strip().splitlines()) == 1
+        assert cas.post_count == 1
+        # at a terminal the user is there to answer: the push goes out, and success lifts the pause
+        cas.push_response = "approve"
+        p = PtyProcess([credproc_exe(), "login", "--role", "campus"], sandbox.env)
+        p.expect("Approve the Duo push")
+        code, out, err = p.finish()
+        assert code == 0, err
+        assert cas.post_count == 2
+        sandbox.run("logout", "--role", "campus")
+        assert sandbox.run("--role", "campus").returncode == 0
+        assert cas.post_count == 3
+
+
+def test_an_unanswered_push_without_a_terminal_gives_up_before_the_sdks_60_s_kill(sandbox, moto_server,
+                                                                                 password_command):
+    """With timeout = 600 the unattended wait is still capped at 45 s (the Go SDK kills a
+    credential_process at 60 s), then the same pause as after a denied push."""
+    with emulator(moto_server, mfa="duo", push_timeout=300) as cas:
+        sandbox.write_config(_push_config(cas, password_command).replace("timeout = 30", "timeout = 600"))
+        t = time.monotonic()
+        r = sandbox.run("--role", "campus", timeout=90)
+        took = time.monotonic() - t
+        assert 40 <= took < 55, took
+        assert r.returncode == 4 and r.stdout == b"", r.stderr
+        err = r.stderr.decode()
+        assert "the Duo push was not answered within" in err and "login --role campus" in err
+        assert len(err.strip().splitlines()) == 1
+        assert sandbox.run("--role", "campus").returncode == 4
+        assert cas.post_count == 1
+
+
+def test_the_push_pause_is_configurable_and_zero_turns_it_off(sandbox, moto_server, password_command):
+    with emulator(moto_server, mfa="duo", push_response="deny") as cas:
+        sandbox.write_config(_push_config(cas, password_command, extra_idp="push_backoff = 0"))
+        assert sandbox.run("--role", "campus").returncode == 5
+        assert sandbox.run("--role", "campus").returncode == 5
+        assert cas.post_count == 2
+        sandbox.write_config(_push_config(cas, password_command, extra_idp="push_backoff = 2"))
+        assert sandbox.run("--role", "campus").returncode == 5
+        assert sandbox.run("--role", "campus").returncode == 4
+        time.sleep(2.5)
+        assert sandbox.run("--role", "campus").returncode == 5
+        assert cas.post_count == 4
+
+
+def test_a_duo_push_without_a_terminal_raises_a_desktop_notification_with_prompt_gui(sandbox, moto_server,
+                                                                                     password_command, tmp_path):
+    from tests.test_console_gui import write_fake_zenity, zenity_calls
+
+    bin_dir, calls = tmp_path / "bin", tmp_path / "zenity.log"
+    write_fake_zenity(str(bin_dir), str(calls))
+    env = {"DISPLAY": ":99", "PATH": f"{bin_dir}{os.pathsep}{sandbox.env['PATH']}"}
+    with emulator(moto_server, mfa="duo", push_response="approve", push_delay=0.5) as cas:
+        sandbox.write_config('[settings]\nprompt = "gui"\n' + _push_config(cas, password_command))
+        r = sandbox.run("--role", "campus", env=env)
+        assert r.returncode == 0, r.stderr
+        deadline = time.monotonic() + 10
+        while not zenity_calls(str(calls)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (argv,) = zenity_calls(str(calls))
+        assert argv[0] == "--notification" and "--text=credproc: Approve the Duo push on your phone..." in argv
+
+
+def test_concurrent_callers_behind_a_denied_push_do_not_send_pushes_of_their_own(sandbox, moto_server,
+                                                                                 password_command):
+    """The callers waiting on the lock find the pause when they get it: one push in all, not one each."""
+    with emulator(moto_server, mfa="duo") as cas:
+        sandbox.write_config(_push_config(cas, password_command))
+        procs = [sandbox.popen("--role", "campus") for _ in range(4)]
+        cas.push_requests.get(timeout=20).deny()
+        outs = [p.communicate(timeout=60) for p in procs]
+        assert sorted(p.returncode for p in procs) == [4, 4, 4, 5], [o[1] for o in outs]
+        assert cas.post_count == 1 and cas.push_requests.empty()

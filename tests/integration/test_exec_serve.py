@@ -238,6 +238,7 @@ class Served:
             assert line.startswith("export ") and line.endswith("\n"), lines
             name, _, value = line[len("export "):-1].partition("=")
             self.env[name] = value
+        assert list(self.env)[:2] == ["AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN"], lines
         self.url = self.env["AWS_CONTAINER_CREDENTIALS_FULL_URI"]
         self.token = self.env["AWS_CONTAINER_AUTHORIZATION_TOKEN"]
 
@@ -263,13 +264,14 @@ class Served:
 
 @pytest.fixture
 def serve(admin):
-    """Start `credproc serve --role admin [args]`, read its two lines; stopped (or killed) at the end."""
+    """Start `credproc serve --role admin [args]`, read its export lines (four: admin's config sets a
+    region); stopped (or killed) at the end."""
     procs = []
 
-    def start(*args):
+    def start(*args, lines=4):
         proc = admin.popen("serve", "--role", "admin", *args)
         procs.append(proc)
-        return Served(proc, read_lines(proc.stdout, 2))
+        return Served(proc, read_lines(proc.stdout, lines))
 
     yield start
     for proc in procs:
@@ -286,10 +288,50 @@ def test_serve_prints_the_two_export_lines_and_a_note(serve):
     served = serve()
     assert served.url.startswith("http://127.0.0.1:") and served.url.endswith("/")
     assert len(served.token) >= 40 and served.token.replace("-", "").replace("_", "").isalnum()
-    served.proc.send_signal(signal.SIGINT)
+    served.proc.send_signal(signal.SIGTERM)
     out, err = served.proc.communicate(timeout=TIMEOUT)
     assert served.proc.returncode == 0 and out == b""
     assert err.decode() == f"credproc: serving role admin on {served.url}; Ctrl-C to stop\n"
+
+
+def test_serve_stopped_by_ctrl_c_exits_130_as_documented(serve):
+    served = serve()
+    served.proc.send_signal(signal.SIGINT)
+    out, err = served.proc.communicate(timeout=TIMEOUT)
+    assert served.proc.returncode == 130 and out == b""
+    assert err.decode() == f"credproc: serving role admin on {served.url}; Ctrl-C to stop\n"
+
+
+def test_serve_prints_the_region_so_pasted_lines_leave_no_NoRegionError(serve, admin, sts):
+    """boto3 and the AWS CLI read AWS_DEFAULT_REGION; the JS and Go SDKs and CLI v2 AWS_REGION."""
+    served = serve()
+    assert [line.split("=")[0] for line in served.lines] == [
+        "export AWS_CONTAINER_CREDENTIALS_FULL_URI", "export AWS_CONTAINER_AUTHORIZATION_TOKEN",
+        "export AWS_REGION", "export AWS_DEFAULT_REGION"]
+    assert served.env["AWS_REGION"] == served.env["AWS_DEFAULT_REGION"] == "us-east-1"
+    # exactly what a user gets by pasting the lines into a clean shell: no region from anywhere else
+    env = {**admin.env, **served.env, "AWS_ENDPOINT_URL_STS": sts.url}
+    code = "import boto3; print(boto3.client('sts').get_caller_identity()['Arn'])"
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, timeout=TIMEOUT)
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout.decode().strip() == ADMIN_ARN
+    r = subprocess.run([sys.executable, "-m", "awscli", "sts", "get-caller-identity", "--query", "Arn",
+                        "--output", "text"], env=env, capture_output=True, timeout=TIMEOUT)
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout.decode().strip() == ADMIN_ARN
+
+
+def test_serve_prints_no_region_when_none_is_configured(admin, sts):
+    admin.write_config(open(admin.config_path).read().replace('region = "us-east-1"\n', ""))
+    proc = admin.popen("serve", "--role", "admin")
+    try:
+        lines = read_lines(proc.stdout, 2)
+        assert [line.split("=")[0] for line in lines] == [
+            "export AWS_CONTAINER_CREDENTIALS_FULL_URI", "export AWS_CONTAINER_AUTHORIZATION_TOKEN"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=TIMEOUT)
+    assert out == b"" and proc.returncode == 0
 
 
 def test_serve_answers_in_the_container_protocol_shape(serve):

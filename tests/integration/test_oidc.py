@@ -119,7 +119,7 @@ def test_refresh_is_silent_and_the_rotated_token_is_stored(sandbox, op, sts):
     assert op.stats()["token_errors"] == {}
 
 
-def test_a_revoked_refresh_token_means_login_needed(sandbox, op, sts):
+def test_a_revoked_refresh_token_means_login_needed_said_in_one_sentence(sandbox, op, sts):
     import requests
 
     sandbox.write_config(oidc_config(op.issuer, op.client_id, sts.url))
@@ -130,7 +130,9 @@ def test_a_revoked_refresh_token_means_login_needed(sandbox, op, sts):
     r = sandbox.run("--role", "dev")
     assert r.returncode == 4 and r.stdout == b""
     err = r.stderr.decode()
-    assert "your sign-in has ended" in err and "login --role dev" in err
+    assert err.startswith(f"credproc: your sign-in at {op.issuer} has ended (the refresh token was refused) and "
+                          "there is no terminal to sign in again on; run in a terminal: "), err
+    assert "login --role dev" in err and len(err.strip().splitlines()) == 1
 
 
 def test_twenty_cold_callers_one_login_one_token_one_assume_role(sandbox, op, sts):
