@@ -413,11 +413,13 @@ def test_a_cache_hit_with_a_wrapped_key_imports_no_keyring_library(kr, tmp_path,
         monkeypatch.setenv(var, str(tmp_path / sub))
     monkeypatch.delenv("CREDPROC_DEBUG", raising=False)
     cfg = tmp_path / "credproc.toml"
-    cfg.write_bytes(b"[role.admin]\n")
+    cfg.write_bytes(b'[settings]\ncache_key = "keyring"\n')
     monkeypatch.setenv("CREDPROC_CONFIG", str(cfg))
-    store = EncryptedFileCache(paths.cache_dir(), paths.key_file(), key_mode="keyring")
+    from credproc import app
+
+    store = app.store(config.load(str(cfg)))  # as the full path stores entries (key mode, identity)
     now = cache.now()
-    store.put("role:admin", cache.Entry(now + 3600, now + 600, cache.digest(b"[role.admin]\n"), "fp", b'{"Version":1}\n'))
+    store.put("role:admin", cache.Entry(now + 3600, now + 600, cache.digest(cfg.read_bytes()), "fp", b'{"Version":1}\n'))
     blob = open(paths.key_file(), "rb").read()
     try:
         code = ("import sys; from credproc._entry import main; rc = main(['--role', 'admin']); "
@@ -447,7 +449,9 @@ def test_the_fallback_cache_is_served_by_the_fast_path(kr, tmp_path, monkeypatch
     cfg.write_bytes(b'[settings]\ncache_key = "keyring"\ncache_key_fallback = "file"\n')
     monkeypatch.setenv("CREDPROC_CONFIG", str(cfg))
     kr.fail = type("NoKeyringError", (Exception,), {})("No recommended backend was available")
-    store = EncryptedFileCache(paths.cache_dir(), paths.key_file(), key_mode="keyring", key_fallback="file")
+    from credproc import app
+
+    store = app.store(config.load(str(cfg)))  # as the full path stores entries (key mode, identity)
     now = cache.now()
     store.put("role:admin", cache.Entry(now + 3600, now + 600, cache.digest(cfg.read_bytes()), "fp", b'{"Version":1}\n'))
     assert not os.path.exists(paths.key_file())
