@@ -46,10 +46,16 @@ def load_config(args):
 
 
 def store(cfg=None):
-    """The cache; with cfg, its entries are those of that configuration file (see cache.scoped)."""
+    """The cache. With the config: its entries are those of that configuration file (see
+    cache.scoped), and its key follows [settings] cache_key (converted when the setting changed).
+    Without: the key file is used in whichever form it is (read/delete only)."""
     from .store import EncryptedFileCache
 
-    return EncryptedFileCache(paths.cache_dir(), paths.key_file(), scope=cfg.path if cfg is not None else None)
+    if cfg is None:
+        return EncryptedFileCache(paths.cache_dir(), paths.key_file())
+    return EncryptedFileCache(paths.cache_dir(), paths.key_file(), scope=cfg.path,
+                              key_mode=cfg.settings.get("cache_key") or "file",
+                              key_fallback=cfg.settings.get("cache_key_fallback") or "none")
 
 
 def context(args, interactive=True, force=False, lock_wait=None, role=None, cfg=None):

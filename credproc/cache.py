@@ -101,9 +101,10 @@ class Entry:
         return self.written_at - CLOCK_SLACK <= now < self.refresh_at
 
 
-def read_key(path, dir_fd=None, display=None):
-    """The cache key. Raises OSError subclasses (FileNotFoundError: no key yet) unchanged; refuses
-    (ValueError) a key that others can read or that is not ours. With dir_fd, path is a name in
+def read_key_file(path, dir_fd=None, display=None):
+    """The key file's bytes: a plain key (KEY_BYTES) or a keyring-wrapped one (keywrap.py). Raises
+    OSError subclasses (FileNotFoundError: no key yet) unchanged; refuses (ValueError) a file that
+    is not a regular file, that others can read or that is not ours. With dir_fd, path is a name in
     that directory, and display the full path for messages."""
     fd = os.open(path, _READ_FLAGS | _NOFOLLOW, dir_fd=dir_fd)
     path = display or path
@@ -113,12 +114,21 @@ def read_key(path, dir_fd=None, display=None):
             raise ValueError(f"{path} is not a regular file; delete it to start a new cache")
         if os.name == "posix" and (st.st_mode & 0o077 or st.st_uid != os.getuid()):
             raise ValueError(f"{path} must be owned by you and not readable by group or others (chmod 600 '{path}')")
-        key = os.read(fd, KEY_BYTES + 1)
+        return os.read(fd, 129)
     finally:
         os.close(fd)
+
+
+def check_key(path, key):
+    """A plain key's bytes, or ValueError naming path."""
     if len(key) != KEY_BYTES:
         raise ValueError(f"{path} is not a credproc key ({len(key)} bytes); delete it to start a new cache")
     return key
+
+
+def read_key(path, dir_fd=None, display=None):
+    """The plain cache key (see read_key_file)."""
+    return check_key(display or path, read_key_file(path, dir_fd, display))
 
 
 def decrypt(key, identity, blob):

@@ -53,8 +53,14 @@ def default_session_name():
 
 
 def _shaping(idp):
-    """The idp's settings that shape credentials (not how long to pause Duo pushes)."""
-    return {k: v for k, v in idp.items() if k != "push_backoff"}
+    """The idp's settings that shape credentials: not how long to pause Duo pushes, and not the keys
+    its source leaves out at their default value (keys added later, so that configs not using them
+    keep their fingerprints and cached sessions; see IdentitySource.unfingerprinted)."""
+    from .idp.base import NEVER
+
+    drop = idp_registry.source_for(idp).unfingerprinted
+    return {k: v for k, v in idp.items()
+            if k != "push_backoff" and (k not in drop or (drop[k] is not NEVER and v != drop[k]))}
 
 
 class Config:
@@ -109,7 +115,8 @@ class Config:
 
 ROLE_KEYS = {"idp", "source_role", "arn", "duration", "session_name", "external_id", "source_identity",
              "tags", "transitive_tag_keys", "policy_arns", "region", "sts_endpoint_url"}
-SETTINGS_KEYS = {"region", "sts_endpoint_url", "refresh_margin", "prompt", "federation_url"}
+SETTINGS_KEYS = {"region", "sts_endpoint_url", "refresh_margin", "prompt", "federation_url", "cache_key",
+                 "cache_key_fallback"}
 
 
 def _check_idp(c, name, table, where):
@@ -191,7 +198,12 @@ def parse(path, raw_bytes):
                                 check=_range(0, 12 * 3600)),
         "prompt": c.get(raw_settings, "prompt", "settings", str, default="terminal", choices=["terminal", "gui"]),
         "federation_url": c.get(raw_settings, "federation_url", "settings", str, check=_secure_url),
+        "cache_key": c.get(raw_settings, "cache_key", "settings", str, default="file", choices=["file", "keyring"]),
+        "cache_key_fallback": c.get(raw_settings, "cache_key_fallback", "settings", str, default="none",
+                                    choices=["none", "file"]),
     }
+    if settings["cache_key"] == "file" and "cache_key_fallback" in raw_settings:
+        c.add("settings.cache_key_fallback", "has no effect unless cache_key = \"keyring\" (remove it)")
     idps = {name: _check_idp(c, name, table, where) for name, table, where in _named_tables(c, data, "idp")}
     roles = {name: _check_role(c, name, table, where, idps) for name, table, where in _named_tables(c, data, "role")}
     for name, role in roles.items():

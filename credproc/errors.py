@@ -109,6 +109,14 @@ class ChecksFailed(CredprocError):
     title = "checks failed"
 
 
+class KeyringUnavailable(CredprocError):
+    """The OS keyring (Secret Service, Keychain, Credential Locker) is not there, is locked, or
+    failed: the keys or the cache key kept in it cannot be read here."""
+
+    exit_code = 13
+    title = "keyring unavailable"
+
+
 class OutputClosed(CredprocError):
     """Whoever reads stdout stopped reading before credproc finished writing (`| head`, or an SDK
     that gave up on its credential_process). credproc exits quietly: nobody is left to tell."""
@@ -136,6 +144,7 @@ EXIT_CODES = [
     (RecursionDetected.exit_code, "credproc was started by itself (credential_process loop)"),
     (LocalFileError.exit_code, "a key or cache file has unsafe permissions or cannot be written"),
     (ChecksFailed.exit_code, "credproc doctor: at least one check failed"),
+    (KeyringUnavailable.exit_code, "the OS keyring is not available here, is locked, or failed"),
     (126, "credproc exec: the command is not executable"),
     (127, "credproc exec: the command was not found"),
     (Interrupted.exit_code, "interrupted (Ctrl-C)"),

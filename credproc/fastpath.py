@@ -48,7 +48,16 @@ def try_serve(argv):
     try:
         config_path = paths.config_file(config)
         identity = cache.scoped("role:" + role, config_path)  # as EncryptedFileCache(scope=config) stores it
-        key = cache.read_key(paths.key_file())
+        try:
+            key = cache.read_key_file(paths.key_file())
+        except FileNotFoundError:
+            key = b""
+        if len(key) != cache.KEY_BYTES:  # cache_key = "keyring": the kernel keyring's copy, or the fallback key
+            from .keywrap import hit_key
+
+            key = hit_key(key, paths.key_file())
+            if key is None:
+                return False
         # no symlink, FIFO, device or oversized file: read_file refuses them before reading
         blob = cache.read_file(os.path.join(paths.cache_dir(), cache.entry_filename(key, identity)))
         entry = cache.decrypt(key, identity, blob)

@@ -245,9 +245,10 @@ def clip(text, limit):
     return cut.rstrip(" ,;:") + " ..."
 
 
-def run_secret_command(command, what, key, timeout=120):
-    """Run a user-configured command (mfa_command, password_command) without a shell and return
-    its first output line. What it prints is a secret: it is never logged or echoed."""
+def run_secret_command(command, what, key, timeout=120, whole_output=False):
+    """Run a user-configured command (mfa_command, password_command, keys_command) without a shell
+    and return its first output line (whole_output: all of it, stripped). What it prints is a
+    secret: it is never logged or echoed."""
     try:
         argv = shlex.split(command)
     except ValueError as e:
@@ -274,7 +275,8 @@ def run_secret_command(command, what, key, timeout=120):
                                          "that runs credproc)")
         detail = f": {clip(err[-1], 200)}" if err else ""
         raise AuthenticationFailed(f"{key} ({argv[0]}) failed with exit code {proc.returncode}{detail}")
-    lines = proc.stdout.decode(errors="replace").strip().splitlines()
+    text = proc.stdout.decode(errors="replace").strip()
+    lines = text.splitlines()
     if not lines or not lines[0].strip():
         raise AuthenticationFailed(f"{key} ({argv[0]}) printed nothing")
-    return lines[0].strip()
+    return text if whole_output else lines[0].strip()

@@ -231,12 +231,19 @@ def atomic_write(path, data, mode=0o600, before_replace=None):
 
 
 class EncryptedFileCache:
-    def __init__(self, cache_dir, key_path, scope=None):
-        """scope: the configuration file this run uses; every identity is bound to it
-        (cache.scoped), so two config files never evict each other's entries."""
+    """scope: the configuration file this run uses; every identity is bound to it (cache.scoped),
+    so two config files never evict each other's entries.
+    key_mode: [settings] cache_key ("file" or "keyring"; a key file in the other form is replaced,
+    starting a new cache), or None to use the key file in whichever form it is (commands that only
+    read or delete entries). key_fallback "file": with cache_key = "keyring" and no keyring here,
+    use a plain key in keywrap.FALLBACK_KEY beside the key file (a separate cache)."""
+
+    def __init__(self, cache_dir, key_path, scope=None, key_mode=None, key_fallback="none"):
         self.cache_dir = cache_dir
         self.key_path = key_path
         self.scope = scope
+        self.key_mode = key_mode
+        self.key_fallback = key_fallback
         self.dir = PrivateDir(cache_dir)
         self.key_dir = PrivateDir(os.path.dirname(key_path))
         self._key_name = os.path.basename(key_path)
@@ -251,31 +258,130 @@ class EncryptedFileCache:
             try:
                 if not self.key_dir.open(create=create):
                     return None
-                self._key = self._read_key()
-            except FileNotFoundError:
-                if not create:
-                    return None
-                self._key = self._create_key()
+                self._key = self._load_key(create)
             except ValueError as e:
                 raise LocalFileError(str(e)) from None
             except OSError as e:
                 raise LocalFileError(f"cannot read the cache key {self.key_path}: {e.strerror}") from None
         return self._key
 
-    def _read_key(self):
-        path, dfd = self.key_dir._name(self._key_name)
-        return cache.read_key(path, dir_fd=dfd, display=self.key_path)
+    def _read_key_file(self, name):
+        """The bytes of a key file in the key directory (through its checked handle)."""
+        path, dfd = self.key_dir._name(name)
+        return cache.read_key_file(path, dir_fd=dfd, display=self.key_dir.join(name))
 
-    def _create_key(self):
+    def _load_key(self, create):
+        if self.key_mode != "keyring":
+            return self._plain_key(self._key_name, create)
+        from .errors import KeyringUnavailable
+
+        try:
+            return self._keyring_key(create)
+        except KeyringUnavailable as e:
+            if self.key_fallback != "file":
+                raise
+            log.debug("%s; using the fallback cache key (cache_key_fallback = \"file\")", e.message)
+            from .keywrap import FALLBACK_KEY
+
+            return self._plain_key(FALLBACK_KEY, create)
+
+    def _plain_key(self, name, create):
+        from . import keywrap
+
+        try:
+            blob = self._read_key_file(name)
+        except FileNotFoundError:
+            return self._create_key(name) if create else None
+        if not keywrap.is_wrapped(blob):
+            return cache.check_key(self.key_dir.join(name), blob)
+        if self.key_mode is None:
+            try:
+                return keywrap.unwrap(blob)
+            except keywrap.WrapLost as e:
+                log.debug("cache key unusable (%s)", e)
+                return None
+        # cache_key = "file" now: the wrapped key gives way to a plain one (and a new cache)
+        return self._replace_key(name, blob, wrapped=False) if create else None
+
+    def _keyring_key(self, create):
+        from . import keywrap
+
+        try:
+            blob = self._read_key_file(self._key_name)
+        except FileNotFoundError:
+            blob = None
+        if blob is not None and keywrap.is_wrapped(blob):
+            try:
+                return keywrap.unwrap(blob)
+            except keywrap.WrapLost as e:
+                log.debug("%s: starting a new cache under a new key", e)
+        else:
+            if blob is not None:
+                cache.check_key(self.key_path, blob)  # a plain key: cache_key was "file" until now
+            # a new wrapped key will be needed: find out now, not after a refresh (an MFA prompt)
+            from . import oskeyring
+
+            oskeyring.backend()
+        if not create:
+            return None
+        return self._replace_key(self._key_name, blob, wrapped=True)
+
+    def _replace_key(self, name, seen, wrapped):
+        """A new key (wrapped or plain) in `name`, unless another process already replaced `seen`.
+        Entries under the old key are deleted: that key may survive in backups."""
+        from . import keywrap
+
+        self.key_dir.open()
+        with self.key_dir.lock(name + ".lock", "the cache key") as lock:
+            lock.acquire(time.monotonic() + 10)
+            try:
+                current = self._read_key_file(name)
+            except FileNotFoundError:
+                current = None
+            if current != seen and current is not None and keywrap.is_wrapped(current) == wrapped:
+                return keywrap.unwrap(current) if wrapped else cache.check_key(self.key_dir.join(name), current)
+            if wrapped:
+                key, data = keywrap.wrap_new()
+            else:
+                key = data = os.urandom(cache.KEY_BYTES)
+            try:
+                self.key_dir.atomic_write(name, data)
+            except OSError as e:
+                raise LocalFileError(f"cannot write the cache key {self.key_dir.join(name)}: {e.strerror}") from None
+            if wrapped:
+                keywrap.remember(data, key)
+            if current is not None:
+                if keywrap.is_wrapped(current):
+                    keywrap.forget(current)
+                self._wipe_entries()
+            log.debug("new %s cache key at %s", "keyring-wrapped" if wrapped else "plain", self.key_dir.join(name))
+            return key
+
+    def _wipe_entries(self):
+        try:
+            if not self.dir.open(create=False):
+                return
+            names = self.dir.listdir()
+        except (OSError, LocalFileError):
+            return
+        for name in names:
+            if len(name) == 40 and all(c in "0123456789abcdef" for c in name):
+                try:
+                    self.dir.unlink(name)
+                except OSError:
+                    pass
+
+    def _create_key(self, name):
         """Atomically: the full key is written to a private temp file, then linked into place;
         if another process won the race, its key is used."""
         self.key_dir.open()
-        with self.key_dir.lock(self._key_name + ".lock", "the cache key") as lock:
+        with self.key_dir.lock(name + ".lock", "the cache key") as lock:
             lock.acquire(time.monotonic() + 10)
-            return self._create_key_locked()
+            return self._create_key_locked(name)
 
-    def _create_key_locked(self, replace=False):
+    def _create_key_locked(self, name, replace=False):
         d = self.key_dir
+        display = d.join(name)
         tmp = f"{_TMP_PREFIX}key-{os.getpid()}-{os.urandom(4).hex()}"
         key = os.urandom(cache.KEY_BYTES)
         try:
@@ -286,25 +392,25 @@ class EncryptedFileCache:
             finally:
                 os.close(fd)
             if replace:
-                d.replace(tmp, self._key_name)
+                d.replace(tmp, name)
                 d.fsync()
                 return key
             try:
-                d.link(tmp, self._key_name)
+                d.link(tmp, name)
             except FileExistsError:
                 log.debug("another process created the cache key first; using it")
-                return self._read_key()
+                return cache.check_key(display, self._read_key_file(name))
             except OSError:  # no hard links (some network or FAT file systems)
-                if d.exists(self._key_name):
-                    return self._read_key()
-                d.replace(tmp, self._key_name)
+                if d.exists(name):
+                    return cache.check_key(display, self._read_key_file(name))
+                d.replace(tmp, name)
             d.fsync()
-            log.debug("created a new cache key at %s", self.key_path)
+            log.debug("created a new cache key at %s", display)
             return key
         except ValueError as e:
             raise LocalFileError(str(e)) from None
         except OSError as e:
-            raise LocalFileError(f"cannot create the cache key {self.key_path}: {e.strerror}") from None
+            raise LocalFileError(f"cannot create the cache key {display}: {e.strerror}") from None
         finally:
             try:
                 d.unlink(tmp)
@@ -314,15 +420,25 @@ class EncryptedFileCache:
     def rotate_key(self):
         """Replace the key with a new one (logout --all): every entry written before, including
         copies of them restored later, no longer decrypts. No-op without a key; an unsafe or
-        damaged key is replaced too."""
+        damaged key is replaced too. A keyring-wrapped key is replaced by a new wrapped one, and
+        the kernel keyring's copy of the old one is dropped."""
+        from . import keywrap
+
         try:
             if not self.key_dir.open(create=False) or not self.key_dir.exists(self._key_name):
                 return False
+            try:
+                current = self._read_key_file(self._key_name)
+            except (OSError, ValueError):
+                current = None
         except OSError as e:
             raise LocalFileError(f"cannot replace the cache key {self.key_path}: {e.strerror}") from None
-        with self.key_dir.lock(self._key_name + ".lock", "the cache key") as lock:
-            lock.acquire(time.monotonic() + 10)
-            self._key = self._create_key_locked(replace=True)
+        if current is not None and keywrap.is_wrapped(current):
+            self._key = self._replace_key(self._key_name, current, wrapped=True)
+        else:
+            with self.key_dir.lock(self._key_name + ".lock", "the cache key") as lock:
+                lock.acquire(time.monotonic() + 10)
+                self._key = self._create_key_locked(self._key_name, replace=True)
         log.debug("replaced the cache key at %s", self.key_path)
         return True
 

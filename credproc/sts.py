@@ -246,7 +246,7 @@ def translate_client_error(e, operation, context, params):
                                     hint="check the keys (aws configure) or create new ones in IAM")
     if code == "SignatureDoesNotMatch":
         return AuthenticationFailed(f"the secret access key of {context} is wrong (STS: SignatureDoesNotMatch)",
-                                    hint="re-enter the key pair with aws configure")
+                                    hint="re-enter the key pair where it is kept (aws configure, or credproc keys add)")
     if code in ("ExpiredToken", "ExpiredTokenException", "TokenRefreshRequired"):
         return AuthenticationFailed(f"the credentials of {context} have expired",
                                     hint="refresh them at their source, or run credproc login --force")

@@ -377,7 +377,9 @@ def test_doctor_all_good(env, capsys, http_peer, fake_exe):
     assert "✓ profile admin in" in out
     assert "! no terminal for prompts" in out and "credproc login" in out  # a warning, not a failure
     lines = out.rstrip().splitlines()
-    assert "✗" not in out and lines[-1] == f"{len(lines) - 1} checks: 1 warning, {len(lines) - 2} passed"
+    assert "! idp corp: keys in plain text in profile corp-user" in out  # issue 10: a warning, with the fix
+    assert "credproc keys import --idp corp --from-profile corp-user" in out
+    assert "✗" not in out and lines[-1] == f"{len(lines) - 1} checks: 2 warnings, {len(lines) - 3} passed"
     assert SECRET not in out and "AKIAIOSFODNN7EXAMPLE" not in out
 
 
@@ -410,7 +412,8 @@ def test_doctor_with_bad_permissions_and_bad_profiles(env, capsys, http_peer, fa
     assert "✗ profile nosuch in" in out and "--role nosuch: no such role" in out
     assert "✗ profile hash in" in out and "'#' or ';'" in out
     assert "✓ profile admin in" in out
-    assert re.fullmatch(r"credproc: \d+ checks: 5 failed, 1 warning, \d+ passed\n", err)
+    # the warnings: no terminal, and the IAM keys in plain text (issue 10)
+    assert re.fullmatch(r"credproc: \d+ checks: 5 failed, 2 warnings, \d+ passed\n", err)
 
 
 def test_doctor_names_an_unreachable_sts_endpoint(env, capsys, fake_exe, dead_url):

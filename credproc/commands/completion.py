@@ -167,7 +167,12 @@ def run(args):
     if args.options:
         sub = subs.get(args.options)
         if sub is not None:
-            print(" ".join(o for a in _options(sub) for o in a.option_strings))
+            words = [o for a in _options(sub) for o in a.option_strings]
+            for a in sub._actions:  # a command with actions (keys add|import|...): their names and options
+                for name, action in (getattr(a, "choices", None) or {}).items():
+                    if isinstance(action, argparse.ArgumentParser):
+                        words += [name] + [o for b in _options(action) for o in b.option_strings]
+            print(" ".join(dict.fromkeys(words)))
         return 0
     if args.shell == "fish":
         print(fish_script(commands.NAMES, subs), end="")

@@ -20,7 +20,9 @@ HELP = "check the configuration, files, terminal, endpoints and AWS profiles"
 DESCRIPTION = """\
 Checks, each printed as "✓ what" or "✗ what: problem — fix" ("ok"/"FAIL" when the output cannot
 show those characters; "!" marks a warning, which does not fail the run):
-  - the configuration parses and every role's provider chain resolves; an iam idp's profile has keys
+  - the configuration parses and every role's provider chain resolves; where each iam idp's keys
+    live and that they can be read there (plain-text keys are a warning naming the command that
+    moves them to the OS keyring); with cache_key = "keyring", that the keyring unwraps the cache key
   - the cache key is mode 0600 and yours; the cache and data directories are 0700, yours and
     writable (or, before the first login, can be created)
   - no AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY in the environment (SDKs use those instead of
@@ -154,6 +156,10 @@ def config_checks(cfg):
                        f"{name} --debug")
     for idp in cfg.idps.values():
         yield from idp_registry.source_for(idp).doctor_checks(cfg, idp)
+    if cfg.settings.get("cache_key") == "keyring":
+        from .. import keywrap
+
+        yield Check(*keywrap.doctor_check(cfg))
 
 
 # -- files and permissions ------------------------------------------------------------------------------

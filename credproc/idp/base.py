@@ -77,6 +77,9 @@ class Key:
         return f"`{json.dumps(self.default)}`"
 
 
+NEVER = object()  # see IdentitySource.unfingerprinted
+
+
 class IdentitySource:
     """One kind of identity source. Subclass it, set the class attributes, override the hooks that
     apply; the defaults below are right for a source with no cached sign-in and nothing to probe.
@@ -104,6 +107,13 @@ class IdentitySource:
     #: False when the identity provider calls STS itself (CAS): `doctor` then probes no STS
     #: endpoint for roles straight over it
     role_calls_sts = True
+    #: {key: value} left out of the fingerprints (config.Config.fingerprint) when the key has that
+    #: value, or always when the value is NEVER: keys added after a source shipped, so that configs
+    #: not using them keep their fingerprints (and their cached sessions), and keys that never
+    #: shape credentials
+    unfingerprinted = {}
+    #: True when the idp holds an IAM user's long-lived keys (`credproc keys` manages them)
+    holds_user_keys = False
     #: a minimal valid [idp.NAME] table (without "type") and the keys of a minimal valid role over
     #: it (without "idp"): documentation, and what tests/idp_contract.py parses and builds. No
     #: network or file is touched when they are parsed and the chain is built.

@@ -1,10 +1,11 @@
-"""type = "iam": long-lived IAM user keys from an AWS profile, optionally an MFA session
-(GetSessionToken) shared by every role over the idp, then AssumeRole."""
+"""type = "iam": long-lived IAM user keys from an AWS profile, the OS keyring or a password
+manager (credproc/keysource.py), optionally an MFA session (GetSessionToken) shared by every role
+over the idp, then AssumeRole."""
 
 import re
 
-from .base import IdentitySource, Key, entry_state, entry_times
-from .checks import MIN_DURATION, in_range, matches
+from .base import NEVER, IdentitySource, Key, entry_state, entry_times
+from .checks import MIN_DURATION, in_range, matches, secure_url
 
 MFA_SERIAL_RE = re.compile(r"^(arn:aws[\w-]*:iam::\d{12}:(mfa|u2f)/[\w+=,.@/-]+|GAHT[0-9A-Z]+|[\w+=/:,.@-]{9,256})\Z")
 
@@ -20,8 +21,20 @@ class IamSource(IdentitySource):
     type_name = "iam"
     title = "long-lived IAM user keys"
     example_idp = {"profile": "corp-user"}
+    # keys added with issue 10: at their defaults they leave the fingerprints as they were
+    unfingerprinted = {"keys": "profile", "keys_command": None, "iam_endpoint_url": NEVER}
+    holds_user_keys = True
     keys = (
-        Key("profile", str, required=True, hint=" (the AWS profile in ~/.aws/credentials holding the long-lived keys)",
+        Key("keys", str, default="profile", choices=["profile", "keyring"],
+            doc="Where the IAM user's keys are: a profile of the shared AWS files (plain text), or the OS keyring "
+                "(macOS Keychain, Windows Credential Locker, Secret Service or KWallet; service `credproc`, one item "
+                "per idp, put there by `credproc keys add` or `credproc keys import`)."),
+        Key("keys_command", str, check=lambda v: None if v.strip() else "must not be empty",
+            doc="Instead of `keys`: a password manager command that prints "
+                "`{\"AccessKeyId\": \"...\", \"SecretAccessKey\": \"...\"}` (e.g. "
+                "`op read op://Private/aws-corp/credentials`, `pass show aws/corp`). It runs without a shell, stdin "
+                "closed, 120 s limit, like `mfa_command`."),
+        Key("profile", str, default_doc='required with `keys = "profile"`',
             doc="AWS profile holding the IAM user's `aws_access_key_id`/`aws_secret_access_key`, in "
                 "`~/.aws/credentials` (or `[profile X]` in `~/.aws/config`; `AWS_SHARED_CREDENTIALS_FILE` and "
                 "`AWS_CONFIG_FILE` are honoured). It must hold static keys: a profile with `credential_process`, "
@@ -35,9 +48,18 @@ class IamSource(IdentitySource):
         Key("session_duration", int, default=43200, check=in_range(MIN_DURATION, 129600),
             type_doc="integer, 1200..129600",
             doc="Lifetime of the GetSessionToken (MFA) session. All roles over this idp share it."),
+        Key("iam_endpoint_url", str, check=secure_url, type_doc="https URL (http only to loopback)",
+            default_doc="the AWS endpoint", doc="IAM endpoint for `credproc keys rotate`."),
     )
 
     def cross_check(self, c, idp, table, where):
+        by_profile = idp["keys"] == "profile" and not idp["keys_command"]
+        if idp["keys_command"] and "keys" in table:
+            c.add(f"{where}.keys", "set either keys or keys_command, not both")
+        if by_profile and "profile" not in table:
+            c.add(f"{where}.profile", "is required (the AWS profile in ~/.aws/credentials holding the long-lived keys)")
+        if not by_profile and "profile" in table:
+            c.add(f"{where}.profile", "has no effect unless keys = \"profile\" (remove it)")
         if idp["mfa_command"] and not idp["mfa_serial"]:
             c.add(f"{where}.mfa_command", "is set but mfa_serial is not (the code is sent with the MFA device serial)")
 
@@ -48,27 +70,33 @@ class IamSource(IdentitySource):
         return bool(idp.get("mfa_serial")) or any(r.get("idp") == name and not r.get("arn") for r in cfg.roles.values())
 
     def build_chain(self, ctx, idp, role, session_name, region, endpoint):
-        from ..chain import idp_identity
+        from ..keysource import provider_for
         from ..providers.assume_role import AssumeRoleProvider
-        from ..providers.cached import CachedProvider
-        from ..providers.session_token import SessionTokenProvider
-        from ..providers.static_keys import StaticKeysProvider
 
-        cfg = ctx.config
-        keys = StaticKeysProvider(idp["profile"], idp["name"])
+        keys = provider_for(idp)  # reads nothing until STS must be called with the keys
         if idp.get("mfa_serial") or not role.get("arn"):
-            # The MFA session belongs to the identity source, not the role: cached on its own so
-            # every role over this idp shares one MFA prompt. It uses the idp's region/endpoint
-            # (settings), so that sharing does not depend on per-role overrides.
-            session = CachedProvider(
-                SessionTokenProvider(keys, idp, *_session_endpoint(cfg), ctx.terminal),
-                ctx, idp_identity(idp["name"]), cfg.idp_fingerprint(idp["name"]),
-                f"an MFA session for idp {idp['name']!r}" if idp.get("mfa_serial") else f"a session for idp {idp['name']!r}")
+            session = self.session_provider(ctx, idp, keys)
             if not role.get("arn"):
                 return session
             return AssumeRoleProvider(session, role, session_name, region, endpoint,
-                                      f"the session of profile {idp['profile']}")
-        return AssumeRoleProvider(keys, role, session_name, region, endpoint, f"profile {idp['profile']}")
+                                      f"the session of {keys.describe()}")
+        return AssumeRoleProvider(keys, role, session_name, region, endpoint, keys.describe())
+
+    @staticmethod
+    def session_provider(ctx, idp, keys):
+        """The idp's GetSessionToken (MFA) session over `keys`. It belongs to the identity source,
+        not the role: cached on its own so every role over this idp (and `credproc keys rotate`)
+        shares one MFA prompt. It uses the idp's region/endpoint (settings), so that sharing does
+        not depend on per-role overrides."""
+        from ..chain import idp_identity
+        from ..providers.cached import CachedProvider
+        from ..providers.session_token import SessionTokenProvider
+
+        cfg = ctx.config
+        return CachedProvider(
+            SessionTokenProvider(keys, idp, *_session_endpoint(cfg), ctx.terminal),
+            ctx, idp_identity(idp["name"]), cfg.idp_fingerprint(idp["name"]),
+            f"an MFA session for idp {idp['name']!r}" if idp.get("mfa_serial") else f"a session for idp {idp['name']!r}")
 
     def sessions(self, cfg, store, idp, now):
         from ..chain import idp_identity
@@ -93,16 +121,10 @@ class IamSource(IdentitySource):
         return False
 
     def doctor_checks(self, cfg, idp):
-        from ..commands.doctor import fail, ok
-        from ..errors import CredprocError
-        from ..providers.static_keys import StaticKeysProvider
+        from ..commands.doctor import Check
+        from ..keysource import doctor_check
 
-        name = idp["name"]
-        try:
-            StaticKeysProvider(idp["profile"], name).retrieve()  # reads the keys; never shown
-            return [ok(f"idp {name}: profile {idp['profile']} holds access keys")]
-        except CredprocError as e:
-            return [fail(f"idp {name}: profile {idp['profile']}", e.message, e.hint)]
+        return [Check(*doctor_check(idp))]  # where the keys live; plain text is a warning
 
     def idp_sts_endpoints(self, cfg, idp):
         if not self.uses_session(cfg, idp):

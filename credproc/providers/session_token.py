@@ -6,7 +6,6 @@ import re
 from .. import sts
 from ..errors import AuthenticationFailed
 from ..prompt import run_secret_command
-from .static_keys import label
 
 _CODE = re.compile(r"^\d{6}\Z")
 ATTEMPTS = 3
@@ -26,7 +25,7 @@ class SessionTokenProvider:
     def retrieve(self):
         source = self.source.retrieve()
         client = sts.client(self.region, self.endpoint_url, source)
-        context = label(self.idp["profile"], source)
+        context = sts.describe_source(self.source.describe(), source)
         params = {"DurationSeconds": self.idp["session_duration"]}
         serial = self.idp.get("mfa_serial")
         attempts = ATTEMPTS if serial and not self.idp.get("mfa_command") else 1

@@ -210,4 +210,6 @@ def test_doctor_against_moto_cas_and_oidc(sandbox, sts, moto_server, op, dead_ur
         assert r.returncode == 12
         failed = [line for line in r.stdout.decode().splitlines() if line.startswith("✗")]
         assert len(failed) == 1 and dead_url in failed[0] and "STS" in failed[0]
-        assert re.fullmatch(r"credproc: \d+ checks: 1 failed, 1 warning, \d+ passed\n", r.stderr.decode())
+        # the warnings: no terminal, and the IAM keys in plain text (issue 10)
+        assert re.fullmatch(r"credproc: \d+ checks: 1 failed, 2 warnings, \d+ passed\n", r.stderr.decode())
+        assert "! idp corp: keys in plain text in profile" in r.stdout.decode()

@@ -65,6 +65,9 @@ class CountingProxy:
         self.upstream = upstream
         self.actions = []
         self.delay = 0.0
+        # fail(action, params, signing_key_id) -> None to forward, or (status, code) to answer with an
+        # AWS query-protocol error instead (a failure injected at one step)
+        self.fail = None
         self._lock = threading.Lock()
         proxy = self
 
@@ -85,7 +88,21 @@ class CountingProxy:
                     import time
 
                     time.sleep(proxy.delay)
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length", "connection")}
+                auth = self.headers.get("Authorization") or ""
+                signer = auth.partition("Credential=")[2].partition("/")[0] or None
+                answer = proxy.fail(action, params, signer) if proxy.fail else None
+                if answer:
+                    status, code = answer
+                    rbody = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>injected by the "
+                             f"test</Message></Error><RequestId>test</RequestId></ErrorResponse>").encode()
+                    self.send_response(status)
+                    self.send_header("Content-Type", "text/xml")
+                    self.send_header("Content-Length", str(len(rbody)))
+                    self.end_headers()
+                    self.wfile.write(rbody)
+                    return
+                # Host is kept: it is part of what SigV4 signs, and moto in auth mode checks it
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("content-length", "connection")}
                 req = urllib.request.Request(proxy.upstream + self.path, data=body if body else None,
                                              method=self.command, headers=headers)
                 try:
