@@ -1,6 +1,7 @@
 """A minimal OpenID Connect issuer in Python for what oidc-provider will not do on request: the
 password grant, and handing out forged ID tokens. Loopback only."""
 
+from tests.peers.net import LoopbackHTTPServer
 import base64
 import http.server
 import json
@@ -96,7 +97,7 @@ class FakeIssuer:
                 self._json(200, issuer._with_refresh({"id_token": issuer.sign(claims), "token_type": "Bearer",
                                                       "access_token": "at"}))
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = LoopbackHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 

@@ -24,6 +24,7 @@ The emulator never prints or logs request bodies (passwords, passcodes).
 
 from __future__ import annotations
 
+from tests.peers.net import LoopbackHTTPServer
 import argparse
 import collections
 import datetime
@@ -179,7 +180,7 @@ class CasEmulator:
             config=botocore.config.Config(retries={"max_attempts": 1}, connect_timeout=5, read_timeout=30),
         )
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
+        self.server = LoopbackHTTPServer(("127.0.0.1", port), self._handler_class())
         self.server.daemon_threads = True
         self.server.handle_error = lambda request, client_address: None  # never print (may hold bodies)
         self.port = self.server.server_address[1]

@@ -4,6 +4,7 @@ See ../shared/reference/test-peers.md: no-auth mode checks almost nothing; auth 
 (INITIAL_NO_AUTH_ACTION_COUNT) enforces SigV4 and IAM after the first N requests.
 """
 
+from tests.peers.net import LoopbackHTTPServer
 import http.server
 import os
 import shutil
@@ -122,7 +123,7 @@ class CountingProxy:
 
         import urllib.error  # noqa: F401  (used in the handler)
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = LoopbackHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

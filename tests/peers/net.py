@@ -1,5 +1,6 @@
 """Small helpers shared by the test peers: free ports and readiness probes (loopback only)."""
 
+import http.server
 import socket
 import subprocess
 import time
@@ -58,3 +59,13 @@ def forward(handler, upstream, body, method="POST"):
     handler.send_header("Content-Length", str(len(rbody)))
     handler.end_headers()
     handler.wfile.write(rbody)
+
+
+class LoopbackHTTPServer(http.server.ThreadingHTTPServer):
+    """The test peers' HTTP server. Its listening socket never blocks in accept: a connection that
+    went away between serve_forever's select and its accept once left accept waiting forever, and
+    with it shutdown() and the whole test run."""
+
+    def server_activate(self):
+        super().server_activate()
+        self.socket.settimeout(1.0)  # accept's socket.timeout is an OSError: serve_forever carries on

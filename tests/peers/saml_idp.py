@@ -11,6 +11,7 @@ Users and the assertion lifetime can be changed while it runs (`set_users`, `set
 reads its config files on every request.
 """
 
+from tests.peers.net import LoopbackHTTPServer
 import os
 import re
 import secrets
@@ -259,7 +260,7 @@ class HeaderRecorder:
                 recorder.requests.append((self.command, self.path, dict(self.headers.items())))
                 forward(self, recorder.upstream, body)
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = LoopbackHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()

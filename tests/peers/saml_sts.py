@@ -8,6 +8,7 @@ checks no signature, so it accepts that copy; real STS would get credproc's unto
 which is what `calls` holds.
 """
 
+from tests.peers.net import LoopbackHTTPServer
 import base64
 import http.server
 import re
@@ -55,7 +56,7 @@ class SamlStsProxy:
                     body = urllib.parse.urlencode(params).encode()
                 forward(self, proxy.upstream, body)
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = LoopbackHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()

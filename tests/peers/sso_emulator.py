@@ -19,6 +19,7 @@ opened in the browser ("approve" or "deny"). `counts` counts every operation (Cr
 per grant type).
 """
 
+from tests.peers.net import LoopbackHTTPServer
 import base64
 import collections
 import hashlib
@@ -431,7 +432,7 @@ class _Server:
 
             do_GET = do_POST = _handle
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = LoopbackHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
