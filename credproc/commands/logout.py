@@ -3,7 +3,8 @@ remembered role choices.
 
 Safe while other credproc processes run: each entry's lock is taken with a short wait before the
 entry is deleted, and the entry is deleted anyway if the lock cannot be had (a reader mid-way just
-misses and fetches again). Lock files are never deleted (see locking.py), nor the cache key.
+misses and fetches again). `--all` then removes the lock files, each only by taking it (see
+locking.py: a busy one stays), and replaces the cache key.
 """
 
 import os
@@ -32,6 +33,7 @@ EXAMPLES = """\
 
 LOCK_WAIT = 3.0  # seconds to wait for an entry's lock before deleting it anyway
 _ENTRY_NAME = re.compile(r"^[0-9a-f]{40}\Z")  # cache.entry_filename: 20-byte keyed BLAKE2b, hex
+_LOCK_NAME = re.compile(r"^[0-9a-f]{40}\.lock\Z")
 
 
 def add_arguments(parser):
@@ -207,4 +209,12 @@ def _sweep(store):
     for name in sorted(names):
         if _ENTRY_NAME.match(name) and remove_file(os.path.join(store.cache_dir, name), "a cache entry", store.dir):
             removed += 1
+    for name in sorted(names):  # then the lock files, each removed by its holder; a busy one stays
+        if _LOCK_NAME.match(name):
+            lock = store.dir.lock(name, "a cache entry")
+            try:
+                lock.acquire(0)  # a single try: someone refreshing keeps theirs
+            except (LockTimeout, LocalFileError):
+                continue
+            lock.remove()
     return removed
