@@ -38,6 +38,7 @@ class FileLock:
         self.path = path
         self.what = what  # for messages: "credentials for role 'admin'"
         self.dir_fd = dir_fd
+        self.directory = None  # what owns dir_fd (a store.PrivateDir), kept alive with the lock
         self.fd = None
 
     def acquire(self, deadline, poll=0.05):

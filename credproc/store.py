@@ -160,7 +160,9 @@ class PrivateDir:
 
     def lock(self, name, what):
         path, dfd = self._name(name)
-        return FileLock(self.join(name), what, dir_fd=dfd)
+        lock = FileLock(self.join(name), what, dir_fd=dfd)
+        lock.directory = self  # the handle must outlive the lock, even when the store does not
+        return lock
 
     def atomic_write(self, name, data, mode=0o600, before_replace=None):
         """temp file (same directory) -> write -> fsync -> rename -> fsync dir. A crash at any point

@@ -90,12 +90,12 @@ def device_login(sandbox, role="prod-admin", *args):
 
 
 def session_state(sandbox):
-    entry = EncryptedFileCache(sandbox.cache_dir, sandbox.key_path).get("sso:corp-sso")
+    entry = EncryptedFileCache(sandbox.cache_dir, sandbox.key_path, scope=sandbox.config_path).get("sso:corp-sso")
     return json.loads(entry.body) if entry else None
 
 
 def drop_role_credentials(sandbox, *roles):
-    store = EncryptedFileCache(sandbox.cache_dir, sandbox.key_path)
+    store = EncryptedFileCache(sandbox.cache_dir, sandbox.key_path, scope=sandbox.config_path)
     for role in roles:
         store.delete(f"role:{role}")
 
@@ -546,7 +546,7 @@ def test_logout_with_an_expired_access_token_still_ends_the_sign_in_at_the_porta
     device_login(sandbox)
     em.expire_access_tokens()  # hours later: only the refresh token still works
     if over == "in the cache":
-        store = EncryptedFileCache(sandbox.cache_dir, sandbox.key_path)
+        store = EncryptedFileCache(sandbox.cache_dir, sandbox.key_path, scope=sandbox.config_path)
         entry = store.get("sso:corp-sso")
         entry.body = json.dumps(dict(session_state(sandbox), expires_at=0)).encode()
         store.put("sso:corp-sso", entry)
