@@ -152,11 +152,18 @@ class PrivateDir:
         return os.listdir(self.fd if self.fd is not None else self.path)
 
     def fsync(self):
-        if self.fd is not None:
-            try:
+        """Make a rename in the directory durable (best effort)."""
+        try:
+            if self.fd is not None:
                 os.fsync(self.fd)
-            except OSError:
-                pass
+            elif hasattr(os, "O_DIRECTORY"):
+                dfd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
+                try:
+                    os.fsync(dfd)
+                finally:
+                    os.close(dfd)
+        except OSError:
+            pass
 
     def lock(self, name, what):
         path, dfd = self._name(name)
@@ -200,36 +207,9 @@ def ensure_private_dir(path):
 
 
 def atomic_write(path, data, mode=0o600, before_replace=None):
-    """The same, by path, for a file in a directory that is not credproc's (~/.aws/config)."""
-    directory = os.path.dirname(path)
-    tmp = os.path.join(directory, f"{_TMP_PREFIX}{os.path.basename(path)}-{os.getpid()}-{os.urandom(4).hex()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
-    try:
-        try:
-            os.write(fd, data)
-            if mode != 0o600 and hasattr(os, "fchmod"):
-                os.fchmod(fd, mode)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        if before_replace:
-            before_replace()
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    if hasattr(os, "O_DIRECTORY"):
-        try:
-            dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
-        except OSError:
-            pass
+    """The same, by path, for a file in a directory that is not credproc's (~/.aws/config): the
+    directory is used as it is (not opened as a checked handle, not tightened)."""
+    PrivateDir(os.path.dirname(path) or ".").atomic_write(os.path.basename(path), data, mode, before_replace)
 
 
 class EncryptedFileCache:
