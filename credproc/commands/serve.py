@@ -70,10 +70,12 @@ def run(args):
             env = server.env()
             if region:  # without it boto3 and the AWS CLI stop at NoRegionError (boto3 reads AWS_DEFAULT_REGION)
                 env.update(AWS_REGION=region, AWS_DEFAULT_REGION=region)
-            sys.stdout.write("".join(f"export {name}={value}\n" for name, value in env.items()))
-            sys.stdout.flush()
+            # the log line first: once the export lines are out a client may call, and its request's
+            # log line must come after this one
             sys.stderr.write(f"credproc: serving role {args.role} on {server.url}; Ctrl-C to stop\n")
             sys.stderr.flush()
+            sys.stdout.write("".join(f"export {name}={value}\n" for name, value in env.items()))
+            sys.stdout.flush()
             while not stop.wait(1.0):
                 pass
         finally:
