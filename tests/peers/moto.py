@@ -4,7 +4,7 @@ See ../shared/reference/test-peers.md: no-auth mode checks almost nothing; auth 
 (INITIAL_NO_AUTH_ACTION_COUNT) enforces SigV4 and IAM after the first N requests.
 """
 
-from tests.peers.net import LoopbackHTTPServer
+from tests.peers.net import LoopbackHTTPServer, forward
 import http.server
 import os
 import shutil
@@ -102,26 +102,10 @@ class CountingProxy:
                     self.end_headers()
                     self.wfile.write(rbody)
                     return
-                # Host is kept: it is part of what SigV4 signs, and moto in auth mode checks it
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("content-length", "connection")}
-                req = urllib.request.Request(proxy.upstream + self.path, data=body if body else None,
-                                             method=self.command, headers=headers)
-                try:
-                    resp = urllib.request.urlopen(req, timeout=30)
-                    status, rheaders, rbody = resp.status, resp.headers, resp.read()
-                except urllib.error.HTTPError as e:
-                    status, rheaders, rbody = e.code, e.headers, e.read()
-                self.send_response(status)
-                for k, v in rheaders.items():
-                    if k.lower() not in ("content-length", "connection", "transfer-encoding", "server", "date"):
-                        self.send_header(k, v)
-                self.send_header("Content-Length", str(len(rbody)))
-                self.end_headers()
-                self.wfile.write(rbody)
+                forward(self, proxy.upstream, body, self.command, keep_host=True)
 
             do_GET = do_POST = _forward
 
-        import urllib.error  # noqa: F401  (used in the handler)
 
         self.server = LoopbackHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True

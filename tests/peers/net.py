@@ -41,12 +41,14 @@ def stop_process(proc, grace=5):
             proc.wait()
 
 
-def forward(handler, upstream, body, method="POST"):
+def forward(handler, upstream, body, method="POST", keep_host=False):
     """Relay the request a http.server handler is serving to `upstream` (a base URL; the handler's
     path is appended) with `body`, and write the upstream's answer back: the reverse proxies that
-    record what credproc sent (tests/peers/saml_sts.py, saml_idp.py HeaderRecorder)."""
-    headers = {k: v for k, v in handler.headers.items() if k.lower() not in ("host", "content-length", "connection")}
-    req = urllib.request.Request(upstream + handler.path, data=body, method=method, headers=headers)
+    record what credproc sent (tests/peers/moto.py CountingProxy, saml_sts.py, saml_idp.py
+    HeaderRecorder). keep_host: pass Host on (SigV4 signs it, and moto in auth mode checks it)."""
+    dropped = ("content-length", "connection") + (() if keep_host else ("host",))
+    headers = {k: v for k, v in handler.headers.items() if k.lower() not in dropped}
+    req = urllib.request.Request(upstream + handler.path, data=body or None, method=method, headers=headers)
     try:
         resp = urllib.request.urlopen(req, timeout=30)
         status, rheaders, rbody = resp.status, resp.headers, resp.read()
