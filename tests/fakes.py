@@ -60,3 +60,14 @@ class ScriptedTerminal:
 
     def close(self):
         pass
+
+
+# The smallest useful config: one iam idp and one role over it (unit tests of the cache and its callers)
+IAM_CONFIG = b"""
+[idp.corp]
+type = "iam"
+profile = "p"
+[role.admin]
+idp = "corp"
+arn = "arn:aws:iam::111111111111:role/Admin"
+"""

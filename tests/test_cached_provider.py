@@ -8,16 +8,9 @@ from credproc.context import Context
 from credproc.errors import LockTimeout, LoginRequired, NetworkError
 from credproc.providers.cached import CachedProvider, refresh_at
 from credproc.store import EncryptedFileCache
-from tests.fakes import CountingProvider, ScriptedTerminal
+from tests.fakes import IAM_CONFIG, CountingProvider, ScriptedTerminal
 
-CFG = b"""
-[idp.corp]
-type = "iam"
-profile = "p"
-[role.admin]
-idp = "corp"
-arn = "arn:aws:iam::111111111111:role/Admin"
-"""
+CFG = IAM_CONFIG
 
 
 @pytest.fixture

@@ -19,16 +19,9 @@ from credproc.errors import ConfigError, LocalFileError, LockTimeout, LoginRequi
 from credproc.providers.cached import CachedProvider
 from credproc.store import EncryptedFileCache
 from tests.fake_issuer import FORGERIES, FakeIssuer
-from tests.fakes import CountingProvider, ScriptedTerminal
+from tests.fakes import IAM_CONFIG, CountingProvider, ScriptedTerminal
 
-IAM = b"""
-[idp.corp]
-type = "iam"
-profile = "p"
-[role.admin]
-idp = "corp"
-arn = "arn:aws:iam::111111111111:role/Admin"
-"""
+IAM = IAM_CONFIG
 
 
 @pytest.fixture
