@@ -27,9 +27,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SEED = r"""
 import sys, time
-from credproc import cache, paths
+from credproc.core import cache, paths
 from credproc.config import load
-from credproc.credentials import Credentials
+from credproc.core.credentials import Credentials
 from credproc.app import store
 from credproc.chain import role_identity
 cfg = load(paths.config_file())
@@ -107,7 +107,7 @@ def main():
         measure(args, py, exe, envs)
     finally:
         if keyring:
-            from credproc import keywrap
+            from credproc.core import keywrap
 
             keywrap.forget(open(os.path.join(envs["keyring"]["XDG_DATA_HOME"], "credproc", "cache.key"), "rb").read())
             keyring.stop()
@@ -120,7 +120,7 @@ def measure(args, py, exe, envs):
     cases = [("bare", bare, envs["file"])] + [(f"hit-{m}", hit, env) for m, env in envs.items()]
     if "keyring" in envs:  # the kernel keyring's copy dropped before each run: the full path asks the Secret Service
         cases.append(("hit-keyring-cold", hit, envs["keyring"]))
-        from credproc import keywrap
+        from credproc.core import keywrap
 
         wrapped = open(os.path.join(envs["keyring"]["XDG_DATA_HOME"], "credproc", "cache.key"), "rb").read()
     for name, argv, env in cases[1:]:

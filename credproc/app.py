@@ -6,8 +6,8 @@ import shlex
 import shutil
 import sys
 
-from . import log, paths
-from .errors import RecursionDetected, ServiceError
+from .core import log, paths
+from .core.errors import RecursionDetected, ServiceError
 
 
 def login_command(args, role=None):
@@ -49,7 +49,7 @@ def store(cfg=None):
     """The cache. With the config: its entries are those of that configuration file (see
     cache.scoped), and its key follows [settings] cache_key (converted when the setting changed).
     Without: the key file is used in whichever form it is (read/delete only)."""
-    from .store import EncryptedFileCache
+    from .core.store import EncryptedFileCache
 
     if cfg is None:
         return EncryptedFileCache(paths.cache_dir(), paths.key_file())
@@ -61,14 +61,14 @@ def store(cfg=None):
 def context(args, interactive=True, force=False, lock_wait=None, role=None, cfg=None):
     """role: the role the login hint names (default args.role)."""
     from .context import LOCK_WAIT, Context
-    from .prompt import Terminal
+    from .core.prompt import Terminal
 
     guard_recursion()
     cfg = cfg or load_config(args)
     command = login_command(args, role)
     gui = None
     if interactive and cfg.settings.get("prompt") == "gui":  # opt-in; gui.py is not imported otherwise
-        from .gui import detect
+        from .core.gui import detect
 
         gui = detect(command)
     terminal = Terminal(command, interactive=interactive, gui=gui)
@@ -88,7 +88,7 @@ def role_credentials(args, role=None, **context_kwargs):
 def credentials(ctx, role):
     """A role's credentials through its whole chain (cache, lock, refresh, prompts)."""
     from .chain import build
-    from .credentials import MIN_REMAINING
+    from .core.credentials import MIN_REMAINING
 
     provider = build(ctx, role)
     log.debug("chain for role %s: %s", role, provider.describe())

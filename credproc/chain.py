@@ -1,18 +1,11 @@
 """The one factory: (config, role name) -> provider chain. No network calls; tests check the chain
-it returns by type. What an identity source contributes comes from its module in credproc/idp/."""
+it returns by type. What an identity source contributes comes from its package in credproc/sources/."""
 
-from . import idp as idp_registry
-from .config import default_session_name
-from .providers.assume_role import AssumeRoleProvider
-from .providers.cached import CachedProvider
-
-
-def role_identity(name):
-    return f"role:{name}"
-
-
-def idp_identity(name):
-    return f"idp:{name}"
+from . import sources as idp_registry
+from .core.sts import default_session_name
+from .sources.assume_role import AssumeRoleProvider
+from .sources.base import idp_identity, role_identity  # noqa: F401 (the commands use them too)
+from .sources.cached import CachedProvider
 
 
 def build(ctx, role_name):

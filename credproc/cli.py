@@ -8,8 +8,9 @@ import argparse
 import os
 import sys
 
-from . import __version__, app, commands, log
-from .errors import EXIT_CODES, ConfigError, CredprocError, Interrupted
+from . import __version__, app, commands
+from .core import log
+from .core.errors import EXIT_CODES, ConfigError, CredprocError, Interrupted
 
 EPILOG = """\
 examples:
@@ -141,7 +142,7 @@ def main(argv=None):
             return 2
         return cmd_process(args)
     except CredprocError as e:
-        from .text import clean  # messages quote servers and config values: no raw control characters
+        from .core.text import clean  # messages quote servers and config values: no raw control characters
 
         sys.stderr.write(f"credproc: {clean(e)}\n")
         return e.exit_code

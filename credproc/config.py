@@ -7,15 +7,15 @@ import json
 import os
 import re
 
-from . import idp as idp_registry
-from .cache import digest
-from .errors import ConfigError
-from .idp.checks import CHAINED_MAX_DURATION, MAX_DURATION, MIN_DURATION  # noqa: F401 (re-exported)
-from .idp.checks import Checker as _Checker
-from .idp.checks import in_range as _range
-from .idp.checks import matches as _match
-from .idp.checks import secure_url as _secure_url
-from .idp.checks import str_list as _str_list
+from . import sources as idp_registry
+from .core.cache import digest
+from .core.errors import ConfigError
+from .sources.checks import CHAINED_MAX_DURATION, MAX_DURATION, MIN_DURATION  # noqa: F401 (re-exported)
+from .sources.checks import Checker as _Checker
+from .sources.checks import in_range as _range
+from .sources.checks import matches as _match
+from .sources.checks import secure_url as _secure_url
+from .sources.checks import str_list as _str_list
 
 DEFAULT_REGION = "us-east-1"
 DEFAULT_REFRESH_MARGIN = 20 * 60
@@ -34,29 +34,11 @@ def _load_toml(data):
     return tomllib.loads(data)
 
 
-def sanitize_session_name(value, fallback="credproc"):
-    """Make any string a valid RoleSessionName: [\\w+=,.@-], 2 to 64 characters."""
-    name = re.sub(r"[^\w+=,.@-]", "-", value or "", flags=re.ASCII).strip("-")[:64]
-    if len(name) < 2:
-        name = fallback
-    return name
-
-
-def default_session_name():
-    try:
-        import getpass
-
-        user = getpass.getuser()
-    except Exception:  # no login name (some containers)
-        user = ""
-    return sanitize_session_name(f"credproc-{user}" if user else "credproc")
-
-
 def _shaping(idp):
     """The idp's settings that shape credentials: not how long to pause Duo pushes, and not the keys
     its source leaves out at their default value (keys added later, so that configs not using them
     keep their fingerprints and cached sessions; see IdentitySource.unfingerprinted)."""
-    from .idp.base import NEVER
+    from .sources.base import NEVER
 
     drop = idp_registry.source_for(idp).unfingerprinted
     return {k: v for k, v in idp.items()
@@ -234,7 +216,7 @@ def parse(path, raw_bytes):
 
 def load(path, source=None):
     """source: where the path came from ("--config", "$CREDPROC_CONFIG"), None for the default."""
-    from .cache import MAX_CONFIG_BYTES, read_file
+    from .core.cache import MAX_CONFIG_BYTES, read_file
 
     try:
         # A symlink is followed (dotfile managers link config files), but a FIFO, a device or a

@@ -19,6 +19,8 @@ class Context:
         self.clock = clock
         self.started = time.monotonic()
         self.lock_deadline = time.monotonic() + lock_wait
+        # what a caller without a terminal may wait for (a Duo push), in time.monotonic()
+        self.unattended_deadline = self.started + UNATTENDED_WAIT
 
     def now(self):
         return int(self.clock() if self.clock else time.time())

@@ -11,7 +11,7 @@ error) falls through to the full CLI, which makes the same decision the slow, ca
 import os
 import sys
 
-from . import cache, paths
+from .core import cache, paths
 
 
 def _parse(argv):
@@ -53,7 +53,7 @@ def try_serve(argv):
         except FileNotFoundError:
             key = b""
         if len(key) != cache.KEY_BYTES:  # cache_key = "keyring": the kernel keyring's copy, or the fallback key
-            from .keywrap import hit_key
+            from .core.keywrap import hit_key
 
             key = hit_key(key, paths.key_file())
             if key is None:

@@ -1,7 +1,6 @@
 """A minimal OpenID Connect issuer in Python for what oidc-provider will not do on request: the
 password grant, and handing out forged ID tokens. Loopback only."""
 
-from tests.peers.net import LoopbackHTTPServer
 import base64
 import http.server
 import json
@@ -12,6 +11,8 @@ import urllib.parse
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tests.peers.net import LoopbackHTTPServer
 
 
 def new_rsa():

@@ -1,7 +1,7 @@
 """Fakes at the seams: a provider that counts, a terminal that answers from a script."""
 
-from credproc.credentials import Credentials
-from credproc.errors import LoginRequired
+from credproc.core.credentials import Credentials
+from credproc.core.errors import LoginRequired
 
 
 class CountingProvider:

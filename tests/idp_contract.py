@@ -1,7 +1,7 @@
-"""The contract every identity source (credproc/idp/<type>.py) passes.
+"""The contract every identity source (credproc/sources/<type>/) passes.
 
 IdentitySourceContract is parametrized over the registry by tests/test_idp_contract.py, so a
-source added to credproc.idp.SOURCES gets every check below without writing a line: its keys are
+source added to credproc.sources.SOURCES gets every check below without writing a line: its keys are
 documented (and the README table matches), a minimal config parses, unknown keys and wrong types
 are all reported at once, the chain is built without touching the network, and the status,
 logout and doctor hooks run on an empty cache. Source-specific behaviour is tested in the
@@ -17,10 +17,11 @@ import sys
 
 import pytest
 
-from credproc import cli, config, log
-from credproc import idp as registry
-from credproc.errors import ConfigError
-from credproc.idp import base, readme
+from credproc import cli, config
+from credproc import sources as registry
+from credproc.core import log
+from credproc.core.errors import ConfigError
+from credproc.sources import base, readme
 
 README = os.path.join(os.path.dirname(__file__), "..", "README.md")
 ROLE = "arn:aws:iam::123456789012:role/Example"
@@ -110,20 +111,20 @@ class IdentitySourceContract:
         return config.parse(str(home / "credproc.toml"), text.encode())
 
     def store(self, home):
-        from credproc.store import EncryptedFileCache
+        from credproc.core.store import EncryptedFileCache
 
         return EncryptedFileCache(str(home / "xdg-cache" / "credproc"), str(home / "xdg-data" / "credproc" / "cache.key"))
 
     def context(self, cfg, store):
         from credproc.context import Context
-        from credproc.prompt import Terminal
+        from credproc.core.prompt import Terminal
 
         return Context(cfg, store, Terminal("credproc login --role r", interactive=False))
 
     # -- registration and documentation -----------------------------------------------------------
     def test_registered_under_its_own_type_name(self, source):
         assert isinstance(source, base.IdentitySource)
-        assert registry.SOURCES[source.type_name] == f"credproc.idp.{source.type_name}"
+        assert registry.SOURCES[source.type_name] == f"credproc.sources.{source.type_name}.source"
         assert registry.get(source.type_name) is source
         assert re.match(r"^[a-z][a-z0-9_]*\Z", source.type_name)
 
@@ -143,16 +144,20 @@ class IdentitySourceContract:
         start, end = readme.markers(source.type_name)
         current = readme.current_table(text, source.type_name)
         assert current is not None, (f"README.md has no key table for type {source.type_name!r}: add {start} and "
-                                     f"{end} in its section, then run python -m credproc.idp.readme --write")
-        assert current == readme.render_table(source), "README.md is out of step: run python -m credproc.idp.readme --write"
+                                     f"{end} in its section, then run python -m credproc.sources.readme --write")
+        assert current == readme.render_table(source), "README.md is out of step: run python -m credproc.sources.readme --write"
         heading = f'### `[idp.NAME]` with `type = "{source.type_name}"`: {source.title}\n'
         assert source.title and heading in text, f"the README's configuration reference needs the heading {heading!r}"
 
     def test_its_module_is_cheap_to_import(self, source):
         """Config parsing imports the module: no AWS SDK, HTTP client or crypto at import time."""
-        code = (f"import sys, credproc.idp.{source.type_name} as m; m.SOURCE.key_names(); "
+        light = ("credproc.sources", "credproc.sources.base", "credproc.sources.checks",
+                 f"credproc.sources.{source.type_name}", f"credproc.sources.{source.type_name}.source")
+        code = (f"import sys, credproc.sources.{source.type_name}.source as m; m.SOURCE.key_names(); "
                 "heavy = [n for n in ('boto3', 'botocore', 'http.client', 'urllib.request', 'jwt', 'cryptography', "
-                "'credproc.providers', 'credproc.sts', 'credproc.http') if n in sys.modules]; print(heavy)")
+                "'credproc.core.sts', 'credproc.core.http') if n in sys.modules]; "
+                f"heavy += [n for n in sys.modules if n.startswith('credproc.sources') and n not in {light!r}]; "
+                "print(heavy)")
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
         assert out.strip() == "[]"
 
@@ -198,7 +203,7 @@ class IdentitySourceContract:
     # -- credentials --------------------------------------------------------------------------------
     def test_the_chain_is_built_without_network(self, source, home, no_network):
         from credproc.chain import build
-        from credproc.providers.cached import CachedProvider
+        from credproc.sources.cached import CachedProvider
 
         cfg = self.parsed(source, home)
         provider = build(self.context(cfg, self.store(home)), "r")

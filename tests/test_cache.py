@@ -5,9 +5,9 @@ import sys
 
 import pytest
 
-from credproc import cache
-from credproc.errors import LocalFileError
-from credproc.store import EncryptedFileCache
+from credproc.core import cache
+from credproc.core.errors import LocalFileError
+from credproc.core.store import EncryptedFileCache
 
 
 def entry(body=b'{"Version":1}', expires=2_000_000_000, refresh=1_999_000_000):
@@ -118,7 +118,7 @@ def test_no_temp_files_are_left_and_old_ones_are_swept(store):
 
 def test_concurrent_first_use_agrees_on_one_key(tmp_path):
     key_path = str(tmp_path / "data" / "cache.key")
-    code = ("import sys; from credproc.store import EncryptedFileCache as C; "
+    code = ("import sys; from credproc.core.store import EncryptedFileCache as C; "
             "sys.stdout.write(C(sys.argv[1], sys.argv[2]).key().hex())")
     procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "c"), key_path], stdout=subprocess.PIPE)
              for _ in range(12)]

@@ -5,9 +5,9 @@ from freezegun import freeze_time
 
 from credproc import config
 from credproc.context import Context
-from credproc.errors import LockTimeout, LoginRequired, NetworkError
-from credproc.providers.cached import CachedProvider, refresh_at
-from credproc.store import EncryptedFileCache
+from credproc.core.errors import LockTimeout, LoginRequired, NetworkError
+from credproc.core.store import EncryptedFileCache
+from credproc.sources.cached import CachedProvider, refresh_at
 from tests.fakes import IAM_CONFIG, CountingProvider, ScriptedTerminal
 
 CFG = IAM_CONFIG
@@ -87,7 +87,7 @@ def test_force_ignores_the_cache(ctx):
 
 
 def test_a_waiter_gives_up_with_a_reason_and_serves_cached_when_it_can(ctx, monkeypatch):
-    from credproc import locking
+    from credproc.core import locking
 
     with freeze_time("2026-11-21 10:00:00", tick=True) as clock:
         inner = CountingProvider(time.time)
@@ -112,7 +112,7 @@ def test_a_waiter_gives_up_with_a_reason_and_serves_cached_when_it_can(ctx, monk
 
 
 def test_long_lived_keys_are_not_cached(ctx):
-    from credproc.credentials import Credentials
+    from credproc.core.credentials import Credentials
 
     class Static:
         def describe(self):

@@ -38,7 +38,7 @@ def test_main_help_lists_exit_codes(capsys):
 def test_the_readme_documents_every_exit_code():
     import os
 
-    from credproc.errors import EXIT_CODES
+    from credproc.core.errors import EXIT_CODES
 
     readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md")).read()
     for code, text in EXIT_CODES:
@@ -47,6 +47,6 @@ def test_the_readme_documents_every_exit_code():
 
 def test_the_fast_path_exit_code_for_a_closed_stdout_is_the_documented_one():
     from credproc import _entry
-    from credproc.errors import OutputClosed
+    from credproc.core.errors import OutputClosed
 
     assert _entry.OUTPUT_CLOSED == OutputClosed.exit_code

@@ -1,7 +1,8 @@
 import pytest
 
 from credproc import config
-from credproc.errors import ConfigError
+from credproc.core import sts
+from credproc.core.errors import ConfigError
 
 GOOD = b"""
 [settings]
@@ -110,7 +111,7 @@ def test_fingerprint_changes_with_anything_that_shapes_the_credentials():
                                            ("a", "credproc"), ("", "credproc"), ("x" * 80, "x" * 64),
                                            ("josé", "jos")])
 def test_session_names_are_always_valid_for_sts(raw, expected):
-    name = config.sanitize_session_name(raw)
+    name = sts.sanitize_session_name(raw)
     assert name == expected
     assert config.SESSION_NAME_RE.match(name)
 

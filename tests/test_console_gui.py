@@ -12,13 +12,14 @@ import urllib.parse
 
 import pytest
 
-from credproc import app, cli, gui
+from credproc import app, cli
 from credproc.commands import console
 from credproc.config import parse
 from credproc.context import Context
-from credproc.credentials import Credentials
-from credproc.errors import AuthenticationFailed, ConfigError, LoginRequired, NetworkError, ServiceError
-from credproc.prompt import Terminal
+from credproc.core import gui
+from credproc.core.credentials import Credentials
+from credproc.core.errors import AuthenticationFailed, ConfigError, LoginRequired, NetworkError, ServiceError
+from credproc.core.prompt import Terminal
 from tests.fakes import ScriptedTerminal
 
 TOKEN = "FAKE-SIGNIN-TOKEN-0123456789"

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from credproc.credentials import Credentials, format_expiration, parse_expiration
+from credproc.core.credentials import Credentials, format_expiration, parse_expiration
 
 T = 1795254896  # 2026-11-21T09:54:56Z
 

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from credproc import app, cli
-from credproc.credentials import Credentials
+from credproc.core.credentials import Credentials
 
 EXP = 1795264496  # 2026-11-21T12:34:56Z
 KEY_ID = "ASIAEXAMPLEKEYID1234"

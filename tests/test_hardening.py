@@ -11,13 +11,14 @@ import time
 
 import pytest
 
-from credproc import app, cache, cli, config, fastpath, log, paths
-from credproc.cache import Entry
+from credproc import app, cli, config, fastpath
 from credproc.context import Context
-from credproc.credentials import Credentials
-from credproc.errors import ConfigError, LocalFileError, LockTimeout, LoginRequired, NetworkError, ServiceError
-from credproc.providers.cached import CachedProvider
-from credproc.store import EncryptedFileCache
+from credproc.core import cache, log, paths
+from credproc.core.cache import Entry
+from credproc.core.credentials import Credentials
+from credproc.core.errors import ConfigError, LocalFileError, LockTimeout, LoginRequired, NetworkError, ServiceError
+from credproc.core.store import EncryptedFileCache
+from credproc.sources.cached import CachedProvider
 from tests.fake_issuer import FORGERIES, FakeIssuer
 from tests.fakes import IAM_CONFIG, CountingProvider, ScriptedTerminal
 
@@ -99,7 +100,7 @@ def test_credentials_that_arrive_from_a_refresh_with_15_minutes_or_less_left_are
 def test_a_caller_with_still_servable_credentials_does_not_wait_for_the_lock(tmp_path, monkeypatch):
     from freezegun import freeze_time
 
-    from credproc import locking
+    from credproc.core import locking
 
     ctx = _ctx(tmp_path, lock_wait=30)
     with freeze_time("2026-11-21 10:00:00") as clock:
@@ -122,7 +123,7 @@ def test_a_caller_with_still_servable_credentials_does_not_wait_for_the_lock(tmp
 
 @pytest.mark.parametrize("tz", ["Asia/Kolkata", "America/St_Johns", "Pacific/Kiritimati"])
 def test_expiration_is_utc_whatever_the_local_time_zone(tz, monkeypatch):
-    from credproc.credentials import format_expiration, parse_expiration
+    from credproc.core.credentials import format_expiration, parse_expiration
 
     monkeypatch.setenv("TZ", tz)
     time.tzset()
@@ -189,7 +190,7 @@ def fake():
 
 
 def _session(ctx):
-    from credproc.providers.web_identity import OidcSession
+    from credproc.sources.oidc.provider import OidcSession
 
     return OidcSession(ctx, ctx.config.idps["sso"])
 
@@ -230,7 +231,7 @@ def test_the_oidc_sign_in_is_read_again_after_waiting_for_its_lock(tmp_path, fak
 
 @pytest.mark.parametrize("forgery", ["other_key", "wrong_aud", "alg_none"])
 def test_a_login_whose_id_token_is_rejected_keeps_nothing_of_that_answer(tmp_path, fake, forgery):
-    from credproc.oidc import InvalidToken
+    from credproc.sources.oidc.protocol import InvalidToken
 
     ctx = _ctx(tmp_path, _oidc_cfg(fake), terminal=ScriptedTerminal(None))
     fake.forge = FORGERIES[forgery]
@@ -395,7 +396,7 @@ def test_a_config_that_is_a_fifo_or_a_device_is_a_config_error_not_a_hang(xdg):
 
 # -- item 8: two config files with the same role names -------------------------------------------------
 def test_two_config_files_with_the_same_role_names_do_not_evict_each_other(xdg, monkeypatch, capsys):
-    from credproc import idp as idp_registry
+    from credproc import sources as idp_registry
 
     inner = CountingProvider(time.time)
     monkeypatch.setattr(type(idp_registry.get("iam")), "build_chain", lambda *a: inner)
@@ -413,7 +414,7 @@ def test_two_config_files_with_the_same_role_names_do_not_evict_each_other(xdg, 
 
 # -- item 10: rollback after logout --all -----------------------------------------------------------
 def test_entries_copied_back_after_logout_all_are_unusable(xdg, monkeypatch, capsys):
-    from credproc import idp as idp_registry
+    from credproc import sources as idp_registry
 
     inner = CountingProvider(time.time)
     monkeypatch.setattr(type(idp_registry.get("iam")), "build_chain", lambda *a: inner)
@@ -522,7 +523,7 @@ class HostileServer:
 
 @pytest.mark.parametrize("mode", ["drip_body", "drip_headers"])
 def test_a_server_that_drips_its_answer_is_cut_off_at_the_whole_request_deadline(mode):
-    from credproc import http as web
+    from credproc.core import http as web
 
     server = HostileServer(mode)
     try:
@@ -536,7 +537,7 @@ def test_a_server_that_drips_its_answer_is_cut_off_at_the_whole_request_deadline
 
 
 def test_a_server_that_sends_an_endless_body_is_cut_off_at_the_cap():
-    from credproc import http as web
+    from credproc.core import http as web
 
     server = HostileServer("huge")
     try:
@@ -550,7 +551,7 @@ def test_a_server_that_sends_an_endless_body_is_cut_off_at_the_cap():
 
 @pytest.mark.parametrize("mode", ["huge", "drip_body"])
 def test_sts_answers_are_capped_and_bounded_by_a_deadline(mode, monkeypatch):
-    from credproc import sts
+    from credproc.core import sts
 
     monkeypatch.setattr(sts, "DEADLINE", 3, raising=False)
     server = HostileServer(mode, content_type="text/xml")
@@ -577,20 +578,20 @@ ESC = "\x1b]0;pwned\x07\x1b[2K\rPassword: \u202e"
 def test_an_idp_error_with_escape_sequences_is_printed_without_them(xdg, fake, capsys, monkeypatch):
     """The IdP's own error text reaches the message: its control characters must not reach the
     terminal (this one retitles it, erases the line and fakes a prompt)."""
-    import credproc.oidc
+    import credproc.sources.oidc.protocol
 
     (xdg / "credproc.toml").write_bytes(_oidc_cfg(fake))
-    real_post = credproc.oidc.Client._post
-    monkeypatch.setattr(credproc.oidc.Client, "_post", lambda self, url, form, what: (400, {"error": ESC}))
+    real_post = credproc.sources.oidc.protocol.Client._post
+    monkeypatch.setattr(credproc.sources.oidc.protocol.Client, "_post", lambda self, url, form, what: (400, {"error": ESC}))
     assert cli.main(["--role", "dev"]) != 0
     err = capsys.readouterr().err
     assert "pwned" in err and not any(c in err for c in "\x1b\x07\r\u202e")
     assert err.count("\n") == 1
-    monkeypatch.setattr(credproc.oidc.Client, "_post", real_post)
+    monkeypatch.setattr(credproc.sources.oidc.protocol.Client, "_post", real_post)
 
 
 def test_lines_from_servers_on_the_terminal_and_in_warnings_carry_no_control_characters(capsys):
-    from credproc import prompt
+    from credproc.core import prompt
 
     term = prompt.Terminal("credproc login --role x", interactive=False)
     written = []
@@ -602,7 +603,7 @@ def test_lines_from_servers_on_the_terminal_and_in_warnings_carry_no_control_cha
     term.gui = Gui()
     term.say(f"To sign in, open https://idp.example.com/device and enter the code {ESC}")
     log.warn(f"the IdP said {ESC}")
-    from credproc.server import log_line
+    from credproc.core.server import log_line
 
     log_line(f"serve: request failed: {ESC}")
     err = capsys.readouterr().err
@@ -620,7 +621,7 @@ def test_a_huge_config_value_is_not_echoed_whole(xdg, capsys):
 # -- item 7: serve --------------------------------------------------------------------------------------
 @pytest.fixture
 def served():
-    from credproc.server import CredentialServer
+    from credproc.core.server import CredentialServer
 
     logged = []
     creds = Credentials("ASIASERVED", "s", "t", int(time.time()) + 3600)

@@ -1,4 +1,4 @@
-"""Every registered identity source passes tests/idp_contract.py; nothing outside credproc/idp/
+"""Every registered identity source passes tests/idp_contract.py; nothing outside credproc/sources/
 names a source type; the README's idp key tables are generated."""
 
 import os
@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from credproc import idp as registry
-from credproc.idp import readme
+from credproc import sources as registry
+from credproc.sources import readme
 
 from .idp_contract import IdentitySourceContract
 
@@ -24,14 +24,14 @@ def test_the_registry_lists_the_three_first_sources():
     assert {"iam", "cas", "oidc"} <= set(registry.names())
 
 
-def test_no_code_outside_the_idp_package_names_a_source_type():
+def test_no_code_outside_the_sources_package_names_a_source_type():
     """Branching on idp["type"] elsewhere is how a new source gets forgotten (a logout that leaves
     its token behind): ask the source's hooks instead."""
     pattern = re.compile("|".join(f'"{re.escape(n)}"|\'{re.escape(n)}\'' for n in registry.names()))
     package = os.path.join(ROOT, "credproc")
     offenders = []
     for folder, _, files in os.walk(package):
-        if os.path.abspath(folder).startswith(os.path.abspath(os.path.join(package, "idp"))):
+        if os.path.abspath(folder).startswith(os.path.abspath(os.path.join(package, "sources"))):
             continue
         for name in files:
             if name.endswith(".py"):
@@ -55,7 +55,7 @@ def test_the_readme_tool_reports_and_rewrites_a_table_out_of_step(tmp_path, monk
     copy.write_text(broken, encoding="utf-8")
     monkeypatch.setattr(readme, "README", str(copy))
     assert readme.main([]) == 1
-    assert "python -m credproc.idp.readme --write" in capsys.readouterr().out
+    assert "python -m credproc.sources.readme --write" in capsys.readouterr().out
     assert readme.main(["--write"]) == 0
     assert copy.read_text(encoding="utf-8") == text
     copy.write_text(text.replace(start, "").replace(end, ""), encoding="utf-8")

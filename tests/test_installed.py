@@ -99,7 +99,7 @@ def test_the_console_script_runs_the_installed_package():
     # from / (no checkout on the path): the full CLI loads every command module
     r = subprocess.run([exe, "--help"], capture_output=True, text=True, cwd="/", timeout=60)
     assert r.returncode == 0, r.stderr
-    r = subprocess.run([sys.executable, "-c", "import credproc.commands, credproc.providers, credproc; "
+    r = subprocess.run([sys.executable, "-c", "import credproc.commands, credproc.sources, credproc.core, credproc; "
                         "print(credproc.__file__)"], capture_output=True, text=True, cwd="/", timeout=60)
     assert r.returncode == 0, r.stderr
     assert os.path.realpath(r.stdout.strip()).startswith(os.path.realpath(sysconfig.get_paths()["purelib"]))

@@ -9,12 +9,20 @@ import sys
 
 import pytest
 
-from credproc import cache, config, keysource, keywrap, kernkey, oskeyring
-from credproc.credentials import Credentials
-from credproc.errors import (AccessDenied, AuthenticationFailed, ConfigError, KeyringUnavailable, ServiceError,
-                             UsageError)
-from credproc.idp.iam_rotation import Rotation, user_name
-from credproc.store import EncryptedFileCache
+from credproc import config
+from credproc.core import cache, kernkey, keywrap, oskeyring
+from credproc.core.credentials import Credentials
+from credproc.core.errors import (
+    AccessDenied,
+    AuthenticationFailed,
+    ConfigError,
+    KeyringUnavailable,
+    ServiceError,
+    UsageError,
+)
+from credproc.core.store import EncryptedFileCache
+from credproc.sources.iam import keysource
+from credproc.sources.iam.rotation import Rotation, user_name
 
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYSECRETKEY1"
 
@@ -341,7 +349,7 @@ def test_switch_to_keyring_keeps_everything_else(tmp_path):
             'mfa_serial = "arn:aws:iam::123456789012:mfa/alice"\n\n[role.r]\nidp = "corp"\n')
     path.write_text(text)
     os.chmod(path, 0o640)
-    from credproc.keyfiles import switch_to_keyring
+    from credproc.commands.keyfiles import switch_to_keyring
 
     backup = switch_to_keyring(str(path), "corp")
     new = path.read_text()
@@ -359,7 +367,7 @@ def test_remove_keys_leaves_other_profiles_and_keeps_no_secret_in_the_backup(tmp
     creds.write_text(text)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(creds))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
-    from credproc.keyfiles import remove_keys
+    from credproc.commands.keyfiles import remove_keys
 
     [(path, backup)] = remove_keys("corp-user", "AKIAIOSFODNN7EXAMPLE")
     assert creds.read_text() == text.replace(
@@ -374,7 +382,7 @@ def test_remove_keys_only_for_the_key_that_was_moved(tmp_path, monkeypatch):
     creds.write_text("[corp-user]\naws_access_key_id = AKIASOMETHINGELSE001\naws_secret_access_key = x\n")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(creds))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
-    from credproc.keyfiles import remove_keys
+    from credproc.commands.keyfiles import remove_keys
 
     assert remove_keys("corp-user", "AKIAIOSFODNN7EXAMPLE") == []
     assert "AKIASOMETHINGELSE001" in creds.read_text()
@@ -407,7 +415,7 @@ def test_a_cache_hit_with_a_wrapped_key_imports_no_keyring_library(kr, tmp_path,
 
     need_kernel_keyring()
 
-    from credproc import paths
+    from credproc.core import paths
 
     for var, sub in (("XDG_CACHE_HOME", "c"), ("XDG_DATA_HOME", "d"), ("XDG_CONFIG_HOME", "g")):
         monkeypatch.setenv(var, str(tmp_path / sub))
@@ -424,7 +432,7 @@ def test_a_cache_hit_with_a_wrapped_key_imports_no_keyring_library(kr, tmp_path,
     try:
         code = ("import sys; from credproc._entry import main; rc = main(['--role', 'admin']); "
                 "heavy = [m for m in ('json', 'argparse', 'keyring', 'secretstorage', 'jeepney', 'boto3', "
-                "'credproc.oskeyring', 'credproc.cli', 'credproc.config') if m in sys.modules]; "
+                "'credproc.core.oskeyring', 'credproc.cli', 'credproc.config') if m in sys.modules]; "
                 "sys.stderr.write(repr((rc, heavy)))")
         r = subprocess.run([sys.executable, "-c", code], capture_output=True, env=os.environ.copy())
         assert r.stdout == b'{"Version":1}\n', r.stderr
@@ -440,7 +448,8 @@ def test_a_cache_hit_with_a_wrapped_key_imports_no_keyring_library(kr, tmp_path,
 
 def test_the_fallback_cache_is_served_by_the_fast_path(kr, tmp_path, monkeypatch):
     """cache_key_fallback = "file" with no keyring: hits are still fast (and need the same config bytes)."""
-    from credproc import fastpath, paths
+    from credproc import fastpath
+    from credproc.core import paths
 
     for var, sub in (("XDG_CACHE_HOME", "c"), ("XDG_DATA_HOME", "d"), ("XDG_CONFIG_HOME", "g")):
         monkeypatch.setenv(var, str(tmp_path / sub))
@@ -510,7 +519,7 @@ def test_remove_keys_from_a_profile_in_the_config_file(tmp_path, monkeypatch):
     os.chmod(config_file, 0o644)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))  # absent
     monkeypatch.setenv("AWS_CONFIG_FILE", str(config_file))
-    from credproc.keyfiles import remove_keys
+    from credproc.commands.keyfiles import remove_keys
 
     [(path, backup)] = remove_keys("corp-user", "AKIAIOSFODNN7EXAMPLE")
     assert config_file.read_text() == "[profile corp-user]\nregion = eu-west-1\n[profile other]\nregion = us-east-1\n"

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from credproc.errors import LockTimeout
-from credproc.locking import FileLock
+from credproc.core.errors import LockTimeout
+from credproc.core.locking import FileLock
 
 
 def test_a_waiter_on_a_removed_lock_file_never_shares_the_lock_with_a_newcomer(tmp_path):
@@ -34,8 +34,8 @@ def test_a_waiter_on_a_removed_lock_file_never_shares_the_lock_with_a_newcomer(t
 
 def test_logout_all_removes_the_lock_files_but_not_a_busy_one(tmp_path, monkeypatch, capsys):
     from credproc import cli
-    from credproc.store import EncryptedFileCache
-    from credproc.cache import Entry
+    from credproc.core.cache import Entry
+    from credproc.core.store import EncryptedFileCache
 
     for var, sub in (("XDG_CACHE_HOME", "cache"), ("XDG_DATA_HOME", "data"), ("XDG_CONFIG_HOME", "config")):
         monkeypatch.setenv(var, str(tmp_path / sub))

@@ -2,8 +2,8 @@
 
 import pytest
 
-from credproc.errors import AuthenticationFailed, LoginRequired
-from credproc.oidc import DEVICE_GRANT, Client
+from credproc.core.errors import AuthenticationFailed, LoginRequired
+from credproc.sources.oidc.protocol import DEVICE_GRANT, Client
 from tests.fakes import ScriptedTerminal
 
 

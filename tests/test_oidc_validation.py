@@ -2,8 +2,8 @@
 
 import pytest
 
-from credproc.oidc import InvalidToken, Issuer
-from credproc.store import EncryptedFileCache
+from credproc.core.store import EncryptedFileCache
+from credproc.sources.oidc.protocol import InvalidToken, Issuer
 from tests.fake_issuer import FORGERIES, FakeIssuer
 
 
@@ -69,7 +69,7 @@ def test_several_audiences_need_azp(fake, tmp_path):
 
 
 def test_a_discovery_document_naming_another_issuer_is_refused(fake, tmp_path):
-    from credproc.errors import ServiceError
+    from credproc.core.errors import ServiceError
 
     fake.discovery = lambda: {"issuer": "https://evil.example.com", "token_endpoint": fake.url + "/token",
                               "jwks_uri": fake.url + "/jwks"}

@@ -1,7 +1,7 @@
 import platformdirs
 import pytest
 
-from credproc import paths
+from credproc.core import paths
 
 
 @pytest.mark.parametrize("env", [

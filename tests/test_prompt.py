@@ -3,8 +3,8 @@ import sys
 
 import pytest
 
-from credproc.errors import AuthenticationFailed, ConfigError, LoginRequired
-from credproc.prompt import Terminal, run_secret_command
+from credproc.core.errors import AuthenticationFailed, ConfigError, LoginRequired
+from credproc.core.prompt import Terminal, run_secret_command
 
 
 def test_no_terminal_means_login_required_with_the_command(monkeypatch):

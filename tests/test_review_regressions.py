@@ -10,10 +10,13 @@ import urllib.request
 
 import pytest
 
-from credproc import cache, fastpath, http as web, paths, prompt
-from credproc.errors import ConfigError
-from credproc.oidc import InvalidToken, Issuer, _Listener
-from credproc.store import EncryptedFileCache
+from credproc import fastpath
+from credproc.core import cache, paths, prompt
+from credproc.core import http as web
+from credproc.core.errors import ConfigError
+from credproc.core.loopback import Listener
+from credproc.core.store import EncryptedFileCache
+from credproc.sources.oidc.protocol import InvalidToken, Issuer
 from tests.fake_issuer import FakeIssuer
 
 
@@ -26,11 +29,11 @@ def test_a_background_job_does_not_count_as_having_a_terminal(monkeypatch):
     monkeypatch.setattr(prompt.os, "close", lambda fd: None)
     monkeypatch.setattr(prompt.os, "tcgetpgrp", lambda fd: 12345)
     monkeypatch.setattr(prompt.os, "getpgrp", lambda: 54321)
-    assert prompt._open_tty() is None and opened
+    assert prompt.open_tty() is None and opened
 
 
 def test_stray_requests_and_idle_connections_do_not_spoil_the_browser_login():
-    listener = _Listener("/callback", state="s-123")
+    listener = Listener("/callback", state="s-123")
     listener.start()
     try:
         idle = socket.create_connection(("127.0.0.1", listener.port))  # a browser's preconnect, never used

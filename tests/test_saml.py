@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from credproc import saml
-from credproc.errors import AccessDenied, AuthenticationFailed, ServiceError
+from credproc.core.errors import AccessDenied, AuthenticationFailed, ServiceError
+from credproc.sources.saml import protocol as saml
 
 NOW = 1_800_000_000
 AWS = "urn:amazon:webservices"
@@ -237,8 +237,8 @@ class FakeSession:
 
 
 def provider(monkeypatch, assertion, arn=None, duration=3600):
-    from credproc import sts
-    from credproc.providers import saml as ps
+    from credproc.core import sts
+    from credproc.sources.saml import provider as ps
 
     calls = []
 
@@ -294,12 +294,12 @@ def parse(text):
 
 
 def test_configuration_defaults_and_problems():
-    from credproc.errors import ConfigError
+    from credproc.core.errors import ConfigError
 
     cfg = parse('[idp.s]\ntype = "saml"\nurl = "https://idp.example.edu/idp/profile/SAML2/SOAP/ECP"\n'
                 '[role.r]\nidp = "s"\n')
     idp = cfg.idps["s"]
-    from credproc.providers.saml import timeout_of
+    from credproc.sources.saml.provider import timeout_of
 
     assert (idp["flow"], idp["mfa"], idp["sp_entity_id"], timeout_of(idp)) == ("ecp", "none", None, 30)
     assert timeout_of(parse('[idp.s]\ntype = "saml"\nurl = "https://x"\nmfa = "push"\n').idps["s"]) == 120
@@ -332,8 +332,8 @@ def session_env(tmp_path, monkeypatch):
     store in tmp_path, with the network step replaced by a fake that issues a 300 s assertion."""
     from credproc import config
     from credproc.context import Context
-    from credproc.providers import saml as ps
-    from credproc.store import EncryptedFileCache
+    from credproc.core.store import EncryptedFileCache
+    from credproc.sources.saml import provider as ps
 
     clock = Clock()
     sign_ons = []
@@ -371,7 +371,7 @@ def test_one_sign_on_is_shared_until_its_not_on_or_after(session_env):
 
 
 def test_without_a_terminal_or_password_command_nothing_is_sent(session_env):
-    from credproc.errors import LoginRequired
+    from credproc.core.errors import LoginRequired
     from tests.fakes import ScriptedTerminal
 
     make, sign_ons, _ = session_env
@@ -404,7 +404,7 @@ def test_a_tampered_cache_entry_is_a_new_sign_on(session_env, tmp_path):
 def test_sts_answers_to_assume_role_with_saml(code, cls, fragment):
     from botocore.exceptions import ClientError
 
-    from credproc import sts
+    from credproc.core import sts
 
     e = ClientError({"Error": {"Code": code, "Message": "bad sig"}}, "AssumeRoleWithSAML")
     err = sts.translate_client_error(e, "AssumeRoleWithSAML", "alice from idp",
@@ -479,7 +479,7 @@ class FakeHttp:
     """saml._http.request replaced: answers from a list, records (method, url, form, data, headers)."""
 
     def __init__(self, monkeypatch, answers):
-        from credproc import http
+        from credproc.core import http
 
         self.answers, self.sent = list(answers), []
         monkeypatch.setattr(saml._http, "request", self)
@@ -629,7 +629,7 @@ def test_regression_a_soap_fault_string_is_one_clean_line(monkeypatch):
 
 
 def test_regression_an_expired_assertion_is_removed_from_the_cache_even_when_the_sign_on_fails(session_env, tmp_path):
-    from credproc.errors import LoginRequired
+    from credproc.core.errors import LoginRequired
     from tests.fakes import ScriptedTerminal
 
     make, sign_ons, clock = session_env
@@ -644,7 +644,7 @@ def test_regression_an_expired_assertion_is_removed_from_the_cache_even_when_the
 
 
 def test_the_role_choice_is_remembered_and_a_choice_no_longer_offered_is_asked_again(session_env):
-    from credproc import rolechoice
+    from credproc.sources import rolechoice
     from tests.fakes import ScriptedTerminal
 
     class Menu(ScriptedTerminal):
@@ -677,7 +677,7 @@ def test_the_role_choice_is_remembered_and_a_choice_no_longer_offered_is_asked_a
 def test_regression_the_partition_comes_from_the_roles_region_not_only_the_settings(tmp_path, settings, role_region, sp):
     from credproc import chain, config
     from credproc.context import Context
-    from credproc.store import EncryptedFileCache
+    from credproc.core.store import EncryptedFileCache
     from tests.fakes import ScriptedTerminal
 
     cfg = config.parse("c.toml", (settings + '[idp.s]\ntype = "saml"\nurl = "https://idp.example.edu/ecp"\n'
@@ -728,7 +728,7 @@ def test_billion_laughs_and_xxe_from_a_real_server_are_refused_at_once(hostile_s
 
 
 def test_regression_every_saml_error_says_what_to_do():
-    """House rule: one line saying what happened AND what to do. Every error credproc/saml.py raises
+    """House rule: one line saying what happened AND what to do. Every error credproc/sources/saml/protocol.py raises
     carries a hint (19 did not)."""
     import ast
     import inspect
@@ -772,8 +772,8 @@ def test_regression_two_elements_with_the_signed_id_are_refused():
 
 
 def test_regression_an_assertion_sts_refuses_is_not_kept_for_the_next_refresh(session_env, monkeypatch):
-    from credproc import sts
-    from credproc.providers import saml as ps
+    from credproc.core import sts
+    from credproc.sources.saml import provider as ps
     from tests.fakes import ScriptedTerminal
 
     make, sign_ons, clock = session_env
@@ -798,7 +798,7 @@ def test_regression_an_assertion_sts_refuses_is_not_kept_for_the_next_refresh(se
 
 
 def test_regression_doctor_asks_the_idp_in_the_partition_of_its_roles():
-    from credproc.idp.saml import SOURCE
+    from credproc.sources.saml.source import SOURCE
 
     cfg = parse('[idp.s]\ntype = "saml"\nurl = "https://idp.example.edu/ecp"\n[role.r]\nidp = "s"\nregion = "us-gov-west-1"\n')
     [(_, _, _, region)] = SOURCE.doctor_network_checks(cfg, cfg.idps["s"])

@@ -1,4 +1,4 @@
-"""Unit tests of the Identity Center client logic (credproc/sso.py) with fakes at the seams: the
+"""Unit tests of the Identity Center client logic (credproc/sources/sso/protocol.py) with fakes at the seams: the
 botocore call (SsoClient._call), the terminal, the clock and the cache."""
 
 import hashlib
@@ -8,11 +8,11 @@ import time
 
 import pytest
 
-from credproc import sso
-from credproc.cache import Entry
 from credproc.context import Context
-from credproc.errors import AccessDenied, AuthenticationFailed, LoginRequired, ServiceError
-from credproc.store import EncryptedFileCache
+from credproc.core.cache import Entry
+from credproc.core.errors import AccessDenied, AuthenticationFailed, LoginRequired, ServiceError
+from credproc.core.store import EncryptedFileCache
+from credproc.sources.sso import protocol as sso
 
 START_URL = "https://my-org.awsapps.com/start"
 
@@ -342,7 +342,7 @@ def parse(text):
 
 
 def problems(text):
-    from credproc.errors import ConfigError
+    from credproc.core.errors import ConfigError
 
     with pytest.raises(ConfigError) as e:
         parse(text)
@@ -406,7 +406,7 @@ def test_share_mode_a_rotation_within_the_same_second_still_wins(ctx, monkeypatc
 
 
 def _provider(ctx, session):
-    from credproc.providers.sso import SsoRoleProvider
+    from credproc.sources.sso.provider import SsoRoleProvider
 
     return SsoRoleProvider(ctx, session, {"name": "r", "account_id": "111111111111", "role_name": "Admin"})
 

@@ -14,10 +14,11 @@ import time
 
 import pytest
 
-from credproc import cli, config, log
-from credproc.cache import Entry
-from credproc.credentials import Credentials
-from credproc.store import EncryptedFileCache
+from credproc import cli, config
+from credproc.core import log
+from credproc.core.cache import Entry
+from credproc.core.credentials import Credentials
+from credproc.core.store import EncryptedFileCache
 
 ISSUER = "https://sso.example.com"
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"

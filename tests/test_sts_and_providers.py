@@ -3,16 +3,17 @@ import datetime as dt
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from credproc import config, sts
+from credproc import config
 from credproc.chain import build
 from credproc.context import Context
-from credproc.credentials import Credentials
-from credproc.errors import AccessDenied, AuthenticationFailed, ConfigError, LoginRequired, NetworkError
-from credproc.providers.assume_role import AssumeRoleProvider
-from credproc.providers.cached import CachedProvider
-from credproc.providers.session_token import SessionTokenProvider
-from credproc.providers.static_keys import StaticKeysProvider
-from credproc.store import EncryptedFileCache
+from credproc.core import sts
+from credproc.core.credentials import Credentials
+from credproc.core.errors import AccessDenied, AuthenticationFailed, ConfigError, LoginRequired, NetworkError
+from credproc.core.store import EncryptedFileCache
+from credproc.sources.assume_role import AssumeRoleProvider
+from credproc.sources.cached import CachedProvider
+from credproc.sources.iam.session_token import SessionTokenProvider
+from credproc.sources.iam.static_keys import StaticKeysProvider
 from tests.fakes import ScriptedTerminal
 
 NOW = dt.datetime(2026, 11, 21, 10, 0, 0, tzinfo=dt.timezone.utc)

@@ -10,8 +10,9 @@ import os
 import sys
 import urllib.parse
 
-from .. import app, log
-from ..errors import ConfigError, NetworkError, ServiceError, UsageError
+from .. import app
+from ..core import log
+from ..core.errors import ConfigError, NetworkError, ServiceError, UsageError
 
 HELP = "open the AWS console in a browser as a role (or print a sign-in link)"
 DESCRIPTION = ("Sign in to the AWS Management Console with the role's credentials (prompting as needed): "
@@ -71,7 +72,7 @@ def login_url(federation, destination, token):
 
 
 def signin_token(creds, federation, role):
-    from .. import http
+    from ..core import http
 
     session = json.dumps({"sessionId": creds.access_key_id, "sessionKey": creds.secret_access_key,
                           "sessionToken": creds.session_token})
@@ -139,7 +140,7 @@ def _check_can_federate(cfg, name):
     role = cfg.role(name)
     if role.get("source_role"):
         return  # AssumeRole from another role: always a federatable role session
-    from .. import idp as idp_registry
+    from .. import sources as idp_registry
 
     idp = cfg.idps[role["idp"]]
     refusal = idp_registry.source_for(idp).console_refusal(cfg, role, idp)

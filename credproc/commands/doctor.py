@@ -11,10 +11,12 @@ import stat
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
-from .. import app, paths
-from .. import idp as idp_registry
-from ..errors import ChecksFailed, ConfigError, CredprocError
-from ..text import clean
+from .. import app
+from .. import sources as idp_registry
+from ..core import paths
+from ..core.diagnose import TIMEOUT, Check, fail, ok, warn  # noqa: F401 (Check: the type doctor's checks are)
+from ..core.errors import ChecksFailed, ConfigError, CredprocError
+from ..core.text import clean
 
 HELP = "check the configuration, files, terminal, endpoints and AWS profiles"
 DESCRIPTION = """\
@@ -37,33 +39,8 @@ EXAMPLES = """\
   credproc doctor
   credproc doctor --config ~/work/credproc.toml"""
 
-TIMEOUT = 5
-
-
 def add_arguments(parser):
     pass
-
-
-class Check:
-    __slots__ = ("status", "what", "problem", "fix")
-
-    def __init__(self, status, what, problem=None, fix=None):
-        self.status = status  # "ok", "fail" or "warn"
-        self.what = what
-        self.problem = problem
-        self.fix = fix
-
-
-def ok(what):
-    return Check("ok", what)
-
-
-def fail(what, problem, fix=None):
-    return Check("fail", what, problem, fix)
-
-
-def warn(what, problem, fix=None):
-    return Check("warn", what, problem, fix)
 
 
 def _symbols(stream):
@@ -140,7 +117,7 @@ def _without_path(message, path):
 def config_checks(cfg):
     from ..chain import build
     from ..context import Context
-    from ..prompt import Terminal
+    from ..core.prompt import Terminal
 
     if not cfg.roles:
         yield fail("roles", f"{cfg.path} configures none", "add a [role.NAME] table")
@@ -157,7 +134,7 @@ def config_checks(cfg):
     for idp in cfg.idps.values():
         yield from idp_registry.source_for(idp).doctor_checks(cfg, idp)
     if cfg.settings.get("cache_key") == "keyring":
-        from .. import keywrap
+        from ..core import keywrap
 
         yield Check(*keywrap.doctor_check(cfg))
 
@@ -239,9 +216,9 @@ def environment_check():
 
 
 def terminal_check():
-    from ..prompt import _open_tty
+    from ..core.prompt import open_tty
 
-    fds = _open_tty()
+    fds = open_tty()
     if fds is not None:
         for fd in set(fds):
             os.close(fd)
@@ -254,7 +231,7 @@ def terminal_check():
 # -- the network -----------------------------------------------------------------------------------------
 def _reachable(label, what, url, ca_bundle=None):
     """label: who this is ("idp corp"); what: the thing at url, for messages."""
-    from .. import http
+    from ..core import http
 
     try:
         resp = http.request("GET", url, timeout=TIMEOUT, ca_bundle=ca_bundle, what=what)
@@ -304,7 +281,8 @@ def _credentials_file_profiles():
 
 
 def aws_profile_checks(cfg, config_path):
-    from .setup import aws_config_path, parse_profiles
+    from ..core.awsfiles import config_path as aws_config_path
+    from ..core.awsfiles import parse_profiles
 
     path = aws_config_path()
     try:

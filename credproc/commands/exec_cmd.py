@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 from .. import app
-from ..errors import CommandNotRun, UsageError
+from ..core.errors import CommandNotRun, UsageError
 
 HELP = "run a command with a role's credentials in its environment"
 DESCRIPTION = """\
@@ -109,8 +109,8 @@ def key_variables(creds):
 
 
 def _run_with_server(args, argv, env):
-    from ..prompt import terminal_modes_restored
-    from ..server import CredentialServer, default_profile_warning
+    from ..core.prompt import terminal_modes_restored
+    from ..core.server import CredentialServer, default_profile_warning
     from .serve import request_fetcher
 
     warning = default_profile_warning()

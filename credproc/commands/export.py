@@ -13,8 +13,8 @@ import shlex
 import sys
 
 from .. import app
-from ..credentials import format_expiration
-from ..errors import UsageError
+from ..core.credentials import format_expiration
+from ..core.errors import UsageError
 
 HELP = "print a role's credentials as shell variables, JSON, or a ~/.aws/credentials block"
 DESCRIPTION = """\

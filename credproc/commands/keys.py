@@ -2,9 +2,11 @@
 
 import argparse
 
-from .. import app, keysource, oskeyring
-from ..credentials import mask
-from ..errors import ConfigError, UsageError
+from .. import app
+from ..core import oskeyring
+from ..core.credentials import mask
+from ..core.errors import ConfigError, UsageError
+from ..sources.iam import keysource
 
 HELP = "keep an iam idp's access keys in the OS keyring: add, import from a profile, rotate, remove"
 DESCRIPTION = """\
@@ -48,19 +50,19 @@ def add_arguments(parser):
 
 
 def run(args):
-    from .. import log
+    from ..core import log
 
     if getattr(args, "debug", False):
         log.enabled = True
     app.guard_recursion()
     cfg = app.load_config(args)
     idp = cfg.idps.get(args.idp)
-    from .. import idp as idp_registry
+    from .. import sources as idp_registry
 
     if idp is None or not idp_registry.source_for(idp).holds_user_keys:
         known = ", ".join(n for n, i in sorted(cfg.idps.items()) if idp_registry.source_for(i).holds_user_keys)
         raise ConfigError(f"{cfg.path}: no [idp.{args.idp}] holding IAM user keys (those that do: {known or 'none'})")
-    from ..prompt import Terminal
+    from ..core.prompt import Terminal
 
     terminal = Terminal(f"credproc keys {args.action} --idp {args.idp}")
     try:
@@ -82,7 +84,7 @@ def _confirm(terminal, args, question):
 
 def _verify(cfg, creds, context):
     """The caller ARN of these keys (STS GetCallerIdentity)."""
-    from .. import sts
+    from ..core import sts
 
     client = sts.client(cfg.settings.get("region") or "us-east-1", cfg.settings.get("sts_endpoint_url"), creds)
     response, _ = sts.call(client, "GetCallerIdentity", sts.describe_source(context, creds))
@@ -97,8 +99,8 @@ def _not_keyring_note(cfg, idp):
 
 
 def _add(args, cfg, idp, terminal):
-    from ..credentials import Credentials
-    from ..keysource import KEY_ID_RE
+    from ..core.credentials import Credentials
+    from ..sources.iam.keysource import KEY_ID_RE
 
     terminal.require("the access key")
     key_id = terminal.ask("AWS access key ID: ", "the access key id").strip()
@@ -120,8 +122,8 @@ def _add(args, cfg, idp, terminal):
 
 
 def _import(args, cfg, idp, terminal):
-    from .. import keyfiles
-    from ..providers.static_keys import StaticKeysProvider
+    from ..sources.iam.static_keys import StaticKeysProvider
+    from . import keyfiles
 
     profile = args.from_profile
     creds = StaticKeysProvider(profile, idp["name"]).retrieve()
@@ -154,8 +156,8 @@ def _import(args, cfg, idp, terminal):
 
 
 def _rotate(args, cfg, idp, terminal):
-    from .. import idp as idp_registry
-    from ..idp.iam_rotation import BotoIam, Rotation, iam_client
+    from .. import sources as idp_registry
+    from ..sources.iam.rotation import BotoIam, Rotation, iam_client
 
     if keysource.mode(idp) != "keyring":
         raise UsageError(f"[idp.{idp['name']}] takes its keys from {keysource.where(idp)}; credproc rotates keys it "

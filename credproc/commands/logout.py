@@ -11,9 +11,10 @@ import os
 import re
 import time
 
-from .. import app, log
-from .. import idp as idp_registry
-from ..errors import ConfigError, LocalFileError, LockTimeout
+from .. import app
+from .. import sources as idp_registry
+from ..core import log
+from ..core.errors import ConfigError, LocalFileError, LockTimeout
 
 HELP = "remove cached credentials, MFA sessions and sign-ins (revoking refresh tokens)"
 DESCRIPTION = """\
@@ -53,7 +54,7 @@ def remove_file(path, what, directory=None):
     """Delete a cache entry file under its lock (bounded wait; deleted anyway without it).
     True if a file was removed. directory: the store's PrivateDir that holds it, whose checked
     handle every operation goes through."""
-    from ..locking import FileLock
+    from ..core.locking import FileLock
 
     name = os.path.basename(path)
     if directory is not None:
@@ -91,7 +92,7 @@ def _remove(store, identity, what):
 
 def _context(cfg, store):
     from ..context import Context
-    from ..prompt import Terminal
+    from ..core.prompt import Terminal
 
     # no prompts: logout never authenticates; a fresh Context per sign-in gives each its own lock wait
     return Context(cfg, store, Terminal("credproc login --role NAME", interactive=False), lock_wait=LOCK_WAIT)
@@ -121,7 +122,7 @@ def _remove_role_choice(store, name, say):
 
 
 def _say(line):
-    from ..text import clean
+    from ..core.text import clean
 
     print(clean(line), flush=True)
 

@@ -6,7 +6,7 @@ import sys
 import threading
 
 from .. import app
-from ..errors import Interrupted
+from ..core.errors import Interrupted
 
 HELP = "serve a role's credentials to SDKs over the container credentials protocol (127.0.0.1 only)"
 DESCRIPTION = """\
@@ -45,8 +45,8 @@ def _port(text):
 
 
 def run(args):
-    from ..prompt import terminal_modes_restored
-    from ..server import CredentialServer, default_profile_warning
+    from ..core.prompt import terminal_modes_restored
+    from ..core.server import CredentialServer, default_profile_warning
 
     cfg = app.load_config(args)
     role = cfg.role(args.role)

@@ -12,11 +12,14 @@ import shlex
 import shutil
 import stat
 import sys
-import time
 
-from .. import app, paths
-from ..errors import ConfigError, LocalFileError, UsageError
-from ..store import atomic_write
+from .. import app
+from ..core import paths
+from ..core.awsfiles import backup as _backup_file
+from ..core.awsfiles import config_path as aws_config_path  # noqa: F401 (doctor's too)
+from ..core.awsfiles import parse_profiles, read_file, section_headers
+from ..core.awsfiles import write_atomic as _replace
+from ..core.errors import ConfigError, LocalFileError, UsageError
 
 HELP = "add [profile NAME] stanzas for credproc to ~/.aws/config"
 DESCRIPTION = """\
@@ -44,7 +47,6 @@ EXAMPLES = """\
   credproc setup --role admin --print   # show the stanza, write nothing"""
 
 _PROFILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@+:/-]{0,127}\Z")
-_SECTION = re.compile(r"\[(.+)\]")
 
 
 def add_arguments(parser):
@@ -54,10 +56,6 @@ def add_arguments(parser):
 
 
 # -- what to write -------------------------------------------------------------------------------
-def aws_config_path():
-    return os.path.abspath(os.path.expanduser(os.environ.get("AWS_CONFIG_FILE") or "~/.aws/config"))
-
-
 def executable():
     """The absolute path of this credproc console script."""
     argv0 = sys.argv[0] if sys.argv else ""
@@ -113,95 +111,6 @@ def stanza(profile, command, region=None, sts_endpoint=None):
     return lines
 
 
-# -- reading ~/.aws/config ----------------------------------------------------------------------------
-def profile_of_section(header):
-    """The profile a section header names, as botocore reads it, or None (sso-session, services...)."""
-    header = header.strip()
-    if header == "default":
-        return "default"
-    parts = header.split(None, 1)
-    if len(parts) == 2 and parts[0] == "profile":
-        return parts[1].strip()
-    return None
-
-
-def section_headers(text):
-    """Every section header of an AWS config file's text, as written between the brackets."""
-    return {m.group(1).strip() for m in (_SECTION.match(line.strip()) for line in text.splitlines()) if m}
-
-
-def parse_profiles(text):
-    """{profile: {key: value}} of an AWS config file's text (configparser's rules, as botocore:
-    '#'/';' comment lines, key = value or key: value, indented continuation lines, keys lowercased)."""
-    profiles = {}
-    current = None
-    key = None
-    for line in text.splitlines():
-        stripped = line.strip()
-        if not stripped or stripped[0] in "#;":
-            continue
-        if line[:1] in (" ", "\t") and current is not None and key is not None:
-            current[key] += "\n" + stripped
-            continue
-        m = _SECTION.match(stripped)
-        if m:
-            name = profile_of_section(m.group(1))
-            current = profiles.setdefault(name, {}) if name is not None else None
-            key = None
-            continue
-        if current is None:
-            key = None
-            continue
-        k, sep, v = _split_option(stripped)
-        if sep:
-            key = k.strip().lower()
-            current[key] = v.strip()
-    return profiles
-
-
-def _split_option(line):
-    i = min((p for p in (line.find("="), line.find(":")) if p >= 0), default=-1)
-    if i < 0:
-        return line, "", ""
-    return line[:i], line[i], line[i + 1:]
-
-
-# -- writing ----------------------------------------------------------------------------------------
-def _backup(path, data, mode=0o600):
-    stamp = time.strftime("%Y%m%dT%H%M%S")
-    base = f"{path}.bak-{stamp}"
-    for n in range(100):
-        candidate = base if n == 0 else f"{base}-{n}"
-        try:
-            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), mode)
-        except FileExistsError:
-            continue
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        return candidate
-    raise LocalFileError(f"cannot pick a backup name for {path}")
-
-
-def _write_atomic(path, data, mode, expected_old):
-    def unchanged():
-        if _read(path) != expected_old:
-            raise LocalFileError(f"{path} changed while credproc was updating it; nothing was written",
-                                 hint="run credproc setup again")
-
-    atomic_write(path, data, mode, before_replace=unchanged)
-
-
-def _read(path):
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except FileNotFoundError:
-        return None
-
-
 def run(args):
     cfg = app.load_config(args)
     config_path = paths.config_file(getattr(args, "config", None))
@@ -238,7 +147,7 @@ def _write(stanzas):
     shown = aws_config_path()
     path = os.path.realpath(shown)  # a symlinked ~/.aws/config (dotfiles): update the file it points to
     try:
-        old = _read(path)
+        old = read_file(path)
     except OSError as e:
         raise LocalFileError(f"cannot read {shown}: {e.strerror}") from None
     text = (old or b"").decode("utf-8", errors="surrogateescape")
@@ -278,10 +187,10 @@ def _write(stanzas):
             os.makedirs(directory, mode=0o700, exist_ok=True)
         if old is not None:
             mode = stat.S_IMODE(os.stat(path).st_mode)
-            backup = _backup(path, old)
+            backup = _backup_file(path, old)
         else:
             mode, backup = 0o600, None
-        _write_atomic(path, data, mode, old)
+        _replace(path, data, mode, old)
     except OSError as e:
         raise LocalFileError(f"cannot update {shown}: {e.strerror}") from None
     for profile, _, _, sts_endpoint in new:

@@ -4,7 +4,7 @@ with the [role.*] block to paste into the config."""
 import re
 
 from .. import app
-from ..errors import ConfigError, UsageError
+from ..core.errors import ConfigError, UsageError
 
 HELP = "IAM Identity Center: list every account and role you can reach (sso roles --idp NAME)"
 DESCRIPTION = ("Sign in to the IAM Identity Center [idp.NAME] if needed (or use its cached sign-in), then list every "
@@ -41,13 +41,13 @@ def _blocks(client, token, idp_name):
 
 def run(args):
     from ..context import Context
-    from ..prompt import Terminal
-    from ..sso import SsoSession
+    from ..core.prompt import Terminal
+    from ..sources.sso.protocol import SsoSession
 
     app.guard_recursion()
     cfg = app.load_config(args)
-    from ..idp import source_for
-    from ..idp.sso import SOURCE
+    from ..sources import source_for
+    from ..sources.sso.source import SOURCE
 
     idp = cfg.idps.get(args.idp)
     if idp is None or source_for(idp) is not SOURCE:

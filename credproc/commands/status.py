@@ -8,9 +8,10 @@ import json
 import time
 
 from .. import app
-from .. import idp as idp_registry
-from ..idp.base import entry_state as _state  # shared with the identity sources
-from ..idp.base import entry_times as _times
+from .. import sources as idp_registry
+from ..core.text import format_left
+from ..sources.base import entry_state as _state  # shared with the identity sources
+from ..sources.base import entry_times as _times
 
 HELP = "show what is cached for each role and sign-in (read-only, no secrets)"
 DESCRIPTION = """\
@@ -51,7 +52,7 @@ def run(args):
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        from ..text import clean
+        from ..core.text import clean
 
         print(clean(render(report), limit=None))
     return 0
@@ -59,7 +60,7 @@ def run(args):
 
 # -- collecting --------------------------------------------------------------------------------
 def _account(entry, role):
-    from ..credentials import account_from_arn
+    from ..core.credentials import account_from_arn
 
     if entry is not None:
         try:
@@ -92,7 +93,7 @@ def collect(cfg, store, now):
         choice = _role_choice(store, root["name"]) if not role.get("source_role") else None
         account = _account(entry if state != "stale" else None, role)
         if account is None and choice:
-            from ..credentials import account_from_arn
+            from ..core.credentials import account_from_arn
 
             account = account_from_arn(choice)
         roles.append({"role": name, "idp": idp["name"], "idp_type": idp["type"], "source_role": role.get("source_role"),
@@ -105,18 +106,6 @@ def collect(cfg, store, now):
 
 
 # -- rendering ---------------------------------------------------------------------------------
-def format_left(seconds):
-    if seconds is None or seconds <= 0:
-        return "-"
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min"
-    if seconds < 48 * 3600:
-        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
-    return f"{seconds // 86400} days"
-
-
 def _table(header, rows):
     widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
     lines = []

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from credproc.errors import OutputClosed
+from credproc.core.errors import OutputClosed
 from tests.integration.test_iam_moto import iam_config
 from tests.sandbox import credproc_exe
 

@@ -26,7 +26,6 @@ from tests.peers.net import free_port
 from tests.pty_helper import PtyProcess
 from tests.sandbox import STATIC_SECRET, credproc_exe
 
-
 ADMIN_ARN = "arn:aws:sts::111111111111:assumed-role/Admin/alice"
 TIMEOUT = 60
 
@@ -375,7 +374,7 @@ def test_the_js_sdk_uses_serve_through_its_http_provider(serve, admin, sts):
 
 
 def test_serve_keeps_working_across_a_refresh(serve, admin, sts, mfa_counter):
-    from credproc.store import EncryptedFileCache
+    from credproc.core.store import EncryptedFileCache
 
     served = serve()
     first = served.creds()
@@ -429,8 +428,8 @@ def test_serve_fails_before_listening_when_the_role_cannot_be_had(sandbox, sts):
 
 
 def test_the_server_runs_one_refresh_at_a_time():
-    from credproc.credentials import Credentials
-    from credproc.server import CredentialServer
+    from credproc.core.credentials import Credentials
+    from credproc.core.server import CredentialServer
 
     active, peak, lock = [0], [0], threading.Lock()
 
@@ -463,7 +462,7 @@ def test_the_server_runs_one_refresh_at_a_time():
 
 
 def test_an_unexpected_error_is_a_500_that_names_only_its_type():
-    from credproc.server import CredentialServer
+    from credproc.core.server import CredentialServer
 
     logged = []
 

@@ -111,7 +111,7 @@ def test_expiration_is_utc_when_the_local_time_zone_is_not(sandbox, sts, mfa_cou
 def test_an_unlockable_cache_during_a_refresh_serves_the_cached_credentials(sandbox, sts, mfa_counter):
     """Stands for a read-only or unwritable cache (the tests run as root, which modes do not stop):
     the entry's lock file cannot be opened because a directory sits where it goes."""
-    from credproc.store import EncryptedFileCache
+    from credproc.core.store import EncryptedFileCache
 
     _ready(sandbox, sts, mfa_counter)
     first = sandbox.credentials("admin")

@@ -11,7 +11,6 @@ import pytest
 from tests.sandbox import caller_arn
 
 
-
 def iam_config(sts_url, mfa=True, mfa_command=None, extra=""):
     mfa_lines = 'mfa_serial = "arn:aws:iam::123456789012:mfa/alice"\n' if mfa else ""
     if mfa_command:
@@ -184,8 +183,8 @@ def test_a_comment_in_the_config_does_not_discard_the_cache(sandbox, sts, mfa_co
     sts.clear()
     assert sandbox.credentials("admin") == first and sts.actions == []
     # ...and the entry is re-stamped with the new config digest, so the fast path serves it again
-    from credproc import cache
-    from credproc.store import EncryptedFileCache
+    from credproc.core import cache
+    from credproc.core.store import EncryptedFileCache
 
     entry = EncryptedFileCache(sandbox.cache_dir, sandbox.key_path, scope=sandbox.config_path).get("role:admin")
     assert entry.config_digest == cache.digest(open(sandbox.config_path, "rb").read())
@@ -223,7 +222,7 @@ def test_a_waiter_gives_up_before_terraforms_60_second_kill_and_says_why(sandbox
     is cold: the waiter must give up, with the reason, well inside the Go SDK's 60 s."""
     import time as _time
 
-    from credproc.store import EncryptedFileCache
+    from credproc.core.store import EncryptedFileCache
 
     sandbox.write_static_keys()
     sandbox.write_config(iam_config(sts.url, mfa_command=mfa_counter[0]))

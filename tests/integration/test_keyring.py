@@ -229,7 +229,7 @@ def kernel_key(description):
 
 
 def test_cache_key_wrapped_by_the_keyring_and_kept_in_the_kernel_keyring(ks, moto_auth):
-    from credproc import keywrap
+    from credproc.core import keywrap
     from tests.test_keys import need_kernel_keyring
 
     need_kernel_keyring()

@@ -8,13 +8,12 @@ import time
 
 import pytest
 
-from credproc.store import EncryptedFileCache
+from credproc.core.store import EncryptedFileCache
 from tests.fake_issuer import FORGERIES, FakeIssuer
+from tests.integration.conftest import ROLE_DEV, ROLE_OPS  # noqa: E402
 from tests.peers.browser import complete_code_flow, complete_device_flow
 from tests.pty_helper import PtyProcess
 from tests.sandbox import caller_arn, credproc_exe
-
-from tests.integration.conftest import ROLE_DEV, ROLE_OPS  # noqa: E402
 
 
 def oidc_config(issuer, client_id, sts_url, flow="device", arn=ROLE_DEV, extra_idp="", extra_role="", open_browser=False):

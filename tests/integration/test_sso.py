@@ -15,7 +15,7 @@ import urllib.request
 
 import pytest
 
-from credproc.store import EncryptedFileCache
+from credproc.core.store import EncryptedFileCache
 from tests.peers.sso_emulator import DEVICE_GRANT, SsoEmulator
 from tests.pty_helper import PtyProcess
 from tests.sandbox import caller_arn, credproc_exe

@@ -7,10 +7,9 @@ import re
 import threading
 import time
 
-
+from tests.integration.conftest import ROLE_DEV
 from tests.integration.test_cas import PASSWORD, ROLE_A
 from tests.integration.test_iam_moto import iam_config
-from tests.integration.conftest import ROLE_DEV
 from tests.integration.test_oidc import device_login, oidc_config, session_state
 from tests.peers.cas_emulator import CasEmulator
 from tests.sandbox import STATIC_KEY_ID, STATIC_SECRET

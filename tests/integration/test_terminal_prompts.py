@@ -3,9 +3,8 @@
 import json
 
 from tests.integration.test_iam_moto import iam_config
-from tests.sandbox import caller_arn
 from tests.pty_helper import PtyProcess
-from tests.sandbox import credproc_exe
+from tests.sandbox import caller_arn, credproc_exe
 
 
 def test_the_mfa_code_is_read_from_the_terminal_not_stdin(sandbox, sts):

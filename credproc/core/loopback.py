@@ -1,0 +1,74 @@
+"""A one-shot HTTP listener on 127.0.0.1 for the answer of a browser sign-in (OAuth's redirect)."""
+
+import http.server
+import threading
+import urllib.parse
+
+from . import log
+
+
+class Listener:
+    """A one-shot HTTP listener on 127.0.0.1 (random port) for the authorization response."""
+
+    PAGE = (b"<!doctype html><meta charset=utf-8><title>credproc</title>"
+            b"<body style='font-family:sans-serif;margin:3em'><h2>Signed in.</h2>"
+            b"<p>You can close this tab and return to the terminal.</p></body>")
+
+    def __init__(self, path, state):
+        self.path = path
+        self.state = state
+        self.params = None
+        self.done = threading.Event()
+        listener = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            timeout = 5  # an idle connection (a browser's preconnect) cannot block the real answer
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                parts = urllib.parse.urlsplit(self.path)
+                params = {k: v[0] for k, v in urllib.parse.parse_qs(parts.query).items()}
+                # only the answer to this login counts: a stray request cannot end or spoil it
+                if parts.path != listener.path or params.get("state") != listener.state or listener.done.is_set():
+                    self.send_error(404)
+                    return
+                listener.params = params
+                listener.done.set()
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/html; charset=utf-8")
+                    self.send_header("Content-Length", str(len(listener.PAGE)))
+                    self.end_headers()
+                    self.wfile.write(listener.PAGE)
+                except OSError:
+                    pass
+
+        class Server(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request, client_address):  # no tracebacks on the user's stderr
+                log.debug("loopback listener: a connection failed")
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = None
+
+    def start(self):
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        self.server.timeout = 0.2
+        while not self.done.is_set() and not getattr(self, "_stopped", False):
+            self.server.handle_request()
+
+    def wait(self, timeout):
+        return self.params if self.done.wait(timeout) else None
+
+    def stop(self):
+        self._stopped = True
+        if self.thread:
+            self.thread.join(2)
+        self.server.server_close()
