@@ -203,3 +203,18 @@ def test_logout_removes_the_browser_profile(sandbox, idp, sts, browser):
     assert r.returncode == 0, r.stderr.decode()
     assert "removed the browser profile of idp 'corp'" in r.stdout.decode() + r.stderr.decode()
     assert not os.path.exists(profile)
+
+
+def test_doctor_checks_the_browser_the_desktop_and_the_url(sandbox, idp, sts, browser, tmp_path):
+    sandbox.write_config(config(sts.url, idp.initiated_url(), browser.path))
+    out = sandbox.run("doctor", env=DESKTOP).stdout.decode()
+    assert f"idp corp: the browser for sign-ins: {browser.path}" in out
+    assert f"idp corp: the SAML IdP at {idp.url}/saml2/idp/SSOService.php (browser) answers (HTTP 200" in out
+    out = sandbox.run("doctor").stdout.decode()  # no DISPLAY
+    assert "no desktop here (DISPLAY and WAYLAND_DISPLAY are not set)" in out
+    sandbox.write_config(config(sts.url, idp.initiated_url(), str(tmp_path / "gone")))
+    r = sandbox.run("doctor", env=DESKTOP)
+    assert r.returncode == 12 and "gone' set in [settings] browser is not an executable" in r.stdout.decode()
+    # doctor starts no browser (its GET of the URL sends no credentials; this IdP's StaticSource
+    # answers any GET with an assertion, which doctor does not look at)
+    assert browser.launches() == []

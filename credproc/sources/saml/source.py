@@ -122,6 +122,25 @@ class SamlSource(IdentitySource):
         return removed
 
     # -- doctor ------------------------------------------------------------------------------------
+    def doctor_checks(self, cfg, idp):
+        """flow = "browser": a browser is there to launch, and a desktop to show it on."""
+        if idp["flow"] != "browser":
+            return []
+        from ...core import devtools
+        from ...core.diagnose import fail, ok, warn
+        from ...core.errors import ConfigError
+
+        what = f"idp {idp['name']}: the browser for sign-ins"
+        key = f"idp.{idp['name']}.browser" if idp.get("browser") else "[settings] browser"
+        try:
+            exe = devtools.find(idp.get("browser") or cfg.settings.get("browser"), key)
+        except ConfigError as e:
+            return [fail(what, e.message, e.hint)]
+        if not devtools.desktop_available():
+            return [warn(f"{what} ({exe})", "no desktop here (DISPLAY and WAYLAND_DISPLAY are not set): a sign-in "
+                                            "would exit 4", "sign in where a browser window can open")]
+        return [ok(f"{what}: {exe}")]
+
     def doctor_network_checks(self, cfg, idp):
         # the partition (Issuer, ACS URL) of the roles over this idp, as a sign-on would use it
         regions = [cfg.region_for(r) for _, r in sorted(cfg.roles.items()) if r.get("idp") == idp["name"]]
