@@ -71,7 +71,7 @@ def context(args, interactive=True, force=False, lock_wait=None, role=None, cfg=
         from .core.gui import detect
 
         gui = detect(command)
-    terminal = Terminal(command, interactive=interactive, gui=gui)
+    terminal = Terminal(command, interactive=interactive, gui=gui, desktop=cfg.settings.get("prompt") == "gui")
     return Context(cfg, store(cfg), terminal, force=force, lock_wait=lock_wait or LOCK_WAIT)
 
 

@@ -26,6 +26,10 @@ ROLE_ARN_RE = re.compile(r"^arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}\Z"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 
 
+def _nonempty(value):
+    return None if value.strip() else "must not be empty"
+
+
 def _load_toml(data):
     try:
         import tomllib
@@ -98,7 +102,7 @@ class Config:
 ROLE_KEYS = {"idp", "source_role", "arn", "duration", "session_name", "external_id", "source_identity",
              "tags", "transitive_tag_keys", "policy_arns", "region", "sts_endpoint_url"}
 SETTINGS_KEYS = {"region", "sts_endpoint_url", "refresh_margin", "prompt", "federation_url", "cache_key",
-                 "cache_key_fallback"}
+                 "cache_key_fallback", "browser"}
 
 
 def _check_idp(c, name, table, where):
@@ -183,6 +187,8 @@ def parse(path, raw_bytes):
         "cache_key": c.get(raw_settings, "cache_key", "settings", str, default="file", choices=["file", "keyring"]),
         "cache_key_fallback": c.get(raw_settings, "cache_key_fallback", "settings", str, default="none",
                                     choices=["none", "file"]),
+        # the browser of browser sign-ins (a path or a command name); an idp's own `browser` wins
+        "browser": c.get(raw_settings, "browser", "settings", str, check=_nonempty),
     }
     if settings["cache_key"] == "file" and "cache_key_fallback" in raw_settings:
         c.add("settings.cache_key_fallback", "has no effect unless cache_key = \"keyring\" (remove it)")

@@ -43,6 +43,9 @@ class ScriptedTerminal:
             raise LoginRequired(f"{what} is needed and there is no terminal to ask on",
                                 hint=f"run in a terminal: {self.login_command}")
 
+    browser_possible = available
+    require_browser = require
+
     def ask(self, prompt, what, secret=False):
         self.require(what)
         self.asked.append(prompt)

@@ -38,6 +38,9 @@ class FakeTerminal:
         if not self._available:
             raise LoginRequired(f"{what} is needed")
 
+    attended = browser_possible = available
+    require_browser = require
+
     def say(self, line):
         self.lines.append(line)
 

@@ -1,20 +1,24 @@
 """A one-shot HTTP listener on 127.0.0.1 for the answer of a browser sign-in (OAuth's redirect)."""
 
+import errno
 import http.server
 import threading
 import urllib.parse
 
 from . import log
+from .errors import ConfigError
 
 
 class Listener:
-    """A one-shot HTTP listener on 127.0.0.1 (random port) for the authorization response."""
+    """A one-shot HTTP listener on 127.0.0.1 for the authorization response: on a random port, or on
+    `port` (a provider that compares redirect URIs exactly). A port someone else holds is an error at
+    once, before any browser is opened: whoever holds it would receive the authorization code."""
 
     PAGE = (b"<!doctype html><meta charset=utf-8><title>credproc</title>"
             b"<body style='font-family:sans-serif;margin:3em'><h2>Signed in.</h2>"
             b"<p>You can close this tab and return to the terminal.</p></body>")
 
-    def __init__(self, path, state):
+    def __init__(self, path, state, port=0, key="redirect_port"):
         self.path = path
         self.state = state
         self.params = None
@@ -51,7 +55,15 @@ class Listener:
             def handle_error(self, request, client_address):  # no tracebacks on the user's stderr
                 log.debug("loopback listener: a connection failed")
 
-        self.server = Server(("127.0.0.1", 0), Handler)
+        try:
+            self.server = Server(("127.0.0.1", port or 0), Handler)
+        except OSError as e:
+            if port and e.errno in (errno.EADDRINUSE, errno.EACCES):
+                raise ConfigError(f"127.0.0.1:{port} ({key}) is in use by another program, so the browser sign-in "
+                                  "cannot receive its answer there; no browser was opened",
+                                  hint=f"stop that program, or choose another {key} (and register "
+                                       "http://127.0.0.1:PORT/... for it at the provider)") from None
+            raise
         self.port = self.server.server_address[1]
         self.thread = None
 

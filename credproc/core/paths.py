@@ -58,3 +58,8 @@ def key_file():
 
 def cache_dir():
     return user_dir("cache")
+
+
+def browser_profile_dir(name):
+    """The browser profile of browser sign-ins for one idp (name: a config name, [A-Za-z0-9_.-])."""
+    return os.path.join(user_dir("data"), "browser", name)

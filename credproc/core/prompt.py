@@ -42,10 +42,13 @@ class Terminal:
     """Prompts for one top-level request; `login_command` is what a user without a terminal is
     told to run."""
 
-    def __init__(self, login_command, interactive=True, gui=None):
+    def __init__(self, login_command, interactive=True, gui=None, desktop=False):
+        """desktop: [settings] prompt = "gui" was asked for, so a browser sign-in may also start
+        without a terminal where a desktop is there (an IDE, Terraform)."""
         self.login_command = login_command
         self.interactive = interactive
         self.gui = gui if interactive else None  # dialogs, used only when there is no terminal
+        self.desktop = bool(desktop and interactive)
         self._fds = None
         self._opened = False
 
@@ -62,6 +65,24 @@ class Terminal:
         """A terminal is there, so a person started this and is watching it (a dialog is not
         enough: an IDE raises those on its own schedule)."""
         return self._tty() is not None
+
+    def browser_possible(self):
+        """Whether a browser sign-in may start: with a terminal, or with prompt = "gui" in a desktop
+        session (the browser window is what the user sees)."""
+        if self._tty() is not None:
+            return True
+        if self.desktop:
+            from .devtools import desktop_available
+
+            return desktop_available()
+        return False
+
+    def require_browser(self, what):
+        if not self.browser_possible():
+            hint = f"run in a terminal: {self.login_command}"
+            if not self.desktop:
+                hint += ' (or, on a desktop, set [settings] prompt = "gui" to let it open the browser without one)'
+            raise LoginRequired(f"{what} is needed and there is no terminal (or desktop) to start it from", hint=hint)
 
     def require(self, what):
         if self._tty() is None and self.gui is None:

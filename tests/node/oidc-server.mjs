@@ -11,6 +11,8 @@
 //   confidential_client_secret    null disables it; secret default "confidential-secret")
 //   redirect_uris               default ["http://127.0.0.1/callback"]; both clients are "native",
 //                               so any port on a loopback redirect URI is accepted (RFC 8252 7.3)
+//   application_type            "native" (default) or "web": a web client's redirect URIs are compared
+//                               exactly, port included (as many real providers do for any client)
 //   roles                       list of role ARNs put in the `aws_roles` claim (default [])
 //   roles_by_account            {"alice": [...]} overrides `roles` for that account id
 //   email_domain                `email` claim is `${sub}@${email_domain}` (default "example.com")
@@ -63,6 +65,7 @@ const clientId = opt('client_id', 'credproc-test');
 const confidentialId = opt('confidential_client_id', 'credproc-confidential');
 const confidentialSecret = opt('confidential_client_secret', 'confidential-secret');
 const redirectUris = opt('redirect_uris', ['http://127.0.0.1/callback']);
+const applicationType = opt('application_type', 'native');
 const roles = opt('roles', []);
 const rolesByAccount = opt('roles_by_account', {});
 const emailDomain = opt('email_domain', 'example.com');
@@ -97,7 +100,7 @@ const grantTypes = [
 const clients = [{
   client_id: clientId,
   client_name: 'credproc test (public)',
-  application_type: 'native',
+  application_type: applicationType,
   token_endpoint_auth_method: 'none',
   grant_types: grantTypes,
   response_types: ['code'],
@@ -108,7 +111,7 @@ if (confidentialId) {
     client_id: confidentialId,
     client_secret: confidentialSecret,
     client_name: 'credproc test (confidential)',
-    application_type: 'native',
+    application_type: applicationType,
     token_endpoint_auth_method: 'client_secret_basic',
     grant_types: grantTypes,
     response_types: ['code'],

@@ -76,7 +76,11 @@ def _write(path, text):
 
 
 class SamlIdp:
-    def __init__(self, users, lifetime=300, ecp=True):
+    def __init__(self, users, lifetime=300, ecp=True, static_user=None):
+        """static_user: sign every IdP-initiated sign-on in as this user without asking (SimpleSAMLphp's
+        exampleauth:StaticSource), as an IdP does where the browser already has a session; a browser
+        then goes straight to the auto-POST page."""
+        self.static_user = static_user
         self.users = users
         self.lifetime = lifetime
         self.ecp = ecp
@@ -112,7 +116,8 @@ class SamlIdp:
         _write(self._p("config/config.php"),
                f"<?php\n$config = [{body}, 'logging.level' => SimpleSAML\\Logger::INFO];\n")
         _write(self._p("metadata/saml20-idp-hosted.php"), "<?php\n$metadata[" + _php(self.entity_id) + "] = " + _php({
-            "host": "__DEFAULT__", "privatekey": "idp.key", "certificate": "idp.crt", "auth": "users",
+            "host": "__DEFAULT__", "privatekey": "idp.key", "certificate": "idp.crt",
+            "auth": "static" if self.static_user else "users",
             "saml20.ecp": self.ecp, "NameIDFormat": "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent",
             "signature.algorithm": "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"}) + ";\n")
         self.set_users(self.users)
@@ -121,6 +126,7 @@ class SamlIdp:
     def set_users(self, users):
         self.users = users
         entries = ["'exampleauth:UserPass'"]
+        static = ["'exampleauth:StaticSource'"]
         for name, u in users.items():
             attrs = {"uid": [name]}
             if u.get("roles") is not None:
@@ -130,7 +136,10 @@ class SamlIdp:
             if u.get("session_duration") is not None:
                 attrs[SESSION_DURATION_ATTR] = [str(u["session_duration"])]
             entries.append(f"{_php(name + ':' + u['password'])} => {_php(attrs)}")
-        _write(self._p("config/authsources.php"), "<?php\n$config = ['users' => [" + ", ".join(entries) + "]];\n")
+            if name == self.static_user:
+                static += [f"{_php(k)} => {_php(v)}" for k, v in attrs.items()]
+        _write(self._p("config/authsources.php"), "<?php\n$config = ['users' => [" + ", ".join(entries) + "], "
+               "'static' => [" + ", ".join(static) + "]];\n")
 
     def set_lifetime(self, lifetime):
         """Seconds from issue to the assertion's NotOnOrAfter; a negative one issues expired assertions."""
@@ -212,6 +221,20 @@ class SamlIdp:
                            capture_output=True, timeout=30)
         return r.returncode == 0
 
+    def static_sign_on(self):
+        """The SAMLResponse form value of one IdP-initiated sign-on as the static user (no form):
+        the IdP answers its auto-POST page at once."""
+        import html
+        import http.cookiejar
+
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        with opener.open(self.initiated_url(), timeout=20) as r:
+            text = r.read().decode()
+        m = re.search(r'name="SAMLResponse" value="([^"]+)"', text)
+        if not m:
+            raise RuntimeError("the IdP did not answer with a SAMLResponse: " + text[:300])
+        return html.unescape(m.group(1))
+
     def log_text(self):
         try:
             with open(self._p("log/simplesamlphp.log"), errors="replace") as f:
@@ -264,6 +287,69 @@ class HeaderRecorder:
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class ScriptedSignOn:
+    """A sign-on page with no HTML form at all, as JavaScript sign-in apps have: its script fetches
+    the signed SAMLResponse (taken here, server side, from the IdP's IdP-initiated sign-on) and
+    submits a form it builds to AWS's ACS. A scripted form flow cannot get through it; a browser can.
+
+    /start?delay=S waits S seconds before fetching; /start?close=1 closes the window instead
+    (a user who gives up). Counts the times /start was loaded."""
+
+    PAGE = """<!doctype html><meta charset=utf-8><title>Sign in</title><body><p>Signing you in...</p><script>
+const q = new URLSearchParams(location.search);
+setTimeout(() => {
+  if (q.get("close")) { window.close(); return; }
+  fetch("/assertion").then(r => r.json()).then(j => {
+    const f = document.createElement("form"); f.method = "POST"; f.action = j.acs;
+    const i = document.createElement("input"); i.type = "hidden"; i.name = "SAMLResponse"; i.value = j.value;
+    f.appendChild(i); document.body.appendChild(f); f.submit();
+  });
+}, 1000 * Number(q.get("delay") || 0));
+</script></body>"""
+
+    def __init__(self, idp):
+        import http.server
+        import json
+        import threading
+
+        self.idp = idp
+        self.starts = 0
+        page = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _send(self, status, body, ctype):
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                if self.path.startswith("/start"):
+                    page.starts += 1
+                    self._send(200, page.PAGE.encode(), "text/html; charset=utf-8")
+                elif self.path == "/assertion":
+                    value = page.idp.static_sign_on()
+                    self._send(200, json.dumps({"acs": ACS, "value": value}).encode(), "application/json")
+                else:
+                    self._send(404, b"", "text/plain")
+
+        self.server = LoopbackHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def start_url(self, **query):
+        return self.url + "/start" + ("?" + urllib.parse.urlencode(query) if query else "")
 
     def stop(self):
         self.server.shutdown()

@@ -16,7 +16,7 @@ import urllib.parse
 
 from ...core import browser, log
 from ...core import http as web
-from ...core.errors import AuthenticationFailed, ConfigError, CredprocError, ServiceError
+from ...core.errors import AuthenticationFailed, ConfigError, CredprocError, LoginRequired, ServiceError
 from ...core.loopback import Listener
 
 ASYMMETRIC = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
@@ -289,17 +289,22 @@ class Client:
 
     # -- browser flow: authorization code + PKCE, loopback redirect (RFC 8252) ----------------
     def browser_login(self, wait=300):
-        self.terminal.require("a browser sign-in")
+        self.terminal.require_browser("a browser sign-in")
+        if not self.terminal.attended() and not self.idp.get("open_browser", True):
+            raise LoginRequired("a browser sign-in is needed, there is no terminal to show its URL on, and "
+                                "open_browser = false", hint=f"run in a terminal: {self.terminal.login_command}")
         verifier = _b64url(secrets.token_bytes(32))
         state, nonce = _b64url(secrets.token_bytes(16)), _b64url(secrets.token_bytes(16))
-        listener = Listener(self.idp["redirect_path"], state)
+        listener = Listener(self.idp["redirect_path"], state, self.idp.get("redirect_port") or 0,
+                            f"idp.{self.idp.get('name')}.redirect_port")
         try:
             redirect_uri = f"http://127.0.0.1:{listener.port}{self.idp['redirect_path']}"
             query = {"response_type": "code", "client_id": self.idp["client_id"], "redirect_uri": redirect_uri,
                      "scope": " ".join(self.idp["scopes"]), "state": state, "nonce": nonce,
                      "code_challenge": _b64url(hashlib.sha256(verifier.encode()).digest()), "code_challenge_method": "S256"}
             url = self.issuer.endpoint("authorization_endpoint") + "?" + urllib.parse.urlencode(query)
-            self.terminal.say(f"To sign in, open this URL in a browser on this machine:\n  {url}")
+            if self.terminal.attended():  # else the browser window is what the user sees
+                self.terminal.say(f"To sign in, open this URL in a browser on this machine:\n  {url}")
             listener.start()
             self._open_browser(url)
             with self.terminal.progress("  waiting for the sign-in..."):

@@ -77,13 +77,18 @@ class OidcSession:
                 got = self._refresh(state)
                 if got:
                     return got
-            if self.idp["flow"] != "password" and not self.ctx.terminal.available():
+            terminal = self.ctx.terminal
+            possible = terminal.browser_possible() if self.idp["flow"] == "browser" else terminal.available()
+            if self.idp["flow"] != "password" and not possible:
                 if state.get("refresh_token"):
                     why = (f"your sign-in at {self.idp['issuer']} has ended (the refresh token was refused) and "
                            "there is no terminal to sign in again on")
                 else:
                     why = f"a sign-in at {self.idp['issuer']} is needed and there is no terminal to ask on"
-                raise LoginRequired(why, hint=f"run in a terminal: {self.ctx.terminal.login_command}")
+                hint = f"run in a terminal: {terminal.login_command}"
+                if self.idp["flow"] == "browser" and not getattr(terminal, "desktop", False):
+                    hint += ' (or, on a desktop, set [settings] prompt = "gui" to let it open the browser without one)'
+                raise LoginRequired(why, hint=hint)
             tokens = self.client.login()
             return self._accept(tokens, {}, nonce=tokens.pop("_nonce", None))
         finally:

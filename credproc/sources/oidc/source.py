@@ -48,6 +48,11 @@ class OidcSource(IdentitySource):
                 "`$BROWSER`); the URL is always shown on the terminal."),
         Key("redirect_path", str, default="/callback", check=lambda v: None if v.startswith("/") else "must start with /",
             doc="Path of the loopback redirect URI: register `http://127.0.0.1/callback` (any port) with the IdP."),
+        Key("redirect_port", int, check=in_range(1024, 65535, "(a TCP port)"), type_doc="integer, 1024..65535",
+            default_doc="a free port each time",
+            doc="`flow = \"browser\"`: the loopback port, for providers that compare redirect URIs exactly "
+                "(register `http://127.0.0.1:PORT` + `redirect_path` verbatim). If another program holds the "
+                "port, the sign-in stops at once and no browser is opened (exit 3)."),
         Key("username", str, default_doc="prompt", doc="For `flow = \"password\"`."),
         Key("password_command", str, default_doc="prompt",
             doc="For `flow = \"password\"`: a command that prints the password (first line), run without a shell."),
@@ -57,6 +62,13 @@ class OidcSource(IdentitySource):
         Key("timeout", int, default=30, check=in_range(5, 600), type_doc="integer, 5..600",
             doc="Seconds for each HTTP request to the IdP, from connecting to the last byte of the answer."),
     )
+    # added after the first release: configs without it keep their fingerprints (cached sessions)
+    unfingerprinted = {"redirect_port": None}
+
+    def cross_check(self, c, idp, table, where):
+        if "redirect_port" in table and idp.get("flow") != "browser":
+            c.add(f"{where}.redirect_port", "works only with flow = \"browser\" (remove it)")
+
     # STS is called with AssumeRoleWithWebIdentity, which takes none of these
     ignored_role_keys = ("external_id", "source_identity", "tags", "transitive_tag_keys", "policy_arns")
 

@@ -680,6 +680,8 @@ def first_step(flow, url, sp_entity_id, acs, now, timeout, ca_bundle=None):
         if resp.status in (301, 302, 303, 307, 308) and resp.headers.get("Location"):
             target = urllib.parse.urljoin(target, resp.headers["Location"])
             continue
+        if resp.status == 200 and flow == "browser":  # a JavaScript sign-in app has no form to find
+            return True, f"answers (HTTP 200 at {no_query(target)})"
         if resp.status == 200 and _login_form(read_page(resp.text)) is not None:
             return True, "shows a login form"
         return False, f"answered HTTP {resp.status} without a login form at {no_query(target)}"

@@ -8,10 +8,11 @@ one sign-on (and one password prompt).
 """
 
 import json
+import time
 
 from ...core import log, sts
 from ...core.cache import Entry
-from ...core.errors import AccessDenied, AuthenticationFailed, CredprocError, ServiceError
+from ...core.errors import AccessDenied, AuthenticationFailed, CredprocError, LoginRequired, ServiceError
 from ...core.prompt import run_secret_command
 from .. import rolechoice
 from . import protocol as saml
@@ -117,6 +118,8 @@ class SamlSession:
 
     # -- signing on -----------------------------------------------------------------------------
     def _sign_on(self):
+        if self.idp["flow"] == "browser":
+            return self._browser_sign_on()
         idp, terminal = self.idp, self.ctx.terminal
         # Fail at once, before anything is sent, when a prompt would be needed and nobody can answer.
         if not idp.get("password_command"):
@@ -147,6 +150,31 @@ class SamlSession:
                                      timeout_of(idp), idp.get("ca_bundle"))
         finally:
             del password  # goes no further than the sign-on
+
+    def _browser_sign_on(self):
+        """The IdP-initiated URL in a browser window; the SAMLResponse it would POST to AWS is taken
+        instead. Needs a desktop, not a terminal (an IDE or Terraform can start it)."""
+        from ...core import devtools
+        from ...core.store import ensure_private_dir
+        from .browser import SignOn, profile_dir
+
+        idp = self.idp
+        if not devtools.desktop_available():
+            raise LoginRequired(f"signing in at {self.where} needs a browser window, and there is no desktop "
+                                "here (DISPLAY and WAYLAND_DISPLAY are not set)",
+                                hint=f"run this where a browser can open, or use flow = \"form\" or \"ecp\": "
+                                     f"{self.ctx.terminal.login_command}")
+        key = f"idp.{idp['name']}.browser" if idp.get("browser") else "[settings] browser"
+        exe = devtools.find(idp.get("browser") or self.ctx.config.settings.get("browser"), key)
+        profile = profile_dir(idp["name"])
+        ensure_private_dir(profile)
+        self.ctx.terminal.say(f"Sign in at {self.where} in the browser window that opens...")
+        log.debug("browser sign-in: %s with the profile %s", exe, profile)
+        started = time.monotonic()
+        value = SignOn(exe, profile, idp["url"], self.acs, idp.get("signin_timeout") or 300, self.where).run()
+        log.debug("browser sign-in: the SAMLResponse arrived after %.1f s", time.monotonic() - started)
+        data, encoded = saml.decode_saml_response(value, self.where)
+        return saml.read_response(data, encoded, self.sp_entity_id, self.ctx.now(), self.where)
 
     def _ecp(self, username, password, passcode):
         return saml.ecp_sign_on(self.idp["url"], username, password, self.sp_entity_id, self.acs, self.ctx.now,

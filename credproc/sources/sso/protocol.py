@@ -205,17 +205,19 @@ class SsoClient:
     def browser_login(self, reg, wait=300):
         from ...core.loopback import Listener
 
-        self.terminal.require("an IAM Identity Center sign-in in a browser")
+        self.terminal.require_browser("an IAM Identity Center sign-in in a browser")
         verifier = _b64url(secrets.token_bytes(48))
         state = _b64url(secrets.token_bytes(16))
-        listener = Listener(REDIRECT_PATH, state)
+        listener = Listener(REDIRECT_PATH, state, self.idp.get("redirect_port") or 0,
+                            f"idp.{self.idp.get('name')}.redirect_port")
         try:
             redirect_uri = f"http://127.0.0.1:{listener.port}{REDIRECT_PATH}"
             query = {"response_type": "code", "client_id": reg["client_id"], "redirect_uri": redirect_uri, "state": state,
                      "code_challenge_method": "S256", "scopes": " ".join(reg.get("scopes") or self.idp["scopes"]),
                      "code_challenge": _b64url(hashlib.sha256(verifier.encode()).digest())}
             url = self.oidc_url.rstrip("/") + "/authorize?" + urllib.parse.urlencode(query)
-            self.terminal.say(f"To sign in to {self.idp['start_url']}, open this URL in a browser on this machine:\n  {url}")
+            if self.terminal.attended():  # else the browser window is what the user sees
+                self.terminal.say(f"To sign in to {self.idp['start_url']}, open this URL in a browser on this machine:\n  {url}")
             listener.start()
             self._open_browser(self.idp, url)
             with self.terminal.progress("  waiting for the sign-in..."):
@@ -543,12 +545,15 @@ class SsoSession:
                 return theirs["access_token"] if self._usable(theirs) else self._renew(theirs, raced=True)
         else:
             ended = bool(state.get("refresh_token"))
-        if not self.ctx.terminal.available():
+        terminal = self.ctx.terminal
+        if not (terminal.browser_possible() if self.idp["flow"] == "browser" else terminal.available()):
             at = self.idp["start_url"]
             why = f"your IAM Identity Center sign-in at {at} has ended (the refresh was refused)" if ended \
                 else f"an IAM Identity Center sign-in at {at} is needed"
-            raise LoginRequired(f"{why} and there is no terminal to ask on",
-                                hint=f"run in a terminal: {self.ctx.terminal.login_command}")
+            hint = f"run in a terminal: {terminal.login_command}"
+            if self.idp["flow"] == "browser" and not getattr(terminal, "desktop", False):
+                hint += ' (or, on a desktop, set [settings] prompt = "gui" to let it open the browser without one)'
+            raise LoginRequired(f"{why} and there is no terminal to ask on", hint=hint)
         if not reg or reg.get("flow") != self.idp["flow"] or reg.get("expires_at", 0) - now < REGISTRATION_MARGIN \
                 or reg.get("scopes") != self.idp["scopes"]:
             reg = self.client.register(self.idp["flow"])

@@ -8,7 +8,7 @@ import os
 import re
 
 from ..base import IdentitySource, Key
-from ..checks import ACCOUNT_ID_RE, PERMISSION_SET_RE, matches, secure_url, str_list
+from ..checks import ACCOUNT_ID_RE, PERMISSION_SET_RE, in_range, matches, secure_url, str_list
 
 REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}\Z")
 
@@ -35,6 +35,11 @@ class SsoSource(IdentitySource):
             doc="Authorization code with PKCE (S256) and a random `state`, answered on a one-shot listener at "
                 "`http://127.0.0.1:PORT/oauth/callback`, as the AWS CLI v2 does; or the device flow (a URL and a code "
                 "to open on any device: SSH, headless machines)."),
+        Key("redirect_port", int, check=in_range(1024, 65535, "(a TCP port)"), type_doc="integer, 1024..65535",
+            default_doc="a free port each time",
+            doc="`flow = \"browser\"`: the loopback port of `http://127.0.0.1:PORT/oauth/callback` (a proxy or "
+                "firewall rule that allows only one). If another program holds it, the sign-in stops at once and "
+                "no browser is opened (exit 3)."),
         Key("scopes", list, default=["sso:account:access"], check=str_list,
             doc="Scopes of the client registration; `sso:account:access` is what earns a refresh token."),
         Key("aws_cli_cache", str, default="read", choices=["read", "share", "off"],
@@ -56,6 +61,12 @@ class SsoSource(IdentitySource):
     ignored_role_keys = ("session_name", "external_id", "source_identity", "tags", "transitive_tag_keys",
                          "policy_arns", "region", "sts_endpoint_url")
     role_calls_sts = False
+    # added after the first release: configs without it keep their fingerprints (cached sign-ins)
+    unfingerprinted = {"redirect_port": None}
+
+    def cross_check(self, c, idp, table, where):
+        if "redirect_port" in table and idp.get("flow") != "browser":
+            c.add(f"{where}.redirect_port", "works only with flow = \"browser\" (remove it)")
 
     def check_role(self, c, role, idp, where):
         if role.get("arn"):
