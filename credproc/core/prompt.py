@@ -63,6 +63,11 @@ class Terminal:
         enough: an IDE raises those on its own schedule)."""
         return self._tty() is not None
 
+    def terminal_fds(self):
+        """(read_fd, write_fd) of the terminal for a child that may prompt on it (a credential
+        helper with interactive = true), or None without one. Still owned by this Terminal."""
+        return self._tty()
+
     def require(self, what):
         if self._tty() is None and self.gui is None:
             raise LoginRequired(f"{what} is needed and there is no terminal to ask on",
