@@ -173,6 +173,21 @@ def test_interactive_without_a_terminal_fails_with_the_login_hint(sandbox, helpe
     assert r.returncode == 4 and b"run in a terminal: " in r.stderr and b"login --role plain" in r.stderr
 
 
+def test_interactive_the_helper_prompts_on_the_terminal_and_stdout_stays_the_document(sandbox, helper):
+    from tests.pty_helper import PtyProcess
+    from tests.sandbox import credproc_exe
+
+    sandbox.write_config(process_config(helper.command("prompt"), extra_idp="interactive = true\n"))
+    term = PtyProcess([credproc_exe(), "--role", "plain"], sandbox.env)
+    term.expect("Helper PIN: ")
+    term.send("1234")
+    code, out, err = term.finish()
+    assert code == 0, err
+    assert json.loads(out)["AccessKeyId"] == cred_helper.KEY_ID and err == b""
+    assert "stdin=tty" in helper.lines()[0]
+    assert sandbox.credentials("plain")["AccessKeyId"] == cred_helper.KEY_ID and helper.runs() == 1
+
+
 def test_env_reaches_the_helper_but_never_our_output_or_argv(sandbox, helper):
     sandbox.write_config(process_config(helper.command("env"), extra_idp='env = { HELPER_SECRET = "s3cr3t-pin" }\n'))
     r = sandbox.run("--role", "plain", "--debug")

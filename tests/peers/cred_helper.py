@@ -15,6 +15,8 @@ MODE  ok          a valid document; SECONDS (default 3600) until Expiration
       fail        a stderr line with control characters, then exit 3
       hang        sleeps SECONDS (default 3600), as does a child it starts (to test the group kill)
       env         a valid document, and the value of $HELPER_SECRET is written to LOG
+      prompt      asks "Helper PIN: " on stderr, reads a line on stdin: a document if it is 1234,
+                  else "wrong PIN" and exit 1
 
 The keys are fixed (moto accepts any), the session token says which run made it.
 """
@@ -64,6 +66,12 @@ def main():
         run = len(f.readlines())
     if mode in ("ok", "env"):
         print(json.dumps(document(seconds or 3600, run=run)))
+    elif mode == "prompt":
+        sys.stderr.write("Helper PIN: ")
+        sys.stderr.flush()
+        if sys.stdin.readline().strip() != "1234":
+            sys.exit("wrong PIN")
+        print(json.dumps(document(run=run)))
     elif mode == "noexp":
         print(json.dumps(document(expiration=False, run=run)))
     elif mode == "slow":
