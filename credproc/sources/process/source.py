@@ -62,8 +62,8 @@ class ProcessSource(IdentitySource):
         Key("interactive", bool, default=False,
             doc="`true`: the helper may prompt (a password, an MFA code, a browser sign-in): it gets the terminal "
                 "as credproc's own prompts do (stdin, and its stderr shown there), and without a terminal a "
-                "failure says to run `credproc login`. `false`: its stdin is closed and it runs in its own "
-                "process group."),
+                "failure says to run `credproc login`. `false`: its stdin is `/dev/null` (end of input at once) "
+                "and it runs in its own process group."),
     )
 
     def build_chain(self, ctx, idp, role, session_name, region, endpoint):
