@@ -146,6 +146,16 @@ def test_a_helper_past_its_timeout_is_killed_with_its_children(sandbox, helper):
     assert not alive(child)  # the helper's own child went with it (its process group)
 
 
+def test_a_helper_leaving_a_child_that_holds_its_pipes_does_not_hold_us_up(sandbox, helper):
+    sandbox.write_config(process_config(helper.command("daemon")))
+    t = time.monotonic()
+    r = sandbox.run("--role", "plain", timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert time.monotonic() - t < 10 and json.loads(r.stdout)["AccessKeyId"] == cred_helper.KEY_ID
+    child = int(next(line for line in open(helper.log).read().splitlines() if line.startswith("child ")).split()[1])
+    assert not alive(child)  # it held our pipes past the grace time: stopped with the helper's group
+
+
 def alive(pid, wait=3.0):
     """pid runs (a zombie waiting for its reaper does not count), after up to `wait` s."""
     deadline = time.monotonic() + wait

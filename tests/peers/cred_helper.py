@@ -15,6 +15,8 @@ MODE  ok          a valid document; SECONDS (default 3600) until Expiration
       fail        a stderr line with control characters, then exit 3
       hang        sleeps SECONDS (default 3600), as does a child it starts (to test the group kill)
       env         a valid document, and the value of $HELPER_SECRET is written to LOG
+      daemon      a valid document, leaving behind a child that holds stdout and stderr open for an
+                  hour (a helper that starts an agent)
       prompt      asks "Helper PIN: " on stderr, reads a line on stdin: a document if it is 1234,
                   else "wrong PIN" and exit 1
 
@@ -72,6 +74,12 @@ def main():
         if sys.stdin.readline().strip() != "1234":
             sys.exit("wrong PIN")
         print(json.dumps(document(run=run)))
+    elif mode == "daemon":
+        print(json.dumps(document(run=run)))
+        sys.stdout.flush()
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
+        with open(log, "a") as f:
+            f.write(f"child {child.pid}\n")
     elif mode == "noexp":
         print(json.dumps(document(expiration=False, run=run)))
     elif mode == "slow":

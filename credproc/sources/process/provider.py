@@ -164,9 +164,9 @@ class ProcessProvider:
         except OSError as e:
             raise ConfigError(f"{self.key}: cannot run {short(clean(argv[0]))}: {e.strerror}") from None
         timed_out = False
+        out = _Reader(proc.stdout, MAX_PROCESS_OUTPUT, on_overflow=lambda: self._kill(proc, own_group))
+        err = _Reader(proc.stderr, MAX_STDERR, tail=True, tee=fds[1] if fds else None)
         try:
-            out = _Reader(proc.stdout, MAX_PROCESS_OUTPUT, on_overflow=lambda: self._kill(proc, own_group))
-            err = _Reader(proc.stderr, MAX_STDERR, tail=True, tee=fds[1] if fds else None)
             out.start()
             err.start()
             try:
@@ -176,17 +176,21 @@ class ProcessProvider:
                 self._kill(proc, own_group)
             out.join(PIPE_GRACE)
             err.join(PIPE_GRACE)
-            if out.is_alive() and own_group:  # something it started still holds stdout open
+            if (out.is_alive() or err.is_alive()) and own_group:  # something it started holds a pipe open
                 self._kill(proc, own_group)
                 out.join(PIPE_GRACE)
+                err.join(PIPE_GRACE)
         finally:
             if proc.poll() is None:  # interrupted (Ctrl-C) or failed while waiting: never leave it behind
                 self._kill(proc, own_group)
-            for pipe in (proc.stdout, proc.stderr):
-                try:
-                    pipe.close()
-                except OSError:
-                    pass
+            for reader in (out, err):
+                # A pipe is closed only once its reader is done: closing it under a blocked read would
+                # free the descriptor number for our next open(), which that read would then consume.
+                if not reader.is_alive():
+                    try:
+                        reader.pipe.close()
+                    except OSError:
+                        pass
         stdout = None if out.overflow else bytes(out.data)
         return argv[0], proc.returncode, stdout, bytes(err.data), timed_out
 
