@@ -224,3 +224,52 @@ def test_logout_and_doctor(sandbox, helper):
     assert r.returncode == 0 and b"removed the helper credentials of idp helper" in r.stdout
     sandbox.credentials("plain")
     assert helper.runs() == 2
+
+
+# -- the real AWS CLI v2 as the helper ---------------------------------------------------------------------
+
+AWS_V2 = "/usr/bin/aws"
+
+
+def aws_v2_export_credentials():
+    """The reason to skip, or None when AWS CLI v2 with `configure export-credentials` is there."""
+    import subprocess
+
+    if not os.path.exists(AWS_V2):
+        return f"no AWS CLI v2 at {AWS_V2}"
+    r = subprocess.run([AWS_V2, "configure", "export-credentials", "help"], capture_output=True, timeout=60,
+                       env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", "AWS_PAGER": "", "MANPAGER": "cat",
+                            "PAGER": "cat"})
+    return None if r.returncode == 0 else "this AWS CLI has no `configure export-credentials`"
+
+
+@pytest.fixture
+def counting_aws(tmp_path):
+    reason = aws_v2_export_credentials()
+    if reason:
+        pytest.skip(reason)
+    log = tmp_path / "aws-runs"
+    wrapper = tmp_path / "counting-aws"
+    wrapper.write_text(f"#!{sys.executable}\nimport os, sys\nopen({str(log)!r}, 'a').write('run\\n')\n"
+                       f"os.execv({AWS_V2!r}, [{AWS_V2!r}] + sys.argv[1:])\n")
+    wrapper.chmod(0o755)
+    return str(wrapper), lambda: len(log.read_text().splitlines()) if log.exists() else 0
+
+
+def test_the_aws_clis_export_credentials_as_the_helper_twenty_callers_one_run(sandbox, sts, counting_aws):
+    wrapper, runs = counting_aws
+    sandbox.write_static_keys(profile="helper-keys")
+    command = f"{wrapper} configure export-credentials --profile helper-keys --format process"
+    sandbox.write_config(process_config(command, sts.url))
+    env = {"AWS_PAGER": ""}
+    sts.delay = 0.3  # widen the race window
+    procs = [sandbox.popen("--role", "admin", env=env) for _ in range(20)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 20, [o[1] for o in outs]
+    docs = [json.loads(o[0]) for o in outs]
+    assert len({d["SessionToken"] for d in docs}) == 1 and docs[0]["AccountId"] == "111111111111"
+    assert runs() == 1 and sts.count("AssumeRole") == 1
+    # without arn: the CLI's static keys have no Expiration, so the helper runs on every call
+    for n in (2, 3):
+        doc = sandbox.credentials("plain", env=env)
+        assert doc["AccessKeyId"] == "AKIAIOSFODNN7EXAMPLE" and "Expiration" not in doc and runs() == n
