@@ -117,6 +117,17 @@ def test_without_expiration_the_helper_runs_every_time_and_status_says_so(sandbo
     assert session["refresh"] == "every call" and session["type"] == "process"
 
 
+def test_without_expiration_concurrent_callers_do_not_queue_behind_each_other(sandbox, helper):
+    sandbox.write_config(process_config(helper.command("slownoexp", 2)))
+    sandbox.credentials("plain")  # learns that the helper's credentials do not expire
+    t = time.monotonic()
+    procs = [sandbox.popen("--role", "plain") for _ in range(10)]
+    outs = [p.communicate(timeout=90) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 10, [o[1] for o in outs]
+    assert helper.runs() == 11
+    assert time.monotonic() - t < 15  # one after the other, under the lock, would take 20 s or more
+
+
 @pytest.mark.parametrize("mode, code, message", [
     ("garbage", 9, "printed no valid credential_process document on stdout: not a JSON document"),
     ("badversion", 9, "printed no valid credential_process document on stdout: no Version 1 (the JSON integer 1)"),

@@ -8,6 +8,7 @@ LOG   a file that gets one line per run: "<pid> <mode> stdin=<closed|tty|pipe...
 MODE  ok          a valid document; SECONDS (default 3600) until Expiration
       noexp       a valid document without Expiration (long-lived keys)
       slow        like ok, after sleeping SECONDS (widens the race of concurrent callers)
+      slownoexp   like noexp, after sleeping SECONDS
       garbage     "hello" on stdout
       badversion  Version "1" (a string, which botocore rejects)
       control     a document whose SecretAccessKey holds an escape sequence
@@ -81,6 +82,9 @@ def main():
         with open(log, "a") as f:
             f.write(f"child {child.pid}\n")
     elif mode == "noexp":
+        print(json.dumps(document(expiration=False, run=run)))
+    elif mode == "slownoexp":
+        time.sleep(seconds or 1)
         print(json.dumps(document(expiration=False, run=run)))
     elif mode == "slow":
         time.sleep(seconds or 1)

@@ -102,6 +102,17 @@ class ProcessProvider:
     def describe(self):
         return f"Process(idp {self.idp['name']})"
 
+    def never_cached(self):
+        """The helper's last credentials had no Expiration (the note _note_expiration keeps): the
+        CachedProviders around this one then run it without their lock, since there is no result
+        to share; waiting for each other would only queue the callers up."""
+        cfg = self.ctx.config
+        try:
+            note = self.ctx.store.get(no_expiration_identity(self.idp["name"]), quiet=True)
+        except Exception:  # noqa: BLE001 - no note: the usual locked path
+            return False
+        return note is not None and note.fingerprint == cfg.idp_fingerprint(self.idp["name"])
+
     # -- running it ------------------------------------------------------------------------------
     def _env(self):
         env = dict(os.environ)
