@@ -26,10 +26,6 @@ ROLE_ARN_RE = re.compile(r"^arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}\Z"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 
 
-def _nonempty(value):
-    return None if value.strip() else "must not be empty"
-
-
 def _load_toml(data):
     try:
         import tomllib
@@ -82,7 +78,7 @@ class Config:
     def fingerprint(self, name):
         """A digest of everything that shapes this role's credentials; a cached entry made from
         other settings is not served."""
-        chain = self.chain_of(name)
+        chain = [{k: v for k, v in role.items() if k not in CONSOLE_KEYS} for role in self.chain_of(name)]
         material = {"settings": {k: self.settings.get(k) for k in ("region", "sts_endpoint_url")},
                     "chain": chain, "idp": _shaping(self.idps[chain[-1]["idp"]])}
         return digest(json.dumps(material, sort_keys=True, default=str).encode())
@@ -99,10 +95,37 @@ class Config:
         return role.get("sts_endpoint_url") or self.settings.get("sts_endpoint_url")
 
 
+# where `credproc console` opens the console: per role or in [settings]; they shape no credentials
+CONSOLE_KEYS = ("browser", "browser_profile")
 ROLE_KEYS = {"idp", "source_role", "arn", "duration", "session_name", "external_id", "source_identity",
-             "tags", "transitive_tag_keys", "policy_arns", "region", "sts_endpoint_url"}
+             "tags", "transitive_tag_keys", "policy_arns", "region", "sts_endpoint_url", *CONSOLE_KEYS}
 SETTINGS_KEYS = {"region", "sts_endpoint_url", "refresh_margin", "prompt", "federation_url", "cache_key",
-                 "cache_key_fallback", "browser"}
+                 "cache_key_fallback", *CONSOLE_KEYS}
+_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def _browser_check(value):
+    if not value.strip():
+        return "must not be empty"
+    if _CONTROL_RE.search(value):
+        return "must not contain control characters"
+    return None
+
+
+def _profile_check(value):
+    problem = _browser_check(value)
+    if problem:
+        return problem
+    if value.startswith("-"):
+        return "must not start with '-' (it is a profile name, e.g. \"Profile 1\" or \"work\")"
+    if len(value) > 255:
+        return "must be at most 255 characters"
+    return None
+
+
+def _console_keys(c, table, where, into):
+    into["browser"] = c.get(table, "browser", where, str, check=_browser_check)
+    into["browser_profile"] = c.get(table, "browser_profile", where, str, check=_profile_check)
 
 
 def _check_idp(c, name, table, where):
@@ -146,6 +169,7 @@ def _check_role(c, name, table, where, idps):
     for key in source_keys:
         role[key.name] = c.get(table, key.name, where, key.kind, default=key.default, required=key.required,
                                choices=key.choices, check=key.check, hint=key.hint)
+    _console_keys(c, table, where, role)
     return role
 
 
@@ -187,14 +211,18 @@ def parse(path, raw_bytes):
         "cache_key": c.get(raw_settings, "cache_key", "settings", str, default="file", choices=["file", "keyring"]),
         "cache_key_fallback": c.get(raw_settings, "cache_key_fallback", "settings", str, default="none",
                                     choices=["none", "file"]),
-        # the browser of browser sign-ins (a path or a command name); an idp's own `browser` wins
-        "browser": c.get(raw_settings, "browser", "settings", str, check=_nonempty),
     }
+    _console_keys(c, raw_settings, "settings", settings)
     if settings["cache_key"] == "file" and "cache_key_fallback" in raw_settings:
         c.add("settings.cache_key_fallback", "has no effect unless cache_key = \"keyring\" (remove it)")
+    if settings["browser_profile"] and not settings["browser"]:
+        c.add("settings.browser_profile", "needs settings.browser: the default browser cannot be told a profile")
     idps = {name: _check_idp(c, name, table, where) for name, table, where in _named_tables(c, data, "idp")}
     roles = {name: _check_role(c, name, table, where, idps) for name, table, where in _named_tables(c, data, "role")}
     for name, role in roles.items():
+        if role.get("browser_profile") and not (role.get("browser") or settings["browser"]):
+            c.add(f"role.{name}.browser_profile", "needs browser (in the role or in [settings]): the default browser "
+                                                  "cannot be told a profile")
         idp = idps.get(role.get("idp") or "")
         if idp and idp.get("type"):
             source = idp_registry.source_for(idp)

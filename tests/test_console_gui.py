@@ -4,11 +4,13 @@
 import http.server
 import json
 import os
+import shutil
 import sys
 import threading
 import time
 import types
 import urllib.parse
+import urllib.request
 
 import pytest
 
@@ -16,7 +18,7 @@ from credproc import app, cli
 from credproc.commands import console
 from credproc.config import parse
 from credproc.context import Context
-from credproc.core import gui
+from credproc.core import browser, gui
 from credproc.core.credentials import Credentials
 from credproc.core.errors import AuthenticationFailed, ConfigError, LoginRequired, NetworkError, ServiceError
 from credproc.core.prompt import Terminal
@@ -231,15 +233,20 @@ def test_console_opens_the_browser_with_stdout_and_stderr_detached(console_run, 
 
     def fake_open(url):
         devnull = os.stat(os.devnull)
-        opened.append((url, os.path.samestat(os.fstat(1), devnull), os.path.samestat(os.fstat(2), devnull)))
+        page = open(urllib.request.url2pathname(urllib.parse.urlsplit(url).path), encoding="utf-8").read()
+        opened.append((url, page, os.path.samestat(os.fstat(1), devnull), os.path.samestat(os.fstat(2), devnull)))
         return True
 
     monkeypatch.setitem(sys.modules, "webbrowser", types.SimpleNamespace(open=fake_open))
     monkeypatch.setenv("BROWSER", "true")
+    monkeypatch.setattr(browser, "_remove_later", lambda directory: shutil.rmtree(directory))
     code, out, err, _ = console_run("--role", "admin")
     assert code == 0 and out == "" and "opened the AWS console as role admin" in err
-    (url, out_detached, err_detached), = opened
-    assert out_detached and err_detached and f"SigninToken={TOKEN}" in url and TOKEN not in err
+    (url, page, out_detached, err_detached), = opened
+    # the browser is given a private page that redirects to the link, never the link itself
+    assert out_detached and err_detached and url.startswith("file://") and TOKEN not in url and TOKEN not in err
+    assert f"SigninToken={TOKEN}" in page
+    assert not os.path.exists(urllib.request.url2pathname(urllib.parse.urlsplit(url).path))
 
 
 @pytest.mark.skipif(os.name == "nt" or sys.platform == "darwin", reason="a browser is always assumed there")

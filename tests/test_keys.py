@@ -96,7 +96,9 @@ def test_existing_configs_keep_their_fingerprints_and_moving_the_keys_changes_th
     base = '[idp.a]\ntype = "iam"\n{}\n[role.r]\nidp = "a"\narn = "arn:aws:iam::111111111111:role/R"\n'
     plain = parse(base.format('profile = "p"'))
     # the digest of the material as it was before these keys existed: old cache entries stay hits
-    material = {"settings": {"region": None, "sts_endpoint_url": None}, "chain": plain.chain_of("r"),
+    # (and before the console's browser keys, which shape no credentials)
+    chain = [{k: v for k, v in role.items() if k not in ("browser", "browser_profile")} for role in plain.chain_of("r")]
+    material = {"settings": {"region": None, "sts_endpoint_url": None}, "chain": chain,
                 "idp": {"name": "a", "type": "iam", "profile": "p", "mfa_serial": None, "mfa_command": None,
                         "session_duration": 43200}}
     assert plain.fingerprint("r") == cache.digest(json.dumps(material, sort_keys=True, default=str).encode())

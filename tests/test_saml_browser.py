@@ -77,7 +77,7 @@ def fake(tmp_path, monkeypatch):
 
     def run(scenario, timeout=20):
         monkeypatch.setenv("FAKE_SCENARIO", scenario)
-        sign_on = saml_browser.SignOn(str(exe), str(tmp_path / "profile"), "https://idp.example.edu/start",
+        sign_on = saml_browser.SignOn([str(exe)], str(tmp_path / "profile"), "https://idp.example.edu/start",
                                       "https://signin.aws.amazon.com/saml", timeout, "the SAML IdP at idp.example.edu")
         return sign_on.run()
 
@@ -191,16 +191,21 @@ def test_finding_the_browser(tmp_path, monkeypatch):
     exe = tmp_path / "my-chrome"
     exe.write_text("#!/bin/sh\n")
     exe.chmod(0o755)
-    assert devtools.find(str(exe)) == str(exe)
+    assert devtools.find(str(exe)) == [str(exe)]
     monkeypatch.setenv("PATH", str(tmp_path))
-    assert devtools.find("my-chrome") == str(exe)
-    with pytest.raises(ConfigError, match="'nothing-here' set in idp.c.browser is not an executable"):
+    assert devtools.find("my-chrome --incognito") == [str(exe), "--incognito"]  # as credproc console reads it
+    with pytest.raises(ConfigError, match="^idp.c.browser: browser 'nothing-here': nothing-here is not found"):
         devtools.find("nothing-here", "idp.c.browser")
+    (tmp_path / "firefox").write_text("#!/bin/sh\n")
+    (tmp_path / "firefox").chmod(0o755)
+    with pytest.raises(ConfigError, match="'firefox' is not a Chromium-family browser"):
+        devtools.find("firefox", "[settings] browser")
     with pytest.raises(ConfigError, match="no Chromium-family browser .* tried: google-chrome, "):
         devtools.find(None)
     (tmp_path / "chromium").write_text("#!/bin/sh\n")
     (tmp_path / "chromium").chmod(0o755)
-    assert devtools.find(None) == str(tmp_path / "chromium")
+    assert devtools.find(None) == [str(tmp_path / "chromium")]
+    assert devtools.find("chromium") == [str(tmp_path / "chromium")]  # a known name
 
 
 def test_a_desktop_is_a_display_on_linux(monkeypatch):

@@ -105,33 +105,23 @@ def signin_token(creds, federation, role):
     return token
 
 
-def open_browser(url):
-    """True when a browser was started. Without a display, Python's webbrowser falls back to text
-    browsers (lynx, w3m) that would take over the terminal: try only where a graphical browser can
-    be, or where $BROWSER says which to use."""
-    if not (os.environ.get("BROWSER") or os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
-            or os.name == "nt" or sys.platform == "darwin"):
-        return False
-    # The browser must not inherit stdout or stderr: its chatter would land in the caller's pipes,
-    # and a browser holding them open would keep the caller waiting.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = [os.dup(1), os.dup(2)]
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 1)
-        os.dup2(devnull, 2)
-        import webbrowser
+def browser_for(cfg, role):
+    """The Launcher of the role's `browser` (else [settings] browser) with its `browser_profile`
+    (else [settings] browser_profile), or None for the default browser. ConfigError when the
+    configured browser is not installed: checked before any prompt."""
+    from ..core.browser import launcher
 
-        return bool(webbrowser.open(url))
-    except Exception as e:  # noqa: BLE001 - the link is printed instead
-        log.debug("could not open a browser: %s", type(e).__name__)  # never the exception text: it may hold the link
-        return False
-    finally:
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for fd in saved + [devnull]:
-            os.close(fd)
+    name = role.get("browser") or cfg.settings.get("browser")
+    if not name:
+        return None
+    return launcher(name, role.get("browser_profile") or cfg.settings.get("browser_profile"))
+
+
+def open_browser(url, launch=None):
+    """True when a browser was started. The link never reaches a command line (core/browser.py)."""
+    from ..core.browser import open_secret_url
+
+    return open_secret_url(url, launch)
 
 
 def _check_can_federate(cfg, name):
@@ -159,6 +149,7 @@ def run(args):
             raise UsageError(f"--destination: {args.destination!r} must be an https:// URL")
     cfg = app.load_config(args)
     _check_can_federate(cfg, args.role)
+    launch = None if args.print else browser_for(cfg, cfg.role(args.role))
     federation, destination = endpoints(cfg.region_for(cfg.role(args.role)), cfg.settings.get("federation_url"),
                                         args.destination)
     creds = app.role_credentials(args, cfg=cfg)
@@ -167,8 +158,11 @@ def run(args):
                           hint=FEDERATION_HINT)
     url = login_url(federation, destination, signin_token(creds, federation, args.role))
     if not args.print:
-        if open_browser(url):
-            sys.stderr.write(f"credproc: opened the AWS console as role {args.role} in your browser\n")
+        if open_browser(url, launch):
+            where = "your browser" if launch is None else os.path.basename(launch.argv[0])
+            if launch is not None and launch.profile:
+                where += f" (profile {launch.profile})"
+            sys.stderr.write(f"credproc: opened the AWS console as role {args.role} in {where}\n")
             return 0
         sys.stderr.write("credproc: no browser could be opened; open this sign-in link yourself "
                          "(valid for 15 minutes, and it signs in anyone who has it):\n")

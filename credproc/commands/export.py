@@ -33,7 +33,7 @@ EXAMPLES = """\
   credproc export --role admin                                  # credential_process JSON, pretty-printed
   credproc export --role admin --format credentials --profile-name admin-static >> ~/.aws/credentials"""
 
-FORMATS = ("process", "env", "env-no-export", "powershell", "windows-cmd", "fish", "credentials")
+FORMATS = ("process", "env", "env-no-export", "powershell", "windows-cmd", "fish", "credentials")  # not an idp type: the format
 
 # What STS sends (base64 keys and tokens, ISO timestamps): printed bare, exactly as the AWS CLI does.
 _PLAIN = re.compile(r"[A-Za-z0-9+/=:._-]*\Z")
@@ -47,7 +47,7 @@ _CMD_UNSAFE = re.compile(r'[%"!]|[^\x20-\x7e]')
 
 def add_arguments(parser):
     parser.add_argument("--role", metavar="NAME", required=True, help="the role whose credentials to print")
-    parser.add_argument("--format", choices=FORMATS, default="process", metavar="FORMAT",
+    parser.add_argument("--format", choices=FORMATS, default="process", metavar="FORMAT",  # not an idp type
                         help="one of: " + ", ".join(FORMATS) + " (default: process)")
     parser.add_argument("--profile-name", metavar="P",
                         help="the [P] section name for --format credentials (default: the role name)")
@@ -73,7 +73,7 @@ def variables(creds):
 
 def render(creds, fmt, profile_name=None):
     """The whole output for one format, ending in a newline."""
-    if fmt == "process":
+    if fmt == "process":  # not an idp type: the format
         return json.dumps(creds.to_process_dict(), indent=4) + "\n"
     if fmt == "credentials":
         return _ini_block(creds, profile_name)

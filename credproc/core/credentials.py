@@ -103,3 +103,67 @@ def account_from_arn(arn):
     if len(parts) >= 6 and parts[4].isdigit():
         return parts[4]
     return None
+
+
+# What a credential_process helper may print (the whole document; a session token is ~1-4 KB).
+MAX_PROCESS_OUTPUT = 64 * 1024
+_KEY_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+
+
+def _printable_ascii(value):
+    return all(" " < ch < "\x7f" for ch in value)
+
+
+def parse_process_document(data):
+    """Credentials from a credential_process helper's stdout, checked as strictly as the consumers
+    check ours (../shared/reference/consumers.md): one JSON object, `Version` the integer 1,
+    `AccessKeyId` and `SecretAccessKey` non-empty, `SessionToken` optional, `Expiration` RFC 3339
+    with a zone (absent: never expires), `AccountId` 12 digits when present; other keys ignored.
+    Raises ValueError whose text names what is wrong and never quotes a value (the document holds
+    the secret)."""
+    if len(data) > MAX_PROCESS_OUTPUT:
+        raise ValueError(f"more than {MAX_PROCESS_OUTPUT // 1024} KiB")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8 text") from None
+    if not text.strip():
+        raise ValueError("nothing")
+    try:
+        doc = json.loads(text)
+    except (ValueError, RecursionError):
+        raise ValueError("not a JSON document (stdout must hold the document and nothing else)") from None
+    if not isinstance(doc, dict):
+        raise ValueError("not a JSON object")
+    version = doc.get("Version")
+    if type(version) is not int or version != 1:
+        raise ValueError("no Version 1 (the JSON integer 1)")
+    fields = {}
+    for name in ("AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration", "AccountId"):
+        value = doc.get(name)
+        if value is None and name not in ("AccessKeyId", "SecretAccessKey"):
+            continue
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"no {name}" if value is None else f"{name} is not a non-empty string")
+        if not _printable_ascii(value):
+            raise ValueError(f"{name} holds characters no AWS credential has (spaces, control characters or "
+                             "non-ASCII)")
+        fields[name] = value
+    key_id = fields["AccessKeyId"]
+    if not (16 <= len(key_id) <= 128 and set(key_id) <= _KEY_ID_CHARS):
+        raise ValueError("AccessKeyId is not an access key id (16-128 capital letters and digits)")
+    if len(fields["SecretAccessKey"]) > 1024 or len(fields.get("SessionToken", "")) > 16384:
+        raise ValueError("SecretAccessKey or SessionToken is implausibly long")
+    account = fields.get("AccountId")
+    if account is not None and not (len(account) == 12 and account.isdigit()):
+        raise ValueError("AccountId is not 12 digits")
+    expiration = None
+    if "Expiration" in fields:
+        raw = fields["Expiration"]
+        if len(raw) > 40 or not (raw.endswith(("Z", "z")) or raw[-6:-5] in ("+", "-") and raw[-3:-2] == ":"):
+            raise ValueError("Expiration is not an RFC 3339 time with a zone (e.g. 2026-11-21T12:34:56Z)")
+        try:
+            expiration = parse_expiration(raw)
+        except (ValueError, OverflowError):
+            raise ValueError("Expiration is not an RFC 3339 time with a zone (e.g. 2026-11-21T12:34:56Z)") from None
+    return Credentials(key_id, fields["SecretAccessKey"], fields.get("SessionToken"), expiration, account)

@@ -52,21 +52,34 @@ def candidates():
 
 
 def find(configured=None, key="browser"):
-    """The absolute path of the browser to launch: `configured` (a path or a name on PATH) when given,
-    else the first of candidates() that exists. ConfigError (naming what was tried) otherwise."""
-    tried = [configured] if configured else candidates()
+    """The command (argv) that starts the browser: `configured` as the `browser` setting reads (a known
+    name such as chrome or edge, or a program with arguments: core/browser.launcher), which must be of
+    the Chromium family; else the first of candidates() that exists. ConfigError (naming what was tried
+    and the key) otherwise."""
+    if configured:
+        from .browser import launcher
+
+        try:
+            found = launcher(configured)
+        except ConfigError as e:
+            raise ConfigError(f"{key}: {e.message}", hint=e.hint or f"set {key} to the full path of Chrome, Edge, "
+                                                                     "Chromium or Brave") from None
+        if found.family != "chromium":
+            raise ConfigError(f"{key}: {configured!r} is not a Chromium-family browser; a browser sign-in needs Chrome, "
+                              "Edge, Chromium or Brave (it is driven through the DevTools protocol)",
+                              hint="set the idp's own browser to one of those (the [settings] one may stay Firefox "
+                                   "for credproc console)")
+        return found.argv
+    tried = candidates()
     for name in tried:
         path = os.path.expanduser(name)
         if os.sep in path or (os.altsep and os.altsep in path):
             if os.path.isfile(path) and os.access(path, os.X_OK):
-                return os.path.abspath(path)
+                return [os.path.abspath(path)]
         else:
             found = shutil.which(path)
             if found:
-                return os.path.abspath(found)
-    if configured:
-        raise ConfigError(f"the browser {configured!r} set in {key} is not an executable file or a command on PATH",
-                          hint=f"set {key} to the full path of Chrome, Edge, Chromium or Brave")
+                return [os.path.abspath(found)]
     raise ConfigError("no Chromium-family browser (Chrome, Edge, Chromium, Brave) was found; tried: " + ", ".join(tried),
                       hint=f"install one, or set {key} to its full path")
 
@@ -75,16 +88,17 @@ class Browser:
     """One launched browser and its DevTools pipe. send() a command, read() the next message, call()
     a command and wait for its answer (events that arrive meanwhile are queued for read())."""
 
-    def __init__(self, exe, profile_dir, flags=()):
+    def __init__(self, command, profile_dir, flags=()):
+        """command: the browser's argv before credproc's flags (find()'s answer)."""
         if not hasattr(os, "posix_spawn"):
             raise ConfigError("the browser sign-in is not available on this platform yet (it needs to hand the "
                               "browser its DevTools pipe)", hint='use flow = "form" or "ecp" here')
-        self.exe = exe
+        exe = self.exe = command[0]
         cmd_r, self._cmd_w = os.pipe()  # we write commands; the browser reads them on its fd 3
         self._evt_r, evt_w = os.pipe()  # the browser writes on its fd 4; we read
         devnull = os.open(os.devnull, os.O_RDWR)
         err = 2 if log.enabled else devnull  # the browser's own messages only with --debug
-        argv = [exe, "--remote-debugging-pipe", f"--user-data-dir={profile_dir}", "--no-first-run",
+        argv = [*command, "--remote-debugging-pipe", f"--user-data-dir={profile_dir}", "--no-first-run",
                 "--no-default-browser-check", *flags, "about:blank"]
         try:
             # stdin, stdout and stderr: never the credential_process pipe (the SDK would wait for the

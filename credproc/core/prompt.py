@@ -84,6 +84,11 @@ class Terminal:
                 hint += ' (or, on a desktop, set [settings] prompt = "gui" to let it open the browser without one)'
             raise LoginRequired(f"{what} is needed and there is no terminal (or desktop) to start it from", hint=hint)
 
+    def terminal_fds(self):
+        """(read_fd, write_fd) of the terminal for a child that may prompt on it (a credential
+        helper with interactive = true), or None without one. Still owned by this Terminal."""
+        return self._tty()
+
     def require(self, what):
         if self._tty() is None and self.gui is None:
             raise LoginRequired(f"{what} is needed and there is no terminal to ask on",

@@ -13,6 +13,7 @@ SOURCES = {
     "oidc": "credproc.sources.oidc.source",
     "saml": "credproc.sources.saml.source",
     "sso": "credproc.sources.sso.source",
+    "process": "credproc.sources.process.source",
 }
 
 _loaded = {}

@@ -60,7 +60,19 @@ class CachedProvider:
             return entry
         return None
 
+    def never_cached(self):
+        """True when the inner link says what it returns is never cached (a credential helper whose
+        credentials carry no Expiration): then there is nothing to wait for under the lock, and
+        concurrent callers must not queue up behind each other's runs."""
+        check = getattr(self.inner, "never_cached", None)
+        return bool(check and check())
+
     def retrieve(self):
+        if self.never_cached():
+            log.debug("%s: not cached (no expiry), no lock taken", self.identity)
+            creds = self.inner.retrieve()
+            self._store(creds)  # stores only credentials that expire: the helper changed its mind
+            return creds
         entry = None if self.ctx.force else self._load()
         now = self.ctx.now()
         if entry is not None and entry.written_at - CLOCK_SLACK > now:

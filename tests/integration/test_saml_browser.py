@@ -214,7 +214,8 @@ def test_doctor_checks_the_browser_the_desktop_and_the_url(sandbox, idp, sts, br
     assert "no desktop here (DISPLAY and WAYLAND_DISPLAY are not set)" in out
     sandbox.write_config(config(sts.url, idp.initiated_url(), str(tmp_path / "gone")))
     r = sandbox.run("doctor", env=DESKTOP)
-    assert r.returncode == 12 and "gone' set in [settings] browser is not an executable" in r.stdout.decode()
+    assert r.returncode == 12 and "[settings] browser: browser" in r.stdout.decode()
+    assert "gone is not found or not executable" in r.stdout.decode()
     # doctor starts no browser (its GET of the URL sends no credentials; this IdP's StaticSource
     # answers any GET with an assertion, which doctor does not look at)
     assert browser.launches() == []

@@ -64,8 +64,10 @@ def _post_data(request):
 class SignOn:
     """One sign-on in a browser window; run() returns the SAMLResponse form value."""
 
-    def __init__(self, exe, profile_dir, url, acs, timeout, where, clock=time.monotonic):
-        self.exe = exe
+    def __init__(self, command, profile_dir, url, acs, timeout, where, clock=time.monotonic):
+        """command: the browser's argv (devtools.find)."""
+        self.command = command
+        self.exe = command[0]
         self.profile_dir = profile_dir
         self.url = url
         self.acs = acs
@@ -76,7 +78,7 @@ class SignOn:
         self.navigated = False
 
     def run(self):
-        browser = devtools.Browser(self.exe, self.profile_dir, flags=(f"--host-resolver-rules={RESOLVER_RULES}",))
+        browser = devtools.Browser(self.command, self.profile_dir, flags=(f"--host-resolver-rules={RESOLVER_RULES}",))
         try:
             # every page, the first one and any the IdP opens, is attached before it runs
             browser.call("Target.setAutoAttach", {"autoAttach": True, "waitForDebuggerOnStart": True, "flatten": True})

@@ -165,13 +165,13 @@ class SamlSession:
                                 hint=f"run this where a browser can open, or use flow = \"form\" or \"ecp\": "
                                      f"{self.ctx.terminal.login_command}")
         key = f"idp.{idp['name']}.browser" if idp.get("browser") else "[settings] browser"
-        exe = devtools.find(idp.get("browser") or self.ctx.config.settings.get("browser"), key)
+        command = devtools.find(idp.get("browser") or self.ctx.config.settings.get("browser"), key)
         profile = profile_dir(idp["name"])
         ensure_private_dir(profile)
         self.ctx.terminal.say(f"Sign in at {self.where} in the browser window that opens...")
-        log.debug("browser sign-in: %s with the profile %s", exe, profile)
+        log.debug("browser sign-in: %s with the profile %s", command[0], profile)
         started = time.monotonic()
-        value = SignOn(exe, profile, idp["url"], self.acs, idp.get("signin_timeout") or 300, self.where).run()
+        value = SignOn(command, profile, idp["url"], self.acs, idp.get("signin_timeout") or 300, self.where).run()
         log.debug("browser sign-in: the SAMLResponse arrived after %.1f s", time.monotonic() - started)
         data, encoded = saml.decode_saml_response(value, self.where)
         return saml.read_response(data, encoded, self.sp_entity_id, self.ctx.now(), self.where)

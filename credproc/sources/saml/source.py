@@ -51,8 +51,8 @@ class SamlSource(IdentitySource):
             default_doc="system trust store",
             doc="PEM file of your organisation's CA. `~` is expanded and the file must exist."),
         Key("browser", str, default_doc="`[settings] browser`, else the first found of Chrome, Edge, Chromium, Brave",
-            doc="`flow = \"browser\"`: the Chromium-family browser to sign in with, a path or a command on PATH "
-                "(a wrapper script that execs the browser works too)."),
+            doc="`flow = \"browser\"`: the Chromium-family browser to sign in with: `chrome`, `edge`, `chromium`, "
+                "`brave`, or a program's path (with arguments; a wrapper script that execs the browser works too)."),
         Key("signin_timeout", int, default=SIGNIN_TIMEOUT, check=in_range(10, 3600), type_doc="integer, 10..3600",
             doc="`flow = \"browser\"`: seconds you may take to sign in before credproc gives up (exit 4)."),
         Key("timeout", int, check=in_range(5, 600), type_doc="integer, 5..600",
@@ -133,7 +133,7 @@ class SamlSource(IdentitySource):
         what = f"idp {idp['name']}: the browser for sign-ins"
         key = f"idp.{idp['name']}.browser" if idp.get("browser") else "[settings] browser"
         try:
-            exe = devtools.find(idp.get("browser") or cfg.settings.get("browser"), key)
+            exe = " ".join(devtools.find(idp.get("browser") or cfg.settings.get("browser"), key))
         except ConfigError as e:
             return [fail(what, e.message, e.hint)]
         if not devtools.desktop_available():
