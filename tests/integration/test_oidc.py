@@ -215,7 +215,9 @@ def test_forged_tokens_are_rejected_before_any_sts_call(sandbox, fake, sts, tmp_
 def test_the_browser_flow_rejects_a_token_with_the_wrong_nonce(sandbox, fake, sts, tmp_path, nonce_override):
     fake.nonce_override = nonce_override
     script = tmp_path / "browser.py"
-    script.write_text("import sys, urllib.request\nurllib.request.urlopen(sys.argv[1], timeout=10).read()\n")
+    script.write_text(f"import sys, urllib.request\nsys.path.insert(0, {os.getcwd()!r})\n"
+                      "from tests.peers.browser import followed\n"
+                      "urllib.request.urlopen(followed(sys.argv[1]), timeout=10).read()\n")
     sandbox.write_config(oidc_config(fake.url, fake.client_id, sts.url, flow="browser", open_browser=True))
     p = PtyProcess([credproc_exe(), "--role", "dev"], {**sandbox.env, "BROWSER": f"{sys.executable} {script} %s"})
     code, out, err = p.finish(timeout=60)

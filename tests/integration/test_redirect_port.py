@@ -42,6 +42,7 @@ def browser_script(tmp_path, log):
         "import sys\n"
         f"sys.path.insert(0, {os.getcwd()!r})\n"
         f"open({str(log)!r}, 'a').write('run\\n')\n"
+        f"open({str(log)!r} + '.argv', 'a').write(' '.join(sys.argv) + '\\n')\n"
         "from tests.peers.browser import complete_code_flow\n"
         "complete_code_flow(sys.argv[1], login='bob')\n")
     return f"{sys.executable} {script} %s"
@@ -113,6 +114,9 @@ def test_with_prompt_gui_a_desktop_is_enough_and_n_callers_open_one_browser(sand
         t.join()
     assert [r.returncode for r in results] == [0] * 8, [r.stderr.decode()[-300:] for r in results if r.returncode]
     assert log.read_text().splitlines() == ["run"]  # one browser for all of them
+    # the authorize URL (its state, PKCE challenge and redirect) was on no argv: the browser got a page
+    [argv] = open(str(log) + ".argv").read().splitlines()
+    assert "file://" in argv and "state=" not in argv and "code_challenge" not in argv and "127.0.0.1" not in argv
     assert caller_arn(json.loads(results[0].stdout), sts.url).endswith("assumed-role/dev/bob@example.com")
 
 

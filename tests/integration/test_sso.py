@@ -150,8 +150,11 @@ def test_the_browser_from_dollar_browser_is_opened_and_cannot_corrupt_stdout(san
     """$BROWSER is honoured; the browser (chatty, as real ones are) does not inherit the credential_process pipe."""
     script = tmp_path / "browser.py"
     script.write_text("import sys, urllib.request\n"
+                      f"sys.path.insert(0, {os.getcwd()!r})\n"
+                      "from tests.peers.browser import followed\n"
+                      f"open({str(tmp_path / 'argv')!r}, 'w').write(' '.join(sys.argv))\n"
                       "print('Opening in existing browser session.'); sys.stderr.write('Gtk-WARNING **: noise\\n')\n"
-                      "urllib.request.urlopen(sys.argv[1], timeout=10).read()\n")
+                      "urllib.request.urlopen(followed(sys.argv[1]), timeout=10).read()\n")
     sandbox.write_config(sso_config(em, flow=flow))
     p = PtyProcess([credproc_exe(), "--role", "prod-admin"], {**sandbox.env, "BROWSER": f"{sys.executable} {script} %s"})
     code, out, err = p.finish(timeout=60)
@@ -160,6 +163,9 @@ def test_the_browser_from_dollar_browser_is_opened_and_cannot_corrupt_stdout(san
     assert caller_arn(json.loads(out), moto_server.url).startswith("arn:aws:sts::111111111111:assumed-role/AdministratorAccess/")
     assert em.count("Authorize" if flow == "browser" else "DeviceVerification") == 1
     assert b"To sign in to" in p.screen and b"To sign in to" not in out  # the URL and code: terminal only
+    # the browser got a private page: no state, PKCE challenge or user code on its argv (issue 20, item 2)
+    argv = (tmp_path / "argv").read_text()
+    assert "file://" in argv and "state=" not in argv and "code_challenge" not in argv and "user_code" not in argv
 
 
 def test_a_forged_redirect_with_another_state_is_ignored(sandbox, em):

@@ -29,6 +29,24 @@ class BrowserError(RuntimeError):
     pass
 
 
+def followed(url):
+    """The URL a browser ends up at: credproc hands browsers a private file:// page that redirects
+    (so no sign-in URL is on an argv); read its target as a browser would."""
+    if not url.startswith("file://"):
+        return url
+    import html
+    import re
+    import urllib.request
+
+    path = urllib.request.url2pathname(urllib.parse.urlsplit(url).path)
+    with open(path, encoding="utf-8") as f:
+        page = f.read()
+    m = re.search(r'http-equiv="refresh" content="0;url=([^"]+)"', page)
+    if not m:
+        raise BrowserError(f"no redirect in the page {path}")
+    return html.unescape(m.group(1))
+
+
 @dataclasses.dataclass
 class Form:
     action: str
@@ -207,7 +225,7 @@ class Browser:
         """Open verification_uri_complete and go through device confirm, login and consent.
         approve=False clicks "Abort" on the device confirmation page. Returns DeviceFlowResult;
         raises BrowserError on anything unexpected (wrong/expired/used code, error page, no end)."""
-        resp = self._walk("GET", verification_uri_complete)
+        resp = self._walk("GET", followed(verification_uri_complete))
         for _step in range(self.max_steps):
             page, parser = _parse(resp)
             if page.title == "Sign-in Success" or "Sign-in Success" in page.text[:200]:
@@ -244,6 +262,7 @@ class Browser:
         (to the app's loopback redirect_uri). With deliver=True, GET that callback URL once (as the
         browser would: the app's listener receives it) and return its response too.
         approve=False clicks the interaction's abort link (callback gets error=access_denied)."""
+        authorization_url = followed(authorization_url)
         provider = _origin(authorization_url)
         result = self._walk("GET", authorization_url, stop_at_origin_change=provider)
         for _step in range(self.max_steps + 1):
