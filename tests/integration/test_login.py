@@ -159,7 +159,12 @@ def test_refresh_after_expiry_rotates_and_needs_no_terminal(sandbox, em, moto_se
     first = json.loads(sign_in(sandbox, tmp_path)[0])
     before = session_state(sandbox)["refresh_token"]
     age(sandbox, 300)
-    doc = sandbox.credentials("me")
+    r = sandbox.run("--debug", "--role", "me")  # the refresh, logged: no secret in the log
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    for secret in secrets_of(session_state(sandbox)) + [before, doc["SecretAccessKey"], doc["SessionToken"]]:
+        assert secret.encode() not in r.stderr
+    assert b"refreshing" in r.stderr
     assert doc["AccessKeyId"] != first["AccessKeyId"]
     assert ":assumed-role/ConsoleUser/" in caller_arn(doc, moto_server.url)
     assert em.refreshes() == 1 and em.count("Reuse") == 0

@@ -55,6 +55,11 @@ class LoginSource(IdentitySource):
                 c.add(f"{where}.{key}", "has no effect without arn (a role over a login identity provider without arn "
                                         "is the console identity's own credentials)")
 
+    def min_remaining(self, role):
+        from .protocol import SERVE_LEFT
+
+        return None if role.get("arn") else SERVE_LEFT  # with arn: AssumeRole's credentials, the usual rule
+
     @staticmethod
     def _region(cfg, idp):
         return idp.get("region") or cfg.region_for({})
