@@ -525,16 +525,42 @@ class LoginSession:
         lock = self._lock()
         lock.acquire(self.ctx.lock_deadline)
         try:
-            state, adopted = self._newest()  # again, under the lock: another process may have refreshed
-            if adopted:
-                self._save(state)
-            if self._usable(state):
-                return self._creds(state)
-            if state.get("borrowed") and self._usable(state, SERVE_LEFT) and not state.get("refresh_token"):
-                return self._creds(state)
-            return self._creds(self._renew(state))
+            shared = self._lock_cli_file()
+            try:
+                state, adopted = self._newest()  # again, under the lock: another process may have refreshed
+                if adopted:
+                    self._save(state)
+                if self._usable(state):
+                    return self._creds(state)
+                if state.get("borrowed") and self._usable(state, SERVE_LEFT) and not state.get("refresh_token"):
+                    return self._creds(state)
+                return self._creds(self._renew(state))
+            finally:
+                if shared is not None:
+                    shared.release()
         finally:
             lock.release()
+
+    def _lock_cli_file(self):
+        """share mode: a lock beside the CLI's file (<sha256>.lock, which the AWS CLI ignores), so
+        that every credproc sharing it (other configs, other caches) re-reads, refreshes and replaces
+        it one at a time. botocore takes no lock: against it, the re-read just before the refresh
+        and the newest-copy rule are what keep a spent refresh token from being presented."""
+        session = self.idp.get("login_session") or self.load().get("login_session")
+        if self.cli.mode != "share" or not isinstance(session, str):
+            return None
+        from ...core.errors import LocalFileError
+        from ...core.locking import FileLock
+        from ...core.store import ensure_private_dir
+
+        lock = FileLock(self.cli.path(session)[:-len(".json")] + ".lock", "the AWS CLI's login file")
+        try:
+            ensure_private_dir(self.cli.dir)
+            lock.acquire(self.ctx.lock_deadline)
+        except (LocalFileError, OSError) as e:
+            log.debug("cannot lock beside the AWS CLI's login file: %s", type(e).__name__)
+            return None
+        return lock
 
     def _renew(self, state, raced=False):
         why = None
