@@ -186,13 +186,14 @@ def test_twenty_concurrent_callers_one_refresh(sandbox, em, tmp_path):
     assert em.refreshes() == 1 and em.count("Reuse") == 0
 
 
-def test_a_revoked_session_exit_4_and_a_terminal_signs_in_again(sandbox, em, tmp_path):
+@pytest.mark.parametrize("why", ["TOKEN_EXPIRED", "USER_CREDENTIALS_CHANGED"])
+def test_a_revoked_session_exit_4_and_a_terminal_signs_in_again(sandbox, em, tmp_path, why):
     sandbox.write_config(login_config(em))
     sign_in(sandbox, tmp_path)
     age(sandbox, 300)
-    em.revoke()
+    em.revoke(why)
     r = sandbox.run("--role", "me")
-    assert r.returncode == 4 and r.stdout == b"" and b"TOKEN_EXPIRED" in r.stderr and b"credproc login --role me" in r.stderr
+    assert r.returncode == 4 and r.stdout == b"" and why.encode() in r.stderr and b"credproc login --role me" in r.stderr
     assert em.refreshes() == 1
     assert "refresh_token" not in session_state(sandbox)  # the refused token is never presented again
     r = sandbox.run("--role", "me")
@@ -323,17 +324,37 @@ def test_share_mode_with_botocore_refreshing_the_same_file_in_between(sandbox, e
     assert not os.path.exists(path) and session_state(sandbox) is None
 
 
-def test_status_shows_the_sign_in_without_secrets(sandbox, em, tmp_path):
-    sandbox.write_config(login_config(em))
+def test_status_logout_doctor_and_setup(sandbox, em, moto_server, tmp_path, dead_url):
+    sandbox.write_config(login_config(em, sts=moto_server.url))
     sign_in(sandbox, tmp_path)
+    path, _ = _cli_file_from_the_cli(sandbox, em, "2030-01-01T00:00:00Z")  # the CLI's own sign-in beside ours
     r = sandbox.run("status", "--json")
     assert r.returncode == 0, r.stderr
-    text = r.stdout.decode()
-    assert LOGIN_SESSION in text
+    report = json.loads(r.stdout)
+    (session,) = [s for s in report["sessions"] if s["type"] == "login"]
+    assert session["state"] == "valid" and session["login_session"] == LOGIN_SESSION
+    assert 600 < session["credentials_seconds_left"] <= 900 and session["session_seconds_left"] > 11 * 3600
+    (me,) = [x for x in report["roles"] if x["role"] == "me"]
+    assert me["state"] == "valid", me  # 15-minute credentials are valid for this source
+    table = sandbox.run("status").stdout
+    assert b"aws console sign-in as " + LOGIN_SESSION.encode() in table and b"credentials: " in table
     for secret in secrets_of(session_state(sandbox)):
-        assert secret not in text
-    r = sandbox.run("status")
-    assert r.returncode == 0 and b"aws console sign-in as " + LOGIN_SESSION.encode() in r.stdout
+        assert secret not in r.stdout.decode() + table.decode()
+    r = sandbox.run("doctor")
+    out = r.stdout.decode() + r.stderr.decode()
+    assert f"the AWS Sign-In endpoint {em.token_url} is reachable" in out, out
+    r = sandbox.run("setup")
+    assert r.returncode == 0, r.stderr
+    with open(sandbox.aws_config) as f:
+        aws_config = f.read()
+    assert "[profile me]" in aws_config and "--role me" in aws_config and "[profile deploy]" in aws_config
+    # read mode: logout removes credproc's copy only, never the CLI's file
+    r = sandbox.run("logout", "--role", "me")
+    assert r.returncode == 0 and b"removed the AWS console sign-in" in r.stdout, r.stdout + r.stderr
+    assert session_state(sandbox) is None and os.path.exists(path)
+    sandbox.write_config(login_config(em, sts=moto_server.url).replace(em.url, dead_url))
+    r = sandbox.run("doctor")
+    assert r.returncode == 12 and dead_url in r.stdout.decode() + r.stderr.decode()
 
 
 def test_the_aws_cli_and_boto3_consume_the_credential_process_profile(sandbox, em, moto_server, tmp_path):
