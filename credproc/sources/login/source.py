@@ -137,11 +137,32 @@ class LoginSource(IdentitySource):
         return removed or shared
 
     # -- doctor ------------------------------------------------------------------------------------
-    def doctor_probes(self, idp):
-        from .protocol import base_url
+    def doctor_network_checks(self, cfg, idp):
+        # the region as the sign-in resolves it (the idp's, else [settings] region)
+        return [(_endpoint_check, f"idp {idp['name']}", idp, self._region(cfg, idp))]
 
-        region = idp.get("region") or "us-east-1"
-        return [("the AWS Sign-In endpoint", (idp.get("signin_endpoint_url") or base_url(region)).rstrip("/") + "/v1/token", None)]
+
+def _endpoint_check(label, idp, region):
+    """doctor: the sign-in endpoint answers CreateOAuth2Token (an empty request, no proof, nothing
+    secret) as AWS Sign-In does: an error in the model's shape."""
+    from ...core.diagnose import TIMEOUT, fail, ok, warn
+    from ...core.errors import CredprocError
+    from ...core.http import request
+    from .protocol import base_url
+
+    url = (idp.get("signin_endpoint_url") or base_url(region)).rstrip("/") + "/v1/token"
+    what = f"{label}: the AWS Sign-In endpoint {url}"
+    try:
+        resp = request("POST", url, data=b"{}", headers={"Content-Type": "application/json"}, timeout=TIMEOUT,
+                       what="AWS Sign-In", follow_redirects=False, max_bytes=16384)
+    except CredprocError as e:
+        return fail(what, e.message, e.hint or "check the region, the network and any proxy")
+    except Exception as e:  # noqa: BLE001 - a diagnostic must not crash doctor
+        return fail(what, f"the check failed ({type(e).__name__})", "run credproc --debug login to see more")
+    if resp.headers.get("x-amzn-ErrorType") or resp.headers.get("x-amzn-RequestId"):
+        return ok(f"{what} is reachable")
+    return warn(what, f"answered HTTP {resp.status}, but not as AWS Sign-In does",
+                "check signin_endpoint_url and any proxy")
 
 
 SOURCE = LoginSource()
