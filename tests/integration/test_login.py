@@ -358,7 +358,7 @@ def test_status_logout_doctor_and_setup(sandbox, em, moto_server, tmp_path, dead
 
 
 def test_the_aws_cli_and_boto3_consume_the_credential_process_profile(sandbox, em, moto_server, tmp_path):
-    from tests.peers.consumers import aws_cli_caller_arn, boto3_caller_arn
+    from tests.peers.consumers import aws_cli_caller_arn, aws_cli_v2_available, aws_cli_v2_caller_arn, boto3_caller_arn
 
     sandbox.write_config(login_config(em, sts=moto_server.url))
     sign_in(sandbox, tmp_path)
@@ -367,4 +367,9 @@ def test_the_aws_cli_and_boto3_consume_the_credential_process_profile(sandbox, e
     assert ":assumed-role/ConsoleUser/" in aws_cli_caller_arn(sandbox.env, "me")
     assert ":assumed-role/ConsoleUser/" in boto3_caller_arn(sandbox.env, "me")
     assert ":assumed-role/Deploy/" in boto3_caller_arn(sandbox.env, "deploy")
+    ok, reason = aws_cli_v2_available()
+    if ok:  # the AWS CLI v2 (Debian's 2.9) takes the 15-minute credentials too
+        assert ":assumed-role/ConsoleUser/" in aws_cli_v2_caller_arn(sandbox.env, "me", moto_server.url)
+    elif os.environ.get("CI"):
+        pytest.fail(reason)
     assert em.count("CreateOAuth2Token") == 1
