@@ -221,3 +221,30 @@ def test_status_uses_the_sources_floor():
     source = get("login")
     assert source.min_remaining({"arn": None}) == 600
     assert source.min_remaining({"arn": "arn:aws:iam::111111111111:role/Deploy"}) is None
+
+
+def test_the_browser_gets_a_one_shot_start_link():
+    import urllib.error
+    import urllib.request
+
+    from credproc.core.loopback import Listener
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *a, **k):
+            return None
+
+    listener = Listener("/oauth/callback", "st")
+    listener.start()
+    try:
+        link = listener.start_link("https://signin.example/v1/authorize?state=st&code_challenge=abc")
+        assert link.startswith(f"http://127.0.0.1:{listener.port}/start/") and "st" not in link.split("/start/")[0]
+        assert "state" not in link and "challenge" not in link
+        opener = urllib.request.build_opener(NoRedirect)
+        with pytest.raises(urllib.error.HTTPError) as first:
+            opener.open(link, timeout=5)
+        assert first.value.code == 302 and first.value.headers["Location"].startswith("https://signin.example/")
+        with pytest.raises(urllib.error.HTTPError) as second:  # spent
+            opener.open(link, timeout=5)
+        assert second.value.code == 404
+    finally:
+        listener.stop()

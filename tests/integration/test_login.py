@@ -87,6 +87,14 @@ def age(sandbox, seconds_left, roles=("me", "deploy")):
     s.put("login:console", entry)
     for role in roles:
         s.delete(f"role:{role}")
+    shared = os.path.join(sandbox.home, ".aws", "login", "cache", CLI_FILE)
+    if os.path.exists(shared):  # share mode: the same time passed for the CLI's copy
+        with open(shared) as f:
+            doc = json.load(f)
+        if doc["refreshToken"] == state.get("refresh_token"):
+            doc["accessToken"]["expiresAt"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(state["expires_at"]))
+            with open(shared, "w") as f:
+                json.dump(doc, f)
 
 
 def secrets_of(state):
@@ -172,8 +180,9 @@ def test_refresh_after_expiry_rotates_and_needs_no_terminal(sandbox, em, moto_se
     assert em.log[-1] == ("refresh_token", before)
 
 
-def test_twenty_concurrent_callers_one_refresh(sandbox, em, tmp_path):
-    sandbox.write_config(login_config(em))
+@pytest.mark.parametrize("cli_cache", ["read", "share"])
+def test_twenty_concurrent_callers_one_refresh(sandbox, em, tmp_path, cli_cache):
+    sandbox.write_config(login_config(em, cli_cache=cli_cache))
     sign_in(sandbox, tmp_path)
     age(sandbox, 300)
     procs = [sandbox.popen("--role", "me") for _ in range(20)]
@@ -184,6 +193,9 @@ def test_twenty_concurrent_callers_one_refresh(sandbox, em, tmp_path):
     assert all(code == 0 for code, _, _ in results), [e for c, _, e in results if c]
     assert len({json.loads(out)["AccessKeyId"] for _, out, _ in results}) == 1
     assert em.refreshes() == 1 and em.count("Reuse") == 0
+    if cli_cache == "share":  # the CLI's file holds the one refresh
+        with open(os.path.join(sandbox.home, ".aws", "login", "cache", CLI_FILE)) as f:
+            assert json.load(f)["refreshToken"] == session_state(sandbox)["refresh_token"]
 
 
 @pytest.mark.parametrize("why", ["TOKEN_EXPIRED", "USER_CREDENTIALS_CHANGED"])
