@@ -248,3 +248,13 @@ def test_the_browser_gets_a_one_shot_start_link():
         assert second.value.code == 404
     finally:
         listener.stop()
+
+
+def test_a_sign_in_made_in_another_region_is_refreshed_there(monkeypatch):
+    client = _client()
+    seen = []
+    monkeypatch.setattr(client, "create_token", lambda key, body, token_url=None: seen.append(token_url) or {"ok": 1})
+    state = {"dpop_key": DpopKey.generate().pem(), "client_id": SAME_DEVICE, "refresh_token": "ASORx"}
+    client.refresh(dict(state, sign_in_region="us-west-2"))
+    client.refresh(state)
+    assert seen == ["https://us-west-2.signin.aws.amazon.com/v1/token", "https://eu-west-1.signin.aws.amazon.com/v1/token"]

@@ -4,7 +4,6 @@ tests/test_login_emulator.py), which mints real moto credentials; a $BROWSER sta
 user, and botocore's own LoginProvider refreshes the shared CLI file in share mode."""
 
 import base64
-import functools
 import hashlib
 import json
 import os
@@ -293,7 +292,9 @@ def botocore_refresh(sandbox, em, expire_first=True):
         with open(path, "w") as f:
             json.dump(doc, f)
     session = botocore.session.get_session()
-    creator = functools.partial(session.create_client, endpoint_url=em.url, region_name="eu-west-1")
+    def creator(name, **kw):  # botocore passes region_name itself when the file has signInRegion
+        return session.create_client(name, **{"endpoint_url": em.url, "region_name": "us-east-1", **kw})
+
     provider = LoginProvider(load_config=lambda: {"profiles": {"p": {"login_session": LOGIN_SESSION}}},
                              client_creator=creator, profile_name="p", token_cache=JSONFileCache(os.path.dirname(path)))
     return provider.load().get_frozen_credentials()
@@ -307,7 +308,8 @@ def test_share_mode_with_botocore_refreshing_the_same_file_in_between(sandbox, e
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     with open(path) as f:
         shared = json.load(f)
-    assert set(shared) == {"accessToken", "tokenType", "clientId", "refreshToken", "idToken", "dpopKey"}
+    assert set(shared) == {"accessToken", "tokenType", "clientId", "refreshToken", "idToken", "dpopKey", "signInRegion"}
+    assert shared["signInRegion"] == "eu-west-1"
     assert set(shared["accessToken"]) == {"accessKeyId", "secretAccessKey", "sessionToken", "accountId", "expiresAt"}
     assert shared["dpopKey"].startswith("-----BEGIN EC PRIVATE KEY-----\n")
     # botocore refreshes the file (rotating the refresh token); credproc takes the newer copy

@@ -50,6 +50,7 @@ MAX_FILE_BYTES = 64 * 1024
 MAX_TOKEN = 12288  # the model's RefreshToken max
 MAX_ID_TOKEN = 4096
 POLICY = "SignInLocalDevelopmentAccess"
+REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}\Z")
 LOGIN_SESSION_RE = re.compile(r"^arn:aws[a-z-]*:(iam|sts)::\d{12}:[\w+=,.@/:*-]{1,1900}\Z")
 _KEY_ID_RE = re.compile(r"^[A-Z0-9]{16,128}\Z")
 _ERROR_JUNK = re.compile(r"[^\w.:-]")
@@ -186,16 +187,21 @@ class SigninClient:
         self.idp = idp
         self.terminal = terminal
         self.clock = clock
-        self.base = (idp.get("signin_endpoint_url") or base_url(region)).rstrip("/")
+        self.region = region
+        self.base = self._base(region)
         self.token_url = self.base + "/v1/token"
         self._open_browser = open_browser or _open_browser
 
-    def create_token(self, key, body):
+    def _base(self, region):
+        return (self.idp.get("signin_endpoint_url") or base_url(region)).rstrip("/")
+
+    def create_token(self, key, body, token_url=None):
         """The checked tokenOutput, or SigninError for a modelled error."""
         from ...core.http import request
 
-        resp = request("POST", self.token_url, data=json.dumps(body).encode(), timeout=30, what="AWS Sign-In",
-                       headers={"Content-Type": "application/json", "DPoP": key.proof(self.token_url, self.clock())},
+        url = token_url or self.token_url  # the DPoP proof's htu is exactly the URL posted to
+        resp = request("POST", url, data=json.dumps(body).encode(), timeout=30, what="AWS Sign-In",
+                       headers={"Content-Type": "application/json", "DPoP": key.proof(url, self.clock())},
                        follow_redirects=False, max_bytes=MAX_FILE_BYTES)
         try:
             doc = json.loads(resp.body)
@@ -312,8 +318,10 @@ class SigninClient:
         """(tokens, None), or (None, error code) when the sign-in must be redone."""
         key = DpopKey.from_pem(state["dpop_key"])
         body = {"clientId": state["client_id"], "grantType": "refresh_token", "refreshToken": state["refresh_token"]}
+        # a sign-in made in another region (the CLI's signInRegion) is refreshed there, as botocore does
+        region = state.get("sign_in_region") or self.region
         try:
-            return self.create_token(key, body), None
+            return self.create_token(key, body, self._base(region) + "/v1/token"), None
         except SigninError as e:
             if e.error in ("TOKEN_EXPIRED", "USER_CREDENTIALS_CHANGED"):
                 return None, e.error
@@ -384,6 +392,9 @@ class CliLoginCache:
         if isinstance(refresh, str) and 0 < len(refresh) <= MAX_TOKEN and client_id in CLIENT_IDS \
                 and DpopKey.from_pem(key) is not None:
             state.update(refresh_token=refresh, client_id=client_id, dpop_key=key)
+            region = data.get("signInRegion")
+            if isinstance(region, str) and REGION_RE.match(region):
+                state["sign_in_region"] = region
         return state
 
     def candidates(self, login_session=None):
@@ -418,6 +429,8 @@ class CliLoginCache:
                                     "expiresAt": _iso(state["expires_at"])},
                     "tokenType": state.get("token_type") or "aws_sigv4", "clientId": state["client_id"],
                     "refreshToken": state["refresh_token"], "idToken": state["id_token"], "dpopKey": state["dpop_key"]})
+        if state.get("sign_in_region"):  # botocore refreshes in this region, whatever the profile's
+            doc["signInRegion"] = state["sign_in_region"]
         try:
             ensure_private_dir(self.dir)
             atomic_write(path, json.dumps(doc).encode())
@@ -441,7 +454,7 @@ class CliLoginCache:
 
 
 _KEEP = ("login_session", "client_id", "refresh_token", "dpop_key", "id_token", "token_type", "access_key_id",
-         "secret_access_key", "session_token", "expires_at", "account_id", "session_until")
+         "secret_access_key", "session_token", "expires_at", "account_id", "session_until", "sign_in_region")
 
 
 class LoginSession:
@@ -600,7 +613,7 @@ class LoginSession:
                                        f"[idp.{self.idp['name']}] login_session pins {pinned}",
                                        hint="sign in as that identity, or change login_session")
         new = dict(tokens, client_id=CROSS_DEVICE if self.idp["flow"] == "remote" else SAME_DEVICE,
-                   dpop_key=key.pem(), account_id=account_of(tokens["login_session"]),
+                   dpop_key=key.pem(), account_id=account_of(tokens["login_session"]), sign_in_region=self.client.region,
                    session_until=self.ctx.now() + SESSION_LIFE)
         self._save(new)
         return new
