@@ -94,8 +94,9 @@ def credentials(ctx, role):
     log.debug("chain for role %s: %s", role, provider.describe())
     creds = provider.retrieve()
     left = creds.remaining(ctx.now())
-    if left is not None and left <= MIN_REMAINING:
+    floor = getattr(provider, "min_remaining", MIN_REMAINING)  # CachedProvider's lifetime hook
+    if left is not None and left <= floor:
         raise ServiceError(f"the credentials obtained for role {role!r} expire in {left} s; SDKs reject credentials "
-                           "with 15 minutes or less left",
+                           f"with {floor // 60} minutes or less left",
                            hint="raise the role's duration, and check the system clock")
     return creds

@@ -68,7 +68,7 @@ def _with_query(base, params):
 
 
 def login_url(federation, destination, token):
-    return _with_query(federation, {"Action": "login", "Issuer": ISSUER, "Destination": destination, "SigninToken": token})
+    return _with_query(federation, {"Action": "login", "Issuer": ISSUER, "Destination": destination, "SigninToken": token})  # not an idp type: the federation Action
 
 
 def signin_token(creds, federation, role):

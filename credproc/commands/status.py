@@ -88,7 +88,8 @@ def collect(cfg, store, now):
         root = cfg.chain_of(name)[-1]
         idp = cfg.idps[root["idp"]]
         entry = store.get(role_identity(name))
-        state = _state(entry, cfg.fingerprint(name), now)
+        floor = None if role.get("source_role") else idp_registry.source_for(idp).min_remaining(role)
+        state = _state(entry, cfg.fingerprint(name), now, floor)
         expires_at, left = _times(entry, now)
         choice = _role_choice(store, root["name"]) if not role.get("source_role") else None
         account = _account(entry if state != "stale" else None, role)

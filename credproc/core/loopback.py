@@ -2,6 +2,7 @@
 
 import errno
 import http.server
+import secrets
 import threading
 import urllib.parse
 
@@ -23,6 +24,7 @@ class Listener:
         self.state = state
         self.params = None
         self.done = threading.Event()
+        self._start = None  # (path, target) of the one-shot start link, see start_link()
         listener = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -34,6 +36,15 @@ class Listener:
             def do_GET(self):
                 parts = urllib.parse.urlsplit(self.path)
                 params = {k: v[0] for k, v in urllib.parse.parse_qs(parts.query).items()}
+                start = listener._start
+                if start is not None and parts.path == start[0]:
+                    listener._start = None  # one-shot: whoever opens it first, and only once
+                    self.send_response(302)
+                    self.send_header("Location", start[1])
+                    self.send_header("Content-Length", "0")
+                    self.send_header("Cache-Control", "no-store")
+                    self.end_headers()
+                    return
                 # only the answer to this login counts: a stray request cannot end or spoil it
                 if parts.path != listener.path or params.get("state") != listener.state or listener.done.is_set():
                     self.send_error(404)
@@ -66,6 +77,14 @@ class Listener:
             raise
         self.port = self.server.server_address[1]
         self.thread = None
+
+    def start_link(self, target):
+        """A one-shot http://127.0.0.1:PORT/start/<random> that redirects (once) to `target`: what
+        the browser is given, so that the target's state and code challenge never appear on a
+        command line (a browser is started with its URL in argv, which other local users can read)."""
+        path = "/start/" + secrets.token_urlsafe(16)
+        self._start = (path, target)
+        return f"http://127.0.0.1:{self.port}{path}"
 
     def start(self):
         self.thread = threading.Thread(target=self._serve, daemon=True)

@@ -9,6 +9,7 @@ import importlib
 
 SOURCES = {
     "iam": "credproc.sources.iam.source",
+    "login": "credproc.sources.login.source",
     "cas": "credproc.sources.cas.source",
     "oidc": "credproc.sources.oidc.source",
     "saml": "credproc.sources.saml.source",

@@ -220,6 +220,13 @@ class IdentitySource:
         list. E.g. the IAM MFA session uses [settings]' region/endpoint. Default: none."""
         return []
 
+    def min_remaining(self, role):
+        """Seconds that must be left on the credentials of `role` (straight over this idp) for them
+        to be served; `status` reports them expired below that. The providers the chain builds
+        say the same through their `min_remaining` attribute (see cached.CachedProvider). None:
+        the SDKs' usual 15 minutes (core.credentials.MIN_REMAINING)."""
+        return None
+
     # -- other commands ----------------------------------------------------------------------
     def console_refusal(self, cfg, role, idp):
         """A ConfigError (returned, not raised) when `credproc console` cannot sign in as `role`
@@ -228,7 +235,7 @@ class IdentitySource:
 
 
 # -- helpers for `sessions` -------------------------------------------------------------------------
-def entry_state(entry, fingerprint, now):
+def entry_state(entry, fingerprint, now, min_remaining=None):
     """The status state of a cache.Entry (or None) against the fingerprint it must carry."""
     from ..core.credentials import MIN_REMAINING  # never served with this much or less left
 
@@ -236,7 +243,7 @@ def entry_state(entry, fingerprint, now):
         return "none"
     if entry.fingerprint != fingerprint:
         return "stale"
-    if entry.expires_at - now <= MIN_REMAINING:
+    if entry.expires_at - now <= (MIN_REMAINING if min_remaining is None else min_remaining):
         return "expired"
     if not entry.fresh(now):  # past its refresh time, or written "in the future" (the clock went back)
         return "refresh due"

@@ -20,13 +20,16 @@ from ..core.errors import AuthenticationFailed, LocalFileError, LockTimeout, Log
 _SOFT = (LoginRequired, NetworkError, ServiceError, LockTimeout, AuthenticationFailed)
 
 
-def refresh_at(issued, expires, margin):
+def refresh_at(issued, expires, margin, min_remaining=MIN_REMAINING, refresh_left=None):
     """When to refresh: `margin` before expiry, but never later than 16 minutes before it (so the
     fast path never serves what SDKs would reject), and never before half the usable lifetime (so
-    short sessions are still cached)."""
+    short sessions are still cached). A provider whose credentials cannot live that long (see
+    CachedProvider: `min_remaining`, `refresh_left`) is refreshed `refresh_left` before expiry."""
+    if refresh_left is not None:
+        return expires - max(refresh_left, min_remaining + 1)
     lifetime = expires - issued
-    floor = MIN_REMAINING + 60
-    ceiling = max(floor, (lifetime + MIN_REMAINING) // 2)
+    floor = min_remaining + 60
+    ceiling = max(floor, (lifetime + min_remaining) // 2)
     return expires - min(max(margin, floor), ceiling)
 
 
@@ -37,6 +40,11 @@ class CachedProvider:
         self.identity = identity
         self.fingerprint = fingerprint
         self.what = what  # "credentials for role 'admin'", for lock messages
+        # The lifetime hook: a provider whose credentials live at most 15 minutes (the console
+        # sign-in of `aws login`) sets `min_remaining` (served only with more than this left; the
+        # default is the SDKs' 15 minutes) and `refresh_left` (refreshed from this much left).
+        self.min_remaining = getattr(inner, "min_remaining", MIN_REMAINING)
+        self.refresh_left = getattr(inner, "refresh_left", None)
 
     def describe(self):
         return f"Cached[{self.identity}]({self.inner.describe()})"
@@ -54,9 +62,9 @@ class CachedProvider:
         return Credentials.from_process_json(entry.body)
 
     def cached(self):
-        """The cached entry if it is still servable (more than 15 minutes left), else None."""
+        """The cached entry if it is still servable (more than min_remaining left), else None."""
         entry = self._load()
-        if entry is not None and entry.expires_at - self.ctx.now() > MIN_REMAINING:
+        if entry is not None and entry.expires_at - self.ctx.now() > self.min_remaining:
             return entry
         return None
 
@@ -86,7 +94,7 @@ class CachedProvider:
                 entry.config_digest = self.ctx.config.digest
                 self._put(entry)
             return self._creds(entry)
-        servable = entry if entry is not None and entry.expires_at - now > MIN_REMAINING else None
+        servable = entry if entry is not None and entry.expires_at - now > self.min_remaining else None
         # With servable credentials in hand, never wait: if another process is refreshing, use them.
         # Nor fail on a cache we cannot lock (read-only, full, wrong owner): they are still good.
         try:
@@ -106,7 +114,7 @@ class CachedProvider:
             try:
                 creds = self.inner.retrieve()
             except _SOFT as e:
-                if servable is not None and servable.expires_at - self.ctx.now() > MIN_REMAINING:
+                if servable is not None and servable.expires_at - self.ctx.now() > self.min_remaining:
                     log.debug("%s: refresh failed (%s); serving cached credentials, %d s left", self.identity,
                               type(e).__name__, servable.expires_at - self.ctx.now())
                     return self._creds(servable)
@@ -121,7 +129,8 @@ class CachedProvider:
             return
         now = self.ctx.now()
         margin = self.ctx.config.settings["refresh_margin"]
-        self._put(Entry(creds.expiration, refresh_at(now, creds.expiration, margin), self.ctx.config.digest,
+        when = refresh_at(now, creds.expiration, margin, self.min_remaining, self.refresh_left)
+        self._put(Entry(creds.expiration, when, self.ctx.config.digest,
                         self.fingerprint, creds.to_process_json(), written_at=now))
 
     def _put(self, entry):
