@@ -53,9 +53,11 @@ def browser_env(sandbox, tmp_path):
     script = tmp_path / "browser.py"
     argv_log = tmp_path / "browser-argv"
     script.write_text("import sys, urllib.request\n"
-                      f"open({str(argv_log)!r}, 'a').write(' '.join(sys.argv[1:]) + '\\n')\n"
+                      f"sys.path.insert(0, {os.getcwd()!r})\n"
+                      "from tests.peers.browser import followed\n"
+                      f"open({str(argv_log)!r}, 'a').write(' '.join(sys.argv[1:]) + ' -> ' + followed(sys.argv[1]) + '\\n')\n"
                       "print('Opening in existing browser session.')\n"
-                      "urllib.request.urlopen(sys.argv[1], timeout=10).read()\n")
+                      "urllib.request.urlopen(followed(sys.argv[1]), timeout=10).read()\n")
     return {**sandbox.env, "BROWSER": f"{sys.executable} {script} %s"}, argv_log
 
 
@@ -110,8 +112,10 @@ def test_first_sign_in_through_the_browser_then_cache_hits(sandbox, em, moto_ser
     left = time.mktime(time.strptime(doc["Expiration"], "%Y-%m-%dT%H:%M:%SZ")) - time.mktime(time.gmtime())
     assert 600 < left <= 900
     # the browser got a one-shot local link: no state, no code challenge on its command line
-    argv = argv_log.read_text()
-    assert argv.startswith("http://127.0.0.1:") and "/start/" in argv and "state" not in argv and "challenge" not in argv
+    # the browser's argv is a private page (core/browser.py), which leads to the one-shot start link
+    argv, target = argv_log.read_text().strip().split(" -> ")
+    assert argv.startswith("file://") and "state" not in argv and "challenge" not in argv
+    assert target.startswith("http://127.0.0.1:") and "/start/" in target and "state" not in target
     assert b"To sign in to AWS" in p.screen
     assert em.count("Authorize") == 1 and em.count("CreateOAuth2Token:authorization_code") == 1 and em.refreshes() == 0
     state = session_state(sandbox)
