@@ -58,8 +58,9 @@ def store(cfg=None):
                               key_fallback=cfg.settings.get("cache_key_fallback") or "none")
 
 
-def context(args, interactive=True, force=False, lock_wait=None, role=None, cfg=None):
-    """role: the role the login hint names (default args.role)."""
+def context(args, interactive=True, force=False, lock_wait=None, role=None, cfg=None, lock_deadline=None):
+    """role: the role the login hint names (default args.role). lock_deadline (time.monotonic()):
+    when waiting for locks ends, instead of lock_wait from now (the fast path already waited)."""
     from .context import LOCK_WAIT, Context
     from .core.prompt import Terminal
 
@@ -72,7 +73,8 @@ def context(args, interactive=True, force=False, lock_wait=None, role=None, cfg=
 
         gui = detect(command)
     terminal = Terminal(command, interactive=interactive, gui=gui)
-    return Context(cfg, store(cfg), terminal, force=force, lock_wait=lock_wait or LOCK_WAIT)
+    return Context(cfg, store(cfg), terminal, force=force, lock_wait=lock_wait or LOCK_WAIT,
+                   lock_deadline=lock_deadline)
 
 
 def role_credentials(args, role=None, **context_kwargs):

@@ -116,16 +116,18 @@ def _resolve_role(parser, args):
         sub.error(f"give either a role or {others[0]}, not both")
 
 
-def cmd_process(args):
-    """credproc --role NAME: the credential_process document on stdout, nothing else."""
-    creds = app.role_credentials(args)
+def cmd_process(args, lock_deadline=None):
+    """credproc --role NAME: the credential_process document on stdout, nothing else. lock_deadline:
+    the fast path already began waiting for the lock (time.monotonic() it gives up at)."""
+    creds = app.role_credentials(args, lock_deadline=lock_deadline)
     out = sys.stdout.buffer
     out.write(creds.to_process_json())
     out.flush()
     return 0
 
 
-def main(argv=None):
+def main(argv=None, lock_deadline=None):
+    """lock_deadline: from the fast path (_entry), for `--role NAME` (cmd_process)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.debug:
@@ -140,7 +142,7 @@ def main(argv=None):
             parser.print_usage(sys.stderr)
             sys.stderr.write("credproc: error: pass --role NAME (or a command; see credproc --help)\n")
             return 2
-        return cmd_process(args)
+        return cmd_process(args, lock_deadline)
     except CredprocError as e:
         from .core.text import clean  # messages quote servers and config values: no raw control characters
 

@@ -9,9 +9,7 @@ import datetime as _dt
 import json
 import time
 
-# botocore re-runs a credential_process with 15 minutes or less left and refuses credentials that
-# are already inside its 10-minute mandatory window: never hand out anything this close to expiry.
-MIN_REMAINING = 15 * 60
+from .cache import MIN_REMAINING  # noqa: F401 (defined beside the cache, which the cache-hit path imports)
 
 
 def format_expiration(epoch):
