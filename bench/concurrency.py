@@ -8,7 +8,9 @@ For each N, in the same run and interleaved:
 Each reports wall time (first spawn to last exit), summed CPU (user + system, from wait4), the
 peak of the summed RSS of the live processes (sampled from /proc every few ms), and the STS calls counted at the endpoint (a counting proxy in front of a real
 moto server, tests/peers/moto.py). Then, one process at a time (interleaved), a cache hit against
-a bare `python -c pass` of the same venv, and `status`, `--help`, `--version`.
+a bare `python -c pass` of the same venv (and the same hit through `python -m credproc` and through
+a launcher that does not import re, unlike pip's), `status`, `--help`, `--version`, and what
+`import re` and cryptography's AES-GCM extension module cost on their own.
 
     .venv/bin/python bench/concurrency.py                      # N = 1 10 40 50 100 200, 3 rounds each
     .venv/bin/python bench/concurrency.py --n 40 100 --rounds 5 --runs 100
@@ -187,7 +189,16 @@ def main():
             print(f"{n:>4} cold/hit: wall {c[0] / h[0]:.2f}x, CPU {c[1] / h[1]:.2f}x, peak summed RSS "
                   f"{c[2] / max(h[2], 1):.2f}x", flush=True)
 
+        # what pip's console script costs: the same hit through a launcher that does not import re
+        plain = os.path.join(work, "credproc-without-re")
+        with open(plain, "w") as f:
+            f.write(f"#!{py}\nimport sys\nfrom credproc._entry import main\nif __name__ == '__main__':\n"
+                    "    sys.exit(main())\n")
+        os.chmod(plain, 0o755)
         single = [("bare", [py, "-c", "pass"]), ("hit", hit), ("hit via python -m", [py, "-m", "credproc", "--role", "bench"]),
+                  ("hit, launcher w/o re", [plain, "--role", "bench"]),
+                  ("python: import re", [py, "-c", "import re"]),
+                  ("python: import AESGCM", [py, "-c", "from credproc.core.cache import aesgcm_class; aesgcm_class()"]),
                   ("status", [exe, "status"]), ("--help", [exe, "--help"]), ("--version", [exe, "--version"])]
         for _, argv in single:  # warm up, and check each works
             if one(argv, env)[3] != 0:
@@ -205,11 +216,12 @@ def main():
         mt = {k: statistics.median(v) for k, v in times.items()}
         mc = {k: statistics.median(v) for k, v in cpus.items()}
         for name, _ in single:
-            print(f"  {name:<18} wall {mt[name] * 1000:6.1f} ms  CPU {mc[name] * 1000:6.1f} ms  "
+            print(f"  {name:<22} wall {mt[name] * 1000:6.1f} ms  CPU {mc[name] * 1000:6.1f} ms  "
                   f"peak RSS {statistics.median(rss[name]) / 2**20:5.1f} MiB  "
                   f"(wall {mt[name] / mt['bare']:.2f}x bare, CPU {mc[name] / mc['hit']:.2f}x hit)")
         print("\ntargets (issue 22):")
-        print(f"  hit wall / bare wall              {mt['hit'] / mt['bare']:.2f}  (target <= 1.7)")
+        print(f"  hit wall / bare wall              {mt['hit'] / mt['bare']:.2f}  (target <= 1.7; through a launcher "
+              f"without re: {mt['hit, launcher w/o re'] / mt['bare']:.2f})")
         if (40, "cold") in results:
             print(f"  40 cold CPU / 40 hits CPU         {results[(40, 'cold')][1] / results[(40, 'hit')][1]:.2f}  "
                   f"(target <= 1.6)")
@@ -217,6 +229,9 @@ def main():
             print(f"  100 cold wall / 100 hits wall     {results[(100, 'cold')][0] / results[(100, 'hit')][0]:.2f}  "
                   f"(target <= 3)")
         print(f"  status CPU / hit CPU              {mc['status'] / mc['hit']:.2f}  (target <= 1.8)")
+        print(f"\nimport re costs {1000 * (mt['python: import re'] - mt['bare']):.1f} ms wall; cryptography's AESGCM "
+              f"(extension module) {1000 * (mt['python: import AESGCM'] - mt['bare']):.1f} ms wall, "
+              f"{(statistics.median(rss['python: import AESGCM']) - statistics.median(rss['bare'])) / 2**20:.1f} MiB")
     finally:
         sts.stop()
         moto.stop()

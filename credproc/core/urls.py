@@ -1,0 +1,32 @@
+"""Which URLs credproc talks to: https, or plain http only to a loopback address (the tests' local
+peers). Apart from http.py so that checking a config's URLs does not import the HTTP client
+(http.client, ssl, email...: ~40 ms that `status` and every refresh's config check paid)."""
+
+import urllib.parse
+
+from .errors import ConfigError
+
+
+def is_loopback(host):
+    if host == "localhost":
+        return True
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url(url, key):
+    """ConfigError unless url is https, or http to a loopback address."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        raise ConfigError(f"{key}: {url!r} is not a valid URL") from None
+    if parts.scheme == "https" and host:
+        return
+    if parts.scheme == "http" and host and is_loopback(host):
+        return
+    raise ConfigError(f"{key}: {url!r} must be an https:// URL (plain http is allowed only to a loopback address)")
