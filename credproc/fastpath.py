@@ -128,6 +128,8 @@ def serve(argv):
     if found[0] == _SERVE:
         _write(found[1])
         return True, None
+    if os.environ.get("CREDPROC_ACTIVE"):  # started by a credproc (mfa_command...), which may hold this very
+        return False, None  # lock: the full path refuses the recursion at once (app.guard_recursion)
     return _wait(parsed, *found[1])
 
 

@@ -129,6 +129,20 @@ def test_a_due_entry_still_servable_waits_only_briefly_then_the_full_path_serves
     assert fastpath.DUE_WAIT <= elapsed < fastpath.DUE_WAIT + 10
 
 
+def test_a_credproc_started_by_credproc_does_not_wait_for_its_parent(home):
+    """An mfa_command that runs credproc again while its parent holds the lock: refused at once, as before."""
+    put("role:other")
+    holder = holder_of()
+    try:
+        t = time.monotonic()
+        r = subprocess.run([sys.executable, "-m", "credproc", "--role", "admin"], capture_output=True,
+                           env={**os.environ, "CREDPROC_ACTIVE": "1"}, timeout=30)
+        assert time.monotonic() - t < 10
+    finally:
+        holder.release()
+    assert r.returncode == 10 and b"refusing to recurse" in r.stderr
+
+
 def test_try_serve_never_waits_or_takes_a_lock(home):
     put("role:other")
     holder = holder_of()
