@@ -39,7 +39,8 @@ def loaded(argv, env=None):
             "print(json.dumps([rc, sorted(m for m in sys.modules if m.startswith('credproc.commands.')), "
             "[m for m in ('importlib.metadata', 'shutil', 'subprocess', 'email.utils', 'credproc.chain', "
             "'concurrent.futures') if m in sys.modules]]))" % (argv,))
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **(env or {})},
+    base = {k: v for k, v in os.environ.items() if k != "CREDPROC_ACTIVE"}  # set by in-process cli.main of other tests
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**base, **(env or {})},
                        timeout=60)
     return json.loads(r.stdout.strip().splitlines()[-1])
 
