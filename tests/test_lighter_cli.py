@@ -90,3 +90,39 @@ def test_the_version_is_only_looked_up_for_version():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.stdout.startswith("credproc ")
     assert r.stderr == "(0, True)"
+
+
+@pytest.mark.parametrize("url", [
+    "https://sts.amazonaws.com", "https://sts.eu-west-1.amazonaws.com/", "https://login.example.com:8443/cas/v1?x=1#f",
+    "https://10.0.0.1/path/@evil.example", "https://a", "https://a-b.c/", "https://x.y/%2F..%2F",
+])
+def test_the_plain_https_shortcut_accepts_only_what_urlsplit_accepts(url):
+    """core/urls.py decides plain https URLs without urllib.parse: each one it takes, urlsplit sees as
+    https with a host; the tricky ones are left to urlsplit."""
+    import urllib.parse
+
+    from credproc.core import urls
+
+    assert urls._PLAIN_HTTPS.match(url)
+    parts = urllib.parse.urlsplit(url)
+    assert parts.scheme == "https" and parts.hostname
+
+
+@pytest.mark.parametrize("url, ok", [
+    ("https://user@evil.example", True), ("HTTPS://EXAMPLE.COM", True), ("https://[::1]/", True),
+    ("http://127.0.0.1:5000", True), ("http://localhost/", True), ("http://example.com", False),
+    ("https://", False), ("https:///path", False), ("https://exa mple.com", None), ("https://example.com\n", None),
+    ("ftp://example.com", False), ("https://[::1", False), ("javascript:alert(1)//https://x", False),
+])
+def test_urls_the_shortcut_leaves_to_urlsplit_are_still_checked(url, ok):
+    from credproc.core import urls
+    from credproc.core.errors import ConfigError
+
+    assert not urls._PLAIN_HTTPS.match(url)
+    try:
+        urls.check_url(url, "k")
+        accepted = True
+    except ConfigError:
+        accepted = False
+    if ok is not None:
+        assert accepted is ok
