@@ -9,11 +9,12 @@ OUTPUT_CLOSED = 141
 def _run(argv):
     from . import fastpath
 
-    if fastpath.try_serve(argv):
+    served, lock_deadline = fastpath.serve(argv)  # the cache hit, or a light wait for another's refresh
+    if served:
         return 0
     from .cli import main as cli_main
 
-    return cli_main(argv)
+    return cli_main(argv, lock_deadline=lock_deadline)
 
 
 def _output_closed():
@@ -42,6 +43,11 @@ def main(argv=None):
         raise
     except BrokenPipeError:
         return _output_closed()
+    except KeyboardInterrupt:  # while the fast path waited for another process' refresh (cli handles its own)
+        from .core.errors import Interrupted
+
+        sys.stderr.write("credproc: interrupted\n")
+        return Interrupted.exit_code
     return code
 
 

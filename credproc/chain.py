@@ -4,7 +4,7 @@ it returns by type. What an identity source contributes comes from its package i
 from . import sources as idp_registry
 from .core.sts import default_session_name
 from .sources.assume_role import AssumeRoleProvider
-from .sources.base import idp_identity, role_identity  # noqa: F401 (the commands use them too)
+from .sources.base import role_identity
 from .sources.cached import CachedProvider
 
 

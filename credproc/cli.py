@@ -38,6 +38,62 @@ def installed_version():
         return f"{__version__} (not installed)"
 
 
+class _Version(argparse.Action):
+    """-V/--version: the installed version, looked up (importlib.metadata: ~20 ms) only when asked."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings=option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        sys.stdout.write(f"credproc {installed_version()}\n")
+        parser.exit()
+
+
+def _columns():
+    """shutil.get_terminal_size().columns without importing shutil (~3 ms; argparse imports it for
+    every formatter it makes, and it makes one for every add_argument)."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+        if columns > 0:
+            return columns
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    def __init__(self, prog, indent_increment=2, max_help_position=24, width=None):
+        super().__init__(prog, indent_increment, max_help_position, _columns() - 2 if width is None else width)
+
+
+ALL = "*"  # build_parser: every command's parser (--help, completion)
+_VALUE_OPTIONS = ("--config", "--role")  # the top-level options that take a value
+
+
+def command_in(argv):
+    """Which command's parser argv needs: its first word that is neither an option nor an option's
+    value; ALL for the top-level --help; None for no command (`--role NAME`, `--version`). A guess
+    that main() checks: argparse decides, and a wrong guess costs only a second parse."""
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            return None
+        if arg.startswith("-") and arg != "-":
+            name, eq, _ = arg.partition("=")
+            if arg == "-h" or (len(name) > 2 and "--help".startswith(name)):
+                return ALL
+            if not eq and len(name) > 2 and any(o.startswith(name) for o in _VALUE_OPTIONS):  # argparse takes --conf
+                i += 1
+            i += 1
+            continue
+        return arg if arg in commands.NAMES else None
+    return None
+
+
 def _common(parser, suppress):
     default = argparse.SUPPRESS if suppress else None
     parser.add_argument("--config", metavar="PATH", default=default,
@@ -46,20 +102,30 @@ def _common(parser, suppress):
                         help="diagnostics on stderr (never secrets)")
 
 
-def build_parser():
+def build_parser(command=ALL):
+    """The parser with `command`'s sub-parser complete (ALL: every one). The other commands are
+    bare names that take anything (main() parses again if argparse chose one of them), so
+    `--role NAME` or `status` imports no other command module."""
     parser = argparse.ArgumentParser(
-        prog="credproc", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+        prog="credproc", formatter_class=_Formatter, epilog=EPILOG,
         description="An AWS credential_process helper: prints credentials for a configured role, from an encrypted "
                     "cache when it can, refreshing them (with a prompt on the terminal only when needed) when it must.")
     _common(parser, suppress=False)
-    parser.add_argument("-V", "--version", action="version", version=f"credproc {installed_version()}",
+    parser.add_argument("-V", "--version", action=_Version,
                         help="print credproc's version (from the installed package) and exit")
     parser.add_argument("--role", metavar="NAME", help="the [role.NAME] to print credential_process JSON for")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    bare = None
     for name in commands.NAMES:
+        if command is not ALL and name != command:
+            if bare is None:  # one parser that takes anything (no options: all of it is "rest"), for every other name
+                bare = argparse.ArgumentParser(prog="credproc", add_help=False, prefix_chars="\0", formatter_class=_Formatter)
+                bare.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+                bare.set_defaults(built=False)
+            sub._name_parser_map[name] = bare  # what add_parser does, without a parser per name (~0.2 ms each)
+            continue
         module = commands.load(name)
-        p = sub.add_parser(name, help=module.HELP, description=module.DESCRIPTION,
-                           formatter_class=argparse.RawDescriptionHelpFormatter,
+        p = sub.add_parser(name, help=module.HELP, description=module.DESCRIPTION, formatter_class=_Formatter,
                            epilog="examples:\n" + module.EXAMPLES)
         _common(p, suppress=True)
         module.add_arguments(p)
@@ -116,18 +182,24 @@ def _resolve_role(parser, args):
         sub.error(f"give either a role or {others[0]}, not both")
 
 
-def cmd_process(args):
-    """credproc --role NAME: the credential_process document on stdout, nothing else."""
-    creds = app.role_credentials(args)
+def cmd_process(args, lock_deadline=None):
+    """credproc --role NAME: the credential_process document on stdout, nothing else. lock_deadline:
+    the fast path already began waiting for the lock (time.monotonic() it gives up at)."""
+    creds = app.role_credentials(args, lock_deadline=lock_deadline)
     out = sys.stdout.buffer
     out.write(creds.to_process_json())
     out.flush()
     return 0
 
 
-def main(argv=None):
-    parser = build_parser()
+def main(argv=None, lock_deadline=None):
+    """lock_deadline: from the fast path (_entry), for `--role NAME` (cmd_process)."""
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(command_in(argv))
     args = parser.parse_args(argv)
+    if getattr(args, "built", True) is False:  # argparse found another command than guessed
+        parser = build_parser(args.command)
+        args = parser.parse_args(argv)
     if args.debug:
         log.enabled = True
         os.environ["CREDPROC_DEBUG"] = "1"
@@ -140,7 +212,7 @@ def main(argv=None):
             parser.print_usage(sys.stderr)
             sys.stderr.write("credproc: error: pass --role NAME (or a command; see credproc --help)\n")
             return 2
-        return cmd_process(args)
+        return cmd_process(args, lock_deadline)
     except CredprocError as e:
         from .core.text import clean  # messages quote servers and config values: no raw control characters
 

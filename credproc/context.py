@@ -11,14 +11,14 @@ LOGIN_LOCK_WAIT = 300.0
 
 
 class Context:
-    def __init__(self, config, store, terminal, force=False, lock_wait=LOCK_WAIT, clock=None):
+    def __init__(self, config, store, terminal, force=False, lock_wait=LOCK_WAIT, clock=None, lock_deadline=None):
         self.config = config
         self.store = store
         self.terminal = terminal
         self.force = force
         self.clock = clock
         self.started = time.monotonic()
-        self.lock_deadline = time.monotonic() + lock_wait
+        self.lock_deadline = time.monotonic() + lock_wait if lock_deadline is None else lock_deadline
         # what a caller without a terminal may wait for (a Duo push), in time.monotonic()
         self.unattended_deadline = self.started + UNATTENDED_WAIT
 

@@ -178,7 +178,7 @@ def _rotate(args, cfg, idp, terminal):
                         lambda c: keysource.store_in_keyring(idp["name"], c), print)
     new = rotation.run(current)
     if idp.get("mfa_serial"):
-        from ..chain import idp_identity
+        from ..sources.base import idp_identity  # not ..chain: that imports the STS client
 
         app.store(cfg).delete(idp_identity(idp["name"]))  # made from the old key: the next call starts a new one
     print(f"rotated: idp {idp['name']} now uses {mask(new.access_key_id)}")

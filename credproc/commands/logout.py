@@ -106,7 +106,7 @@ def _remove_idp_session(cfg, store, idp, say):
 
 
 def _remove_role(store, name, say):
-    from ..chain import role_identity
+    from ..sources.base import role_identity  # not ..chain: that imports the STS client
 
     if _remove(store, role_identity(name), f"credentials for role {name!r}"):
         say(f"removed credentials for role {name}")
@@ -152,7 +152,7 @@ def _logout_role(args):
 
 
 def _others_over(cfg, store, idp_name, exclude):
-    from ..chain import role_identity
+    from ..sources.base import role_identity  # not ..chain: that imports the STS client
 
     return [name for name in cfg.roles if name not in exclude and cfg.chain_of(name)[-1]["idp"] == idp_name
             and store.get(role_identity(name)) is not None]

@@ -81,7 +81,7 @@ def _role_choice(store, name):
 
 def collect(cfg, store, now):
     """The status report as plain data (what --json prints)."""
-    from ..chain import role_identity
+    from ..sources.base import role_identity  # not ..chain: that imports the STS client
 
     roles = []
     for name, role in cfg.roles.items():

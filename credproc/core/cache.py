@@ -68,6 +68,9 @@ def entry_filename(key, identity):
     return _blake2b()(identity.encode(), key=key, digest_size=20, person=b"credproc-name").hexdigest()
 
 
+# botocore re-runs a credential_process with 15 minutes or less left and refuses credentials that
+# are already inside its 10-minute mandatory window: never hand out anything this close to expiry.
+MIN_REMAINING = 15 * 60
 CLOCK_SLACK = 5  # seconds an entry's write time may lie ahead of now (rounding, another process)
 
 

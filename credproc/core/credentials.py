@@ -4,14 +4,10 @@ See ../shared/reference/consumers.md: Version is the integer 1, Expiration is UT
 whole seconds, AccountId when known, nothing else on stdout.
 """
 
-import calendar
-import datetime as _dt
 import json
 import time
 
-# botocore re-runs a credential_process with 15 minutes or less left and refuses credentials that
-# are already inside its 10-minute mandatory window: never hand out anything this close to expiry.
-MIN_REMAINING = 15 * 60
+from .cache import MIN_REMAINING  # noqa: F401 (defined beside the cache, which the cache-hit path imports)
 
 
 def format_expiration(epoch):
@@ -23,6 +19,9 @@ def parse_expiration(value):
     without fractional seconds (moto sends microseconds) and with Z or an offset."""
     if isinstance(value, (int, float)):
         return int(value)
+    import calendar  # with datetime ~2 ms: here, for the responses that need them, not every import
+    import datetime as _dt
+
     if isinstance(value, _dt.datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=_dt.timezone.utc)

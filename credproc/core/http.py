@@ -10,7 +10,6 @@ out, so a server sending a byte every few seconds gets no further), and a body i
 """
 
 import http.client
-import ipaddress
 import json
 import socket
 import ssl
@@ -20,32 +19,10 @@ import urllib.parse
 import urllib.request
 
 from .errors import ConfigError, NetworkError, ServiceError
+from .urls import check_url, is_loopback  # noqa: F401 (the sources use them as http.*)
 
 MAX_BODY_BYTES = 1024 * 1024
 _CHUNK = 64 * 1024
-
-
-def is_loopback(host):
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def check_url(url, key):
-    """ConfigError unless url is https, or http to a loopback address."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-        host = parts.hostname
-    except ValueError:  # e.g. an unclosed IPv6 bracket
-        raise ConfigError(f"{key}: {url!r} is not a valid URL") from None
-    if parts.scheme == "https" and host:
-        return
-    if parts.scheme == "http" and host and is_loopback(host):
-        return
-    raise ConfigError(f"{key}: {url!r} must be an https:// URL (plain http is allowed only to a loopback address)")
 
 
 class Response:

@@ -5,6 +5,13 @@ safe because every acquirer, once it holds the lock, checks that the file it loc
 one at the path, and starts over when it is not: without that check, a waiter on the unlinked file
 and a newcomer on a new file could both hold "the" lock. The file holds the holder's pid, only to
 tell waiters who they wait on.
+
+The cache-hit path (fastpath.py) also waits here, before the CLI is imported: `take` waits in one
+blocking flock cut short by a one-shot SIGALRM (`wait_blocking`), not a poll loop, under the same
+rule (the locked file must still be the one at the path). When the entry is still not servable
+after that wait, the fast path hands its lock over (`hand_over`) to the full path, whose FileLock on
+the same file adopts it: a second flock on another descriptor in the same process would wait for
+itself.
 """
 
 import os
@@ -18,6 +25,117 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None
     import msvcrt
+
+try:  # the C module behind `signal`, without its ~3 ms of enum set-up (this is on the fast path)
+    import _signal as _sig
+except ImportError:  # pragma: no cover - other interpreters
+    import signal as _sig
+
+_OPEN_FLAGS = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) \
+    | getattr(os, "O_CLOEXEC", 0)
+
+# Locks this process already holds, taken by the fast path: (st_dev, st_ino) -> descriptor.
+_handed_over = {}
+
+
+class _Alarm(Exception):
+    pass
+
+
+_armed = [False]
+
+
+def _on_alarm(signum, frame):
+    if _armed[0]:  # at most once per wait, and never after it ended
+        _armed[0] = False
+        raise _Alarm()
+
+
+def wait_blocking(fd, seconds):
+    """Block in flock until this process holds fd's lock (True) or `seconds` have passed (False),
+    in one system call that a one-shot SIGALRM cuts short. POSIX, main thread only: elsewhere
+    signal() raises ValueError (and Windows has no setitimer: AttributeError); callers poll then.
+    On False the caller must close fd: the lock may have been granted as the alarm fired."""
+    if seconds <= 0:
+        return _try_lock(fd)
+    previous = _sig.signal(_sig.SIGALRM, _on_alarm)
+    try:
+        try:
+            _armed[0] = True
+            _sig.setitimer(_sig.ITIMER_REAL, seconds)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            return True
+        finally:
+            _armed[0] = False
+            _sig.setitimer(_sig.ITIMER_REAL, 0)
+    except _Alarm:
+        return False
+    finally:
+        _sig.signal(_sig.SIGALRM, previous)
+
+
+def _file_id(fd):
+    st = os.fstat(fd)
+    return st.st_dev, st.st_ino
+
+
+def _same_file(fd, name, dir_fd):
+    """Is the file fd has open still the one at name (in dir_fd)?"""
+    try:
+        there = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return _file_id(fd) == (there.st_dev, there.st_ino)
+
+
+def _mark_holder(fd):
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+    except OSError:
+        pass
+
+
+def take(dir_fd, name, until):
+    """The fast path's wait: lock `name` in the (checked) directory dir_fd, waiting until `until`
+    (time.monotonic()) in blocking flocks, starting over when the file locked is no longer the one
+    at the path (`logout --all` removed it). Returns the descriptor holding the lock, or None: the
+    time is up, or the file cannot be opened or locked here (the full path then says why)."""
+    if fcntl is None:  # pragma: no cover - Windows: the full path waits
+        return None
+    for _ in range(20):  # a file removed 20 times over while we waited: let the full path deal with it
+        try:
+            fd = os.open(name, _OPEN_FLAGS, 0o600, dir_fd=dir_fd)
+        except OSError:
+            return None
+        try:
+            if stat.S_ISREG(os.fstat(fd).st_mode) and wait_blocking(fd, until - time.monotonic()):
+                if _same_file(fd, name, dir_fd):
+                    _mark_holder(fd)
+                    return fd
+                os.close(fd)
+                continue
+        except (OSError, ValueError, AttributeError):
+            pass
+        os.close(fd)
+        return None
+    return None
+
+
+def hand_over(fd):
+    """The fast path holds fd's lock and now takes the full path: the FileLock of this process that
+    opens the same file adopts the descriptor instead of waiting for it."""
+    _handed_over[_file_id(fd)] = fd
+
+
+def _adopt(fd):
+    """The descriptor this process already holds the lock of fd's file through, or None."""
+    if not _handed_over:
+        return None
+    try:
+        return _handed_over.pop(_file_id(fd), None)
+    except OSError:
+        return None
 
 
 def _try_lock(fd):
@@ -43,13 +161,19 @@ class FileLock:
 
     def acquire(self, deadline, poll=0.05):
         """Wait until `deadline` (time.monotonic()); raise LockTimeout after it. A deadline in the past
-        means a single try. Returns True if the lock had to be waited for."""
+        means a single try. Returns True if the lock had to be waited for. The main thread waits in
+        a blocking flock (wait_blocking); other threads poll every `poll` seconds."""
         waited = False
         while True:
             self._open()
-            while not _try_lock(self.fd):
+            held = _adopt(self.fd)
+            if held is not None:  # taken by this process' fast path, and handed over
+                os.close(self.fd)
+                self.fd = held
+            while held is None and not _try_lock(self.fd):
                 waited = True
-                if time.monotonic() >= deadline:
+                left = deadline - time.monotonic()
+                if left <= 0:
                     holder = self._holder()
                     os.close(self.fd)
                     self.fd = None
@@ -58,24 +182,22 @@ class FileLock:
                         hint="it may be waiting for a password, MFA code or browser login in another terminal; "
                              "finish that, then try again",
                     )
-                time.sleep(poll)
+                try:  # returns once we hold the lock, or at the deadline (then the loop says so)
+                    wait_blocking(self.fd, left)
+                except (OSError, ValueError, AttributeError):  # not the main thread, or no setitimer: poll
+                    time.sleep(min(poll, left))
             if self._still_linked():
                 break
             # its holder removed the file while we waited on it: lock the one at the path now
             os.close(self.fd)
             self.fd = None
             waited = True
-        try:
-            os.ftruncate(self.fd, 0)
-            os.write(self.fd, str(os.getpid()).encode())
-        except OSError:
-            pass
+        _mark_holder(self.fd)
         return waited
 
     def _open(self):
+        flags = _OPEN_FLAGS
         try:
-            flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) \
-                | getattr(os, "O_CLOEXEC", 0)
             if self.dir_fd is not None:
                 self.fd = os.open(os.path.basename(self.path), flags, 0o600, dir_fd=self.dir_fd)
             else:

@@ -8,8 +8,6 @@ desktop session: then it is a dialog (gui.py).
 """
 
 import os
-import shlex
-import subprocess
 
 from . import log
 from .errors import AuthenticationFailed, ConfigError, Interrupted, LoginRequired, RecursionDetected
@@ -276,6 +274,9 @@ def run_secret_command(command, what, key, timeout=120, whole_output=False):
     and return its first output line (whole_output: all of it, stripped). What it prints is a
     secret: it is never logged or echoed."""
     try:
+        import shlex  # here, not at the top: every run builds a Terminal, few run a command
+        import subprocess
+
         argv = shlex.split(command)
     except ValueError as e:
         raise ConfigError(f"{key}: cannot parse {command!r}: {e}") from None

@@ -6,7 +6,6 @@ whose credential_process is credproc (or one that does not exist), and a profile
 must not redirect our STS calls. The STS endpoint comes from credproc's own config only.
 """
 
-import email.utils
 import os
 import re
 import threading
@@ -178,6 +177,8 @@ def credentials_from_response(response, sent_at):
     date = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
     if date:
         try:
+            import email.utils  # ~5 ms: when an answer is in, not whenever this module is imported
+
             server_now = email.utils.parsedate_to_datetime(date).timestamp()
             lifetime = creds.expiration - int(server_now)
             local = int(sent_at) + lifetime
