@@ -525,3 +525,76 @@ def test_remove_keys_from_a_profile_in_the_config_file(tmp_path, monkeypatch):
     assert config_file.read_text() == "[profile corp-user]\nregion = eu-west-1\n[profile other]\nregion = us-east-1\n"
     assert SECRET not in open(backup).read() and stat.S_IMODE(os.stat(backup).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(config_file).st_mode) == 0o600  # never wider than the owner's
+
+
+# -- issue 20 item 1: a keyring that stops answering mid-rotation -------------------------------------
+class FaultyKeyring:
+    """The keyring seen by a rotation: put (with its read-back) and load, with a fault injected at
+    one point. `dead` makes every later call fail, as a Secret Service that restarted (D-Bus NoReply)."""
+
+    def __init__(self, item, fault=None):
+        self.item, self.fault, self.dead, self.puts = item, fault, False, 0
+
+    def _alive(self):
+        if self.dead:
+            raise KeyringUnavailable("the OS keyring failed: NoReply")
+
+    def put(self, creds):
+        self._alive()
+        self.puts += 1
+        if self.puts == 1 and self.fault == "new-not-written":
+            raise KeyringUnavailable("the OS keyring failed: NoReply")
+        if self.puts == 1 and self.fault in ("new-written-then-dies", "new-written-read-back-fails"):
+            self.item = creds
+            self.dead = self.fault == "new-written-then-dies"
+            raise KeyringUnavailable("the OS keyring failed: NoReply")
+        if self.puts == 2 and self.fault == "restore-fails":
+            self.dead = True
+            raise KeyringUnavailable("the OS keyring failed: NoReply")
+        self.item = creds
+
+    def load(self):
+        self._alive()
+        return self.item
+
+
+@pytest.mark.parametrize("fault", ["create", "verify", "new-not-written", "new-written-then-dies",
+                                   "new-written-read-back-fails", "restore-fails", "delete-old"])
+def test_item1_rotation_never_deletes_a_key_unless_a_working_one_is_verified_stored(fault):
+    """Whatever fails (IAM, STS, the keyring before or after it wrote, or putting the old key back),
+    the key the keyring holds afterwards is valid at IAM; a key is deleted at IAM only when a working
+    key reads back from the keyring; 'rotation undone' is said only when the old key is stored again."""
+    old = Credentials("AKIAOLDOLDOLDOLD0001", "old-secret")
+    iam = FakeIam(fail_at={"create": "create", "delete-old": "delete"}.get(fault))
+    keyring = FaultyKeyring(old, fault)
+    said = []
+
+    def identity(creds):
+        if fault == "verify" and creds.access_key_id != old.access_key_id:
+            raise AuthenticationFailed("STS does not recognise the new key")
+        if iam.keys.get(creds.access_key_id) != creds.secret_access_key:
+            raise AuthenticationFailed("bad key")
+        return ARN
+
+    def store(creds):
+        keyring.put(creds)
+        if fault == "restore-fails" and keyring.puts == 1:
+            raise KeyringUnavailable("the OS keyring did not keep the keys (they do not read back)")
+
+    t = [0]
+    rotation = Rotation(iam, identity, store, said.append, sleep=lambda s: t.__setitem__(0, t[0] + s),
+                        clock=lambda: t[0], load=keyring.load)
+    try:
+        rotation.run(old)
+        error = None
+    except (AccessDenied, AuthenticationFailed, KeyringUnavailable) as e:
+        error = e
+    held = keyring.item
+    assert iam.keys.get(held.access_key_id) == held.secret_access_key, f"the keyring holds a deleted key ({fault})"
+    if error is not None and "rotation undone" in error.message:
+        assert keyring.load() == old and list(iam.keys) == [old.access_key_id]
+    if fault in ("new-written-then-dies", "restore-fails"):
+        assert len(iam.keys) == 2  # the store is unreachable: both keys kept at IAM
+        assert "rotation undone" not in error.message and "both" in error.message
+        assert "AKIAOLDOLDOLDOLD0001" in error.hint and "AKIANEWNEWNEWNEW0001" in error.hint
+    assert not any("old-secret" in s or "new-secret" in s for s in said + [error.message if error else ""])
