@@ -15,7 +15,7 @@ from .. import app
 from .. import sources as idp_registry
 from ..core import paths
 from ..core.diagnose import TIMEOUT, Check, fail, ok, warn  # noqa: F401 (Check: the type doctor's checks are)
-from ..core.errors import ChecksFailed, ConfigError, CredprocError
+from ..core.errors import ChecksFailed, ConfigError, CredprocError, LocalFileError
 from ..core.text import clean
 
 HELP = "check the configuration, files, terminal, endpoints and AWS profiles"
@@ -75,7 +75,7 @@ def run(args):
     try:
         cfg = app.load_config(args)
         emit(ok(f"configuration {config_path} parses"))
-    except ConfigError as e:
+    except (ConfigError, LocalFileError) as e:
         emit(fail(f"configuration {config_path}", _without_path(e.message, config_path),
                   e.hint or "fix the keys listed (see the README's configuration reference)"))
     with ThreadPoolExecutor(max_workers=8) as pool:

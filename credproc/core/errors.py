@@ -142,7 +142,8 @@ EXIT_CODES = [
     (LockTimeout.exit_code, "another credproc process held the refresh lock too long"),
     (ServiceError.exit_code, "the identity provider or STS returned an unexpected error"),
     (RecursionDetected.exit_code, "credproc was started by itself (credential_process loop)"),
-    (LocalFileError.exit_code, "a key or cache file has unsafe permissions or cannot be written"),
+    (LocalFileError.exit_code, "a key, cache or configuration file has unsafe permissions (others can read the key, or "
+                                 "change the configuration) or cannot be written"),
     (ChecksFailed.exit_code, "credproc doctor: at least one check failed"),
     (KeyringUnavailable.exit_code, "the OS keyring is not available here, is locked, or failed"),
     (126, "credproc exec: the command is not executable"),
