@@ -71,3 +71,67 @@ def test_item4_a_private_config_in_a_sticky_shared_directory_is_used(xdg, tmp_pa
     (d / "c.toml").write_bytes(IAM_CONFIG)
     os.chmod(d / "c.toml", 0o644)
     assert config.load(str(d / "c.toml")).roles
+
+
+# -- item 5: keys import and the spellings botocore accepts -------------------------------------------
+SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYSECRETKEY1"
+KEY_ID = "AKIAIOSFODNN7EXAMPLE"
+SPELLINGS = {
+    "upper case": f"AWS_ACCESS_KEY_ID = {KEY_ID}\nAWS_SECRET_ACCESS_KEY = {SECRET}\n",
+    "colons": f"aws_access_key_id: {KEY_ID}\naws_secret_access_key: {SECRET}\n",
+    "no spaces, mixed case": f"Aws_Access_Key_Id={KEY_ID}\naws_Secret_Access_Key={SECRET}\n",
+    "indented": f"  aws_access_key_id = {KEY_ID}\n  aws_secret_access_key = {SECRET}\n",
+    "continuation line": f"aws_access_key_id = {KEY_ID}\naws_secret_access_key =\n    {SECRET}\n",
+    "comment between": f"aws_access_key_id = {KEY_ID}\naws_secret_access_key =\n# a note\n    {SECRET}\n",
+}
+
+
+def _botocore(path):
+    from botocore.configloader import raw_config_parse
+
+    return raw_config_parse(str(path), parse_subsections=False)
+
+
+@pytest.mark.parametrize("spelling", sorted(SPELLINGS))
+@pytest.mark.parametrize("where", ["credentials", "config"])
+def test_item5_keys_import_removes_every_spelling_botocore_reads(tmp_path, monkeypatch, spelling, where):
+    """Whatever spelling botocore reads the keys from, the file and its backup afterwards hold no
+    trace of the secret (by bytes and by botocore's own parser), and everything else is kept."""
+    from credproc.commands.keyfiles import remove_keys
+    from credproc.sources.iam.static_keys import StaticKeysProvider
+
+    creds, conf = tmp_path / "credentials", tmp_path / "config"
+    header = "[corp-user]" if where == "credentials" else "[profile corp-user]"
+    target = creds if where == "credentials" else conf
+    target.write_text(f"[other]\nregion = eu-west-1\n\n{header}\n{SPELLINGS[spelling]}region = us-east-2\n")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(creds))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(conf))
+    got = StaticKeysProvider("corp-user", "corp").retrieve()
+    assert (got.access_key_id, got.secret_access_key) == (KEY_ID, SECRET)  # botocore reads this spelling
+    [(path, backup)] = remove_keys("corp-user", KEY_ID)
+    assert path == str(target)
+    for p in (path, backup):
+        data = open(p).read()
+        assert SECRET not in data and SECRET[:20] not in data, p
+        section = _botocore(p)[header.strip("[]")]
+        assert "aws_secret_access_key" not in section or "keyring" in section["aws_secret_access_key"]
+    assert _botocore(path)[header.strip("[]")] == {"region": "us-east-2"} and _botocore(path)["other"]
+    assert KEY_ID in open(backup).read()
+
+
+def test_item5_keys_import_refuses_rather_than_claims(tmp_path, monkeypatch):
+    """A secret that would still be read after the edit (here from configparser's [DEFAULT]) makes
+    remove_keys refuse and leave the file as it was, instead of saying it removed the keys."""
+    from credproc.commands.keyfiles import remove_keys
+    from credproc.core.errors import CredprocError
+
+    creds = tmp_path / "credentials"
+    text = f"[DEFAULT]\naws_secret_access_key = {SECRET}\n\n[corp-user]\naws_access_key_id = {KEY_ID}\n"
+    creds.write_text(text)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(creds))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    with pytest.raises(CredprocError) as e:
+        remove_keys("corp-user", KEY_ID)
+    assert "remove" in (e.value.hint or "") and SECRET not in e.value.message
+    assert creds.read_text() == text
+    assert not [n for n in os.listdir(tmp_path) if ".bak-" in n]  # no backup holding the secret

@@ -82,6 +82,71 @@ def parse_profiles(text):
     return profiles
 
 
+def classify_lines(lines):
+    """What each line of a shared AWS file is, read exactly as configparser reads it for botocore
+    (RawConfigParser's defaults: `=` or `:`, option names case-insensitive, full-line `#`/`;`
+    comments, indented continuation lines, blank lines inside values): a list of (section, option,
+    kind) with kind "header", "option", "continuation", "comment", "blank" or "other", option
+    lowercased (None outside an option)."""
+    import configparser
+
+    cp = configparser.RawConfigParser()
+    out = []
+    section = option = None
+    indent = 0
+    for line in lines:
+        value = line.strip()
+        if value.startswith(tuple(cp._comment_prefixes)):
+            out.append((section, None, "comment"))  # belongs to no value and ends none
+            continue
+        if not value:
+            out.append((section, option, "blank"))
+            continue
+        first = cp.NONSPACECRE.search(line)
+        level = first.start() if first else 0
+        if section is not None and option and level > indent:
+            out.append((section, option, "continuation"))
+            continue
+        indent = level
+        m = cp.SECTCRE.match(value)
+        if m:
+            section, option = m.group("header"), None
+            out.append((section, None, "header"))
+            continue
+        m = cp._optcre.match(value) if section is not None else None
+        if m and m.group("option"):
+            option = cp.optionxform(m.group("option").rstrip())
+            out.append((section, option, "option"))
+        else:
+            out.append((section, None, "other"))
+    return out
+
+
+def parse_text(data):
+    """{section: {option: value}} of a shared AWS file's bytes, by botocore's own parser (which reads
+    only files: the bytes go to a private temporary file that is removed at once)."""
+    import shutil
+    import tempfile
+
+    from botocore.configloader import raw_config_parse
+    from botocore.exceptions import ConfigParseError
+
+    d = tempfile.mkdtemp(prefix="credproc-")  # mode 0700
+    try:
+        path = os.path.join(d, "f")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+        try:
+            return raw_config_parse(path, parse_subsections=False)
+        except ConfigParseError:
+            return None
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def _split_option(line):
     i = min((p for p in (line.find("="), line.find(":")) if p >= 0), default=-1)
     if i < 0:
