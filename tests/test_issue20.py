@@ -135,3 +135,64 @@ def test_item5_keys_import_refuses_rather_than_claims(tmp_path, monkeypatch):
     assert "remove" in (e.value.hint or "") and SECRET not in e.value.message
     assert creds.read_text() == text
     assert not [n for n in os.listdir(tmp_path) if ".bak-" in n]  # no backup holding the secret
+
+
+# -- item 7: FIFOs, devices and links among the AWS CLI's files ----------------------------------------
+def _finishes(fn, seconds=5):
+    """fn() returns (or raises) within `seconds`; a read that blocks on a FIFO never does."""
+    import threading
+
+    done = []
+
+    def go():
+        try:
+            done.append(("ok", fn()))
+        except Exception as e:  # noqa: BLE001
+            done.append(("error", e))
+
+    t = threading.Thread(target=go, daemon=True)
+    t.start()
+    t.join(seconds)
+    assert done, f"{getattr(fn, '__name__', fn)} blocked (a FIFO read without O_NONBLOCK?)"
+    return done[0]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs")
+def test_item7_a_fifo_in_the_aws_cli_files_is_refused_without_waiting(tmp_path, monkeypatch):
+    """A FIFO as an Identity Center token file, as ~/.aws/config or ~/.aws/credentials, and a link to
+    /dev/zero, are read (refused) at once: every reader of the AWS files is non-blocking,
+    regular-file-only and size-capped; the token files are not read through a symbolic link."""
+    import hashlib
+
+    from credproc.commands import doctor
+    from credproc.sources.iam.static_keys import StaticKeysProvider
+    from credproc.sources.sso import protocol as sso
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    start = "https://my-org.awsapps.com/start"
+    idp = {"name": "corp-sso", "type": "sso", "start_url": start, "region": "eu-west-1", "flow": "device",
+           "scopes": ["sso:account:access"], "aws_cli_cache": "read", "oidc_endpoint_url": None,
+           "portal_endpoint_url": None}
+    cache_dir = tmp_path / ".aws" / "sso" / "cache"
+    cache_dir.mkdir(parents=True)
+    fifo = cache_dir / (hashlib.sha1(start.encode()).hexdigest() + ".json")
+    os.mkfifo(fifo)
+    cache = sso.CliTokenCache(idp)
+    assert _finishes(lambda: [cache.load(p) for p in cache.candidates()]) == ("ok", [None])
+    # a link to a valid token file elsewhere is not followed either
+    os.unlink(fifo)
+    real = tmp_path / "elsewhere.json"
+    real.write_text('{"startUrl": "%s", "accessToken": "a", "expiresAt": "2999-01-01T00:00:00Z"}' % start)
+    os.symlink(real, fifo)
+    assert _finishes(lambda: [cache.load(p) for p in cache.candidates()]) == ("ok", [None])
+
+    conf, creds = tmp_path / ".aws" / "config", tmp_path / ".aws" / "credentials"
+    os.mkfifo(conf)
+    os.symlink("/dev/zero", creds)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(conf))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(creds))
+    assert _finishes(cache.candidates)[0] == "ok"  # reads ~/.aws/config for sso-session names
+    kind, e = _finishes(StaticKeysProvider("corp-user", "corp").retrieve)
+    assert kind == "error" and "regular file" in e.message
+    assert _finishes(lambda: list(doctor.aws_profile_checks(None, "x")))[0] == "ok"
+    assert _finishes(doctor._credentials_file_profiles)[0] == "ok"

@@ -272,10 +272,12 @@ def _credentials_file_profiles():
     import configparser
 
     path = os.path.expanduser(os.environ.get("AWS_SHARED_CREDENTIALS_FILE") or "~/.aws/credentials")
+    from ..core.awsfiles import read_bytes
+
     parser = configparser.RawConfigParser(strict=False)
     try:
-        parser.read(path, encoding="utf-8")
-    except (configparser.Error, UnicodeDecodeError):
+        parser.read_string((read_bytes(path) or b"").decode("utf-8"))
+    except (configparser.Error, UnicodeDecodeError, OSError):
         return path, {}
     return path, {s: dict(parser.items(s)) for s in parser.sections()}
 
@@ -285,15 +287,17 @@ def aws_profile_checks(cfg, config_path):
     from ..core.awsfiles import parse_profiles
 
     path = aws_config_path()
+    from ..core.awsfiles import read_bytes
+
     try:
-        with open(path, "rb") as f:
-            text = f.read().decode("utf-8", errors="replace")
-    except FileNotFoundError:
+        data = read_bytes(path)
+    except OSError as e:
+        yield fail(f"AWS config {path}", f"cannot be read: {e.strerror or e}", "it must be a regular file of at most 1 MiB")
+        return
+    if data is None:
         yield warn(f"AWS config {path}", "does not exist, so no AWS profile runs credproc", "run: credproc setup")
         return
-    except OSError as e:
-        yield fail(f"AWS config {path}", f"cannot be read: {e.strerror}")
-        return
+    text = data.decode("utf-8", errors="replace")
     profiles = {p: v for p, v in parse_profiles(text).items() if "credproc" in v.get("credential_process", "")}
     if not profiles:
         yield warn(f"AWS config {path}", "no profile runs credproc", "run: credproc setup")

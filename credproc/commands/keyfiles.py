@@ -14,8 +14,11 @@ REDACTED = "<moved to the OS keyring by credproc keys import>"
 
 
 def _lines(path):
-    with open(path, "rb") as f:
-        data = f.read()
+    from ..core.awsfiles import read_file
+
+    data = read_file(path)
+    if data is None:
+        raise ConfigError(f"{path} is gone")
     return data, data.decode("utf-8").splitlines(keepends=True)
 
 

@@ -357,9 +357,11 @@ class CliTokenCache:
 
     def _session_names(self):
         path = os.environ.get("AWS_CONFIG_FILE") or os.path.join(os.path.expanduser("~"), ".aws", "config")
+        from ...core.awsfiles import read_bytes
+
         parser = configparser.RawConfigParser(strict=False)
         try:
-            parser.read(os.path.expanduser(path), encoding="utf-8")
+            parser.read_string((read_bytes(os.path.expanduser(path)) or b"").decode("utf-8"))
         except (configparser.Error, OSError, UnicodeDecodeError) as e:
             log.debug("cannot read %s for sso-session sections: %s", path, type(e).__name__)
             return []
@@ -383,10 +385,13 @@ class CliTokenCache:
 
     def load(self, path):
         """The file as our state ({"access_token", "expires_at", ["refresh_token", "registration"]}), or None."""
-        try:
-            with open(path, "rb") as f:
-                data = json.loads(f.read(MAX_FILE_BYTES))
-        except (OSError, ValueError):
+        from ...core.cache import read_file
+
+        try:  # no symbolic link, FIFO, device or oversized file: refused at once, never waited on
+            data = json.loads(read_file(path, MAX_FILE_BYTES))
+        except (OSError, ValueError) as e:
+            if not isinstance(e, FileNotFoundError):
+                log.debug("not reading the AWS CLI token file %s: %s", path, getattr(e, "strerror", None) or type(e).__name__)
             return None
         if not isinstance(data, dict) or data.get("startUrl") != self.idp["start_url"]:
             return None  # a token for another start URL is never used
