@@ -196,3 +196,46 @@ def test_item7_a_fifo_in_the_aws_cli_files_is_refused_without_waiting(tmp_path, 
     assert kind == "error" and "regular file" in e.message
     assert _finishes(lambda: list(doctor.aws_profile_checks(None, "x")))[0] == "ok"
     assert _finishes(doctor._credentials_file_profiles)[0] == "ok"
+
+
+# -- item 8: sso roles output that TOML reads as it looks -----------------------------------------------
+class PortalClient:
+    """ListAccounts/ListAccountRoles of a portal with awkward account and role names."""
+
+    def __init__(self, accounts):
+        self._accounts = accounts  # [(id, name, [role names])]
+
+    def accounts(self, token):
+        return [(i, n) for i, n, _ in self._accounts]
+
+    def roles(self, token, account_id):
+        return next(r for i, _, r in self._accounts if i == account_id)
+
+
+def test_item8_sso_roles_output_pastes_into_a_config_that_parses():
+    """The blocks `sso roles` prints, appended to a config as its help says, parse: one [role.*] per
+    account and role (no nested tables from dots), names that config accepts, and account_id and
+    role_name read back exactly, whatever the portal calls its accounts."""
+    from credproc.commands.sso import _blocks
+
+    long = "x" * 64
+    accounts = [
+        ("111111111111", "corp.prod", ["AdministratorAccess", "Read.Only"]),
+        ("222222222222", 'say "hi" \\ [role.evil]', ["Admin"]),
+        ("333333333333", "Produktion Zürich ☃", ["Admin"]),
+        ("444444444444", long, ["AdministratorAccess"]),
+        ("555555555555", long, ["AdministratorAccess"]),  # the same (cut) name twice
+        ("666666666666", "corp-prod", ["AdministratorAccess"]),  # collides with corp.prod once dots go
+        ("777777777777", "line\nbreak = 1\n[role.injected]", ["Admin"]),
+        ("888888888888", "...", ["Admin"]),
+        ("999999999999", None, ["Admin"]),
+        ("101010101010", "del\x7f", ["Admin+=,.@_-"]),
+    ]
+    text = "".join(_blocks(PortalClient(accounts), "t", "corp-sso"))
+    head = ('[idp.corp-sso]\ntype = "sso"\nstart_url = "https://my-org.awsapps.com/start"\nregion = "eu-west-1"\n\n')
+    cfg = config.parse("c.toml", (head + text).encode("utf-8"))
+    got = sorted((r["account_id"], r["role_name"]) for r in cfg.roles.values())
+    assert got == sorted((i, role) for i, _, roles in accounts for role in roles)
+    for name in cfg.roles:
+        assert config.NAME_RE.match(name) and "." not in name and len(name) <= 64, name
+    assert "injected" not in cfg.roles and "evil" not in cfg.roles
