@@ -239,3 +239,62 @@ def test_item8_sso_roles_output_pastes_into_a_config_that_parses():
     for name in cfg.roles:
         assert config.NAME_RE.match(name) and "." not in name and len(name) <= 64, name
     assert "injected" not in cfg.roles and "evil" not in cfg.roles
+
+
+# -- item 3: share-mode logout and the sign-in an SDK refreshed ---------------------------------------
+def test_item3_share_mode_logout_ends_the_newest_sign_in(tmp_path, monkeypatch):
+    """An SDK refreshed (rotated) the shared sign-in after credproc's own save: logout ends the
+    newest copy at the service (its access token gets Logout; credproc's spent refresh token is never
+    tried), and removes both copies."""
+    import time
+
+    from credproc.sources.sso import protocol as sso
+    from tests import test_sso as t
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    ctx = _sso_ctx(tmp_path)
+    until = int(time.time()) + 3600
+    t.put_state(ctx, {"registration": t.REG, "access_token": "ours-expired", "expires_at": until - 4000,
+                      "refresh_token": "spent"})
+    t._shared(tmp_path, "theirs", "live", until)
+    client = t.ScriptedClient({"Logout": [{}], "CreateToken": ["InvalidGrantException"]})
+    client.now = time.time()
+    session = sso.SsoSession(ctx, t.idp(aws_cli_cache="share"), client=client)
+    assert session.logout() is True
+    assert [(op, p.get("accessToken") or p.get("refreshToken")) for op, p in client.calls] == [("Logout", "theirs")]
+    assert session.load() == {} and not os.path.exists(session.cli.shared_path())
+
+
+def test_item3_a_sign_in_not_ended_at_the_service_is_said_loudly(tmp_path, monkeypatch):
+    """When the portal does not take the Logout (here: it is unreachable), logout says the sign-in may
+    still be usable, instead of a plain 'removed'."""
+    import time
+
+    from credproc.core.errors import NetworkError
+    from credproc.sources.sso import protocol as sso
+    from credproc.sources.sso.source import SOURCE
+    from tests import test_sso as t
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    ctx = _sso_ctx(tmp_path)
+    until = int(time.time()) + 3600
+    t.put_state(ctx, {"registration": t.REG, "access_token": "ours", "expires_at": until, "refresh_token": "rt"})
+
+    class Down(t.ScriptedClient):
+        def _call(self, service, operation, **params):
+            raise NetworkError("cannot reach the portal")
+
+    said = []
+    monkeypatch.setattr(sso, "SsoClient", lambda idp, terminal: Down({}))
+    SOURCE.logout(ctx.config, ctx.store, t.idp(aws_cli_cache="share"), said.append, lambda i, w: ctx.store.delete(i),
+                  lambda: ctx)
+    assert len(said) == 1 and "NOT ended" in said[0] and "still" in said[0], said
+
+
+def _sso_ctx(tmp_path):
+    from credproc.context import Context
+    from credproc.core.store import EncryptedFileCache
+    from tests import test_sso as t
+
+    store = EncryptedFileCache(str(tmp_path / "cache"), str(tmp_path / "key"))
+    return Context(t.FakeConfig(), store, t.FakeTerminal(available=False), lock_wait=5)

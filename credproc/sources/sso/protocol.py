@@ -595,7 +595,11 @@ class SsoSession:
             lock.release()
 
     def logout(self):
-        """Forget the sign-in (first), then end it at the portal. Returns whether the portal agreed."""
+        """Forget the sign-in (first), then end it at the portal. The copy ended is the newest, by the
+        rule sign-in uses (_newest): in "share" mode an SDK may have refreshed, and so rotated, the
+        shared sign-in, and then only its refresh token still works. Returns True (the portal took
+        the Logout), None (nothing was left to end: no token still good) or False (it could not be
+        ended: the sign-in may still work at the service; the reason is logged)."""
         lock = self.ctx.store.lock(self.identity, f"a sign-in at {self.idp['start_url']}")
         try:
             lock.acquire(self.ctx.lock_deadline)
@@ -603,6 +607,10 @@ class SsoSession:
             log.warn(f"another credproc process is busy with the sign-in at {self.idp['start_url']}; logging out anyway")
         try:
             state = self.load()
+            if not self.ctx.force:
+                newest, adopted = self._newest()
+                if adopted:
+                    state = newest
             self.ctx.store.delete(self.identity)
             self.cli.delete()
             try:
@@ -624,9 +632,11 @@ class SsoSession:
                 pass
         reg = state.get("registration") or {}
         if not state.get("refresh_token") or reg.get("expires_at", 0) <= self.ctx.now():
-            return False
+            return None  # no refresh token, or its client registration is over: nothing still works
         tokens = self.client.refresh(reg, state["refresh_token"])
+        if not tokens:
+            return None  # the service refused the newest refresh token: that sign-in is over
         try:
-            return bool(tokens) and self.client.logout(tokens["access_token"])
+            return self.client.logout(tokens["access_token"])
         except TokenRejected:
             return False

@@ -125,7 +125,13 @@ class SsoSource(IdentitySource):
                 return True
             return False
         ended = SsoSession(new_context(), idp).logout()
-        say(f"{'ended (portal Logout) and ' if ended else ''}removed {where}")
+        if ended:
+            say(f"ended (portal Logout) and removed {where}")
+        elif ended is None:
+            say(f"removed {where} (no token of it still worked at the portal)")
+        else:
+            say(f"removed {where} from this machine, but it was NOT ended at the portal: a copy of its tokens may "
+                f"still work there until they expire; sign out in the AWS access portal ({idp['start_url']})")
         return True
 
     # -- doctor ------------------------------------------------------------------------------------
