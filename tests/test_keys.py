@@ -598,3 +598,28 @@ def test_item1_rotation_never_deletes_a_key_unless_a_working_one_is_verified_sto
         assert "rotation undone" not in error.message and "both" in error.message
         assert "AKIAOLDOLDOLDOLD0001" in error.hint and "AKIANEWNEWNEWNEW0001" in error.hint
     assert not any("old-secret" in s or "new-secret" in s for s in said + [error.message if error else ""])
+
+
+def test_item6_logout_all_with_a_keyring_key_makes_a_restored_home_useless(kr, dirs, tmp_path):
+    """logout --all replaces the cache key: with cache_key = "keyring" the wrapping key in the OS
+    keyring is replaced too, so a copy of the home directory from before (the old wrapped key file
+    and the old entries) put back afterwards decrypts nothing, also not through the kernel keyring."""
+    import shutil
+
+    store = EncryptedFileCache(*dirs, key_mode="keyring")
+    store.put("role:r", entry())
+    backup = tmp_path / "backup"
+    shutil.copytree(tmp_path / "cache", backup / "cache")
+    shutil.copytree(tmp_path / "data", backup / "data")
+    old_wrapping = kr.items[("credproc", oskeyring.CACHE_KEY_ITEM)]
+    assert store.rotate_key()  # what logout --all does
+    assert kr.items[("credproc", oskeyring.CACHE_KEY_ITEM)] != old_wrapping
+    shutil.rmtree(tmp_path / "cache")
+    shutil.rmtree(tmp_path / "data")
+    shutil.copytree(backup / "cache", tmp_path / "cache")  # the home directory restored from before
+    shutil.copytree(backup / "data", tmp_path / "data")
+    blob = open(dirs[1], "rb").read()
+    assert keywrap.unwrap_fast(blob) is None  # the kernel keyring's copy of the old key is gone
+    assert EncryptedFileCache(*dirs, key_mode="keyring").get("role:r") is None
+    assert EncryptedFileCache(*dirs).get("role:r") is None
+    kernkey.remove(keywrap.kernel_description(open(dirs[1], "rb").read()))

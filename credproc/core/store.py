@@ -308,9 +308,10 @@ class EncryptedFileCache:
             return None
         return self._replace_key(self._key_name, blob, wrapped=True)
 
-    def _replace_key(self, name, seen, wrapped):
+    def _replace_key(self, name, seen, wrapped, new_wrapping=False):
         """A new key (wrapped or plain) in `name`, unless another process already replaced `seen`.
-        Entries under the old key are deleted: that key may survive in backups."""
+        Entries under the old key are deleted: that key may survive in backups. new_wrapping: the
+        OS keyring's wrapping key is replaced too (see keywrap.wrap_new)."""
         from . import keywrap
 
         self.key_dir.open()
@@ -323,7 +324,7 @@ class EncryptedFileCache:
             if current != seen and current is not None and keywrap.is_wrapped(current) == wrapped:
                 return keywrap.unwrap(current) if wrapped else cache.check_key(self.key_dir.join(name), current)
             if wrapped:
-                key, data = keywrap.wrap_new()
+                key, data = keywrap.wrap_new(new_wrapping=new_wrapping)
             else:
                 key = data = os.urandom(cache.KEY_BYTES)
             try:
@@ -402,8 +403,9 @@ class EncryptedFileCache:
     def rotate_key(self):
         """Replace the key with a new one (logout --all): every entry written before, including
         copies of them restored later, no longer decrypts. No-op without a key; an unsafe or
-        damaged key is replaced too. A keyring-wrapped key is replaced by a new wrapped one, and
-        the kernel keyring's copy of the old one is dropped."""
+        damaged key is replaced too. A keyring-wrapped key is replaced by a new one wrapped under a
+        new wrapping key (the OS keyring's old one would still unwrap a key file restored from
+        before), and the kernel keyring's copy of the old one is dropped."""
         from . import keywrap
 
         try:
@@ -416,7 +418,7 @@ class EncryptedFileCache:
         except OSError as e:
             raise LocalFileError(f"cannot replace the cache key {self.key_path}: {e.strerror}") from None
         if current is not None and keywrap.is_wrapped(current):
-            self._key = self._replace_key(self._key_name, current, wrapped=True)
+            self._key = self._replace_key(self._key_name, current, wrapped=True, new_wrapping=True)
         else:
             with self.key_dir.lock(self._key_name + ".lock", "the cache key") as lock:
                 lock.acquire(time.monotonic() + 10)
