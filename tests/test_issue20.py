@@ -298,3 +298,105 @@ def _sso_ctx(tmp_path):
 
     store = EncryptedFileCache(str(tmp_path / "cache"), str(tmp_path / "key"))
     return Context(t.FakeConfig(), store, t.FakeTerminal(available=False), lock_wait=5)
+
+
+# -- item 9: a proxy or captive portal answering instead of STS ----------------------------------------
+PORTAL_PAGES = {
+    "html 200": (200, b"<!DOCTYPE html><html><body>Please accept the terms to use the WiFi</body></html>"),
+    "xhtml 200": (200, b'<?xml version="1.0"?><html xmlns="http://www.w3.org/1999/xhtml"><body>Log in</body></html>'),
+    "truncated xml": (200, b'<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleResult>'
+                           b"<Credentials><AccessKeyId>ASIA"),
+    "5xx page": (502, b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"),
+    "empty 200": (200, b""),
+}
+
+
+@pytest.fixture
+def fake_server():
+    """A loopback HTTP server answering every request with what the test sets (or never, 'hang')."""
+    import http.server
+    import threading
+
+    state = {"status": 200, "body": b"", "hang": False, "requests": []}
+    release = threading.Event()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _answer(self):
+            n = int(self.headers.get("Content-Length") or 0)
+            state["requests"].append((self.command, self.rfile.read(n) if n else b""))
+            if state["hang"]:
+                release.wait(30)
+                return
+            self.send_response(state["status"])
+            self.send_header("Content-Type", state.get("type", "text/html"))
+            self.send_header("Content-Length", str(len(state["body"])))
+            self.end_headers()
+            self.wfile.write(state["body"])
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *a):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    state["url"] = f"http://127.0.0.1:{server.server_address[1]}"
+    yield state
+    release.set()
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("page", sorted(PORTAL_PAGES))
+def test_item9_a_captive_portal_instead_of_sts_is_one_clear_line(xdg, capsys, fake_server, page, monkeypatch):
+    """An answer that is not STS's (HTML, truncated XML, a 5xx page, nothing) is one line naming the
+    endpoint and saying it is not an STS response, with a documented exit code, not
+    'unexpected error (KeyError)'."""
+    from credproc.core.errors import EXIT_CODES
+
+    fake_server["status"], fake_server["body"] = PORTAL_PAGES[page]
+    xdg.write_bytes(IAM_CONFIG.replace(b"[idp.corp]", f'[settings]\nsts_endpoint_url = "{fake_server["url"]}"\n'
+                                                      f"[idp.corp]".encode()))
+    home = xdg.parent.parent / "home"
+    (home / ".aws").mkdir(parents=True, exist_ok=True)
+    (home / ".aws" / "credentials").write_text(f"[p]\naws_access_key_id = {KEY_ID}\naws_secret_access_key = {SECRET}\n")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / ".aws" / "credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(home / ".aws" / "config"))
+    code, out, err = run(capsys, "--role", "admin")
+    assert out == "" and len(err.strip().splitlines()) == 1, err
+    assert "not an STS response (a proxy or captive portal?)" in err and fake_server["url"] in err, err
+    assert code in {c for c, _ in EXIT_CODES} and code not in (0, 1), (code, err)
+
+
+@pytest.mark.parametrize("answer", ["html 200", "5xx page", "hang", "sts error", "sts success"])
+def test_item9_doctor_checks_that_sts_answers_as_sts(xdg, fake_server, answer, monkeypatch):
+    """doctor's STS check makes a harmless STS call: an HTML page, a 5xx page and a POST that
+    hangs fail it (within its time limit); an answer in STS's own shape (an error or a result) passes."""
+    import time
+
+    from credproc.commands import doctor
+
+    monkeypatch.setattr(doctor, "TIMEOUT", 2)
+    if answer == "hang":
+        fake_server["hang"] = True
+    elif answer == "sts error":
+        fake_server["status"], fake_server["type"] = 403, "text/xml"
+        fake_server["body"] = (b'<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender'
+                               b"</Type><Code>MissingAuthenticationToken</Code><Message>Request is missing "
+                               b"Authentication Token</Message></Error><RequestId>1</RequestId></ErrorResponse>")
+    elif answer == "sts success":
+        fake_server["status"], fake_server["type"] = 200, "text/xml"
+        fake_server["body"] = (b'<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+                               b"<GetCallerIdentityResult><Arn>arn:aws:iam::123456789012:user/a</Arn><UserId>AIDA1"
+                               b"</UserId><Account>123456789012</Account></GetCallerIdentityResult><ResponseMetadata>"
+                               b"<RequestId>1</RequestId></ResponseMetadata></GetCallerIdentityResponse>")
+    else:
+        fake_server["status"], fake_server["body"] = PORTAL_PAGES[answer]
+    [(kind, label, what, _)] = [c for c in doctor.network_checks(config.load(str(xdg))) if c[1].startswith("STS")]
+    check_args = (label, what, fake_server["url"])
+    started = time.monotonic()
+    check = kind(*check_args)
+    assert time.monotonic() - started < 15
+    assert check.status == ("ok" if answer.startswith("sts") else "fail"), (check.status, check.what, check.problem)
+    assert any(method == "POST" for method, _ in fake_server["requests"]), fake_server["requests"]

@@ -242,6 +242,20 @@ def _reachable(label, what, url, ca_bundle=None):
     return ok(f"{label}: {what} {url} is reachable (HTTP {resp.status})")
 
 
+def _reachable_sts(label, what, url, ca_bundle=None):
+    """A real, harmless STS call (sts.probe), not a GET: a captive portal's page, a proxy's 5xx
+    and an endpoint that takes the connection and never answers all fail it."""
+    from ..core import sts
+
+    try:
+        answered = sts.probe(url, TIMEOUT)
+    except CredprocError as e:
+        return fail(label, e.message, e.hint or "check the URL, the network and any proxy")
+    except Exception as e:  # noqa: BLE001
+        return fail(label, f"cannot reach {what} at {url} ({type(e).__name__})", "check the URL, the network and any proxy")
+    return ok(f"{label}: {what} {url}: {answered}")
+
+
 def sts_endpoints(cfg):
     """{url: [who uses it]} for every STS endpoint credproc itself calls."""
     used = {}
@@ -264,7 +278,7 @@ def network_checks(cfg):
             yield _reachable, f"idp {name}", what, url, ca_bundle
         yield from idp_registry.source_for(idp).doctor_network_checks(cfg, idp)
     for url, users in sts_endpoints(cfg).items():
-        yield _reachable, f"STS for {', '.join(users)}", "the STS endpoint", url
+        yield _reachable_sts, f"STS for {', '.join(users)}", "the STS endpoint", url
 
 
 # -- ~/.aws/config -------------------------------------------------------------------------------------
