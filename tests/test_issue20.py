@@ -400,3 +400,60 @@ def test_item9_doctor_checks_that_sts_answers_as_sts(xdg, fake_server, answer, m
     assert time.monotonic() - started < 15
     assert check.status == ("ok" if answer.startswith("sts") else "fail"), (check.status, check.what, check.problem)
     assert any(method == "POST" for method, _ in fake_server["requests"]), fake_server["requests"]
+
+
+# -- item 11: stdout on a full disk, and stdout closed -------------------------------------------------
+def _exe():
+    from tests.sandbox import credproc_exe
+
+    return credproc_exe()
+
+
+def _cache_hit(xdg, monkeypatch):
+    """A servable entry for role admin of the xdg config (as test_fastpath makes one)."""
+    from credproc.core import cache, paths
+    from credproc.core.store import EncryptedFileCache
+
+    store = EncryptedFileCache(paths.cache_dir(), paths.key_file(), scope=paths.config_file())
+    now = cache.now()
+    store.put("role:admin", cache.Entry(now + 3600, now + 600, cache.digest(xdg.read_bytes()), "fp", b'{"Version":1}\n'))
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("argv", [["--role", "admin"], ["status"], ["--help"], ["completion", "bash"]])
+def test_item11_stdout_on_a_full_disk_is_one_line_and_a_documented_code(xdg, monkeypatch, argv):
+    """A write to stdout that fails (ENOSPC on /dev/full), on the cache-hit path and elsewhere: no
+    traceback, no 'Exception ignored', one line saying stdout could not be written, a documented
+    code (not 1 or Python's 120)."""
+    from credproc.core.errors import EXIT_CODES
+
+    _cache_hit(xdg, monkeypatch)
+    with open("/dev/full", "wb") as full:
+        r = subprocess.run([_exe(), *argv], stdout=full, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                           env=os.environ.copy(), timeout=60, start_new_session=True)
+    err = r.stderr.decode()
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    assert len(err.strip().splitlines()) == 1 and "stdout" in err, err
+    assert r.returncode in {c for c, _ in EXIT_CODES} and r.returncode not in (0, 1, 120), (r.returncode, err)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="closing fd 1")
+@pytest.mark.parametrize("argv", [["--role", "admin"], ["status"], ["--version"]])
+def test_item11_stdout_closed_exits_quietly_with_the_documented_code(xdg, monkeypatch, argv):
+    """`credproc --role admin >&-`: no AttributeError traceback from the fast path; the documented
+    exit code of a closed stdout (141), and no file credproc opens lands on fd 1."""
+    from credproc.core.errors import OutputClosed
+
+    _cache_hit(xdg, monkeypatch)
+    r = subprocess.run(["/bin/sh", "-c", 'exec "$0" "$@" >&-', _exe(), *argv], stderr=subprocess.PIPE,
+                       stdin=subprocess.DEVNULL, env=os.environ.copy(), timeout=60, start_new_session=True)
+    err = r.stderr.decode()
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    assert r.returncode == OutputClosed.exit_code, (r.returncode, err)
+
+
+def test_item11_the_entry_points_exit_codes_are_the_documented_ones():
+    from credproc import _entry
+    from credproc.core.errors import OutputClosed, OutputFailed
+
+    assert (_entry.OUTPUT_CLOSED, _entry.OUTPUT_FAILED) == (OutputClosed.exit_code, OutputFailed.exit_code)
