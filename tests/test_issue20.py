@@ -457,3 +457,35 @@ def test_item11_the_entry_points_exit_codes_are_the_documented_ones():
     from credproc.core.errors import OutputClosed, OutputFailed
 
     assert (_entry.OUTPUT_CLOSED, _entry.OUTPUT_FAILED) == (OutputClosed.exit_code, OutputFailed.exit_code)
+
+
+# -- item 10: a signal at a hidden prompt -------------------------------------------------------------
+@pytest.mark.skipif(os.name != "posix", reason="POSIX terminals and signals")
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP", "SIGQUIT"])
+def test_item10_a_signal_at_a_hidden_prompt_restores_the_terminal(tmp_path, signame):
+    """SIGTERM, SIGHUP or SIGQUIT while echo is off at a secret prompt: the terminal gets its echo
+    back (as with Ctrl-C), and credproc still ends by that signal."""
+    import signal
+    import termios
+
+    from tests.pty_helper import PtyProcess
+    from tests.sandbox import Sandbox, credproc_exe
+
+    box = Sandbox(tmp_path)
+    box.write_config('[idp.corp]\ntype = "iam"\nprofile = "p"\n[role.admin]\nidp = "corp"\n'
+                     'arn = "arn:aws:iam::111111111111:role/Admin"\n')
+    p = PtyProcess([credproc_exe(), "keys", "add", "--idp", "corp"], box.env)
+    try:
+        p.expect("AWS access key ID: ")
+        assert termios.tcgetattr(p.slave)[3] & termios.ECHO
+        p.send("AKIAIOSFODNN7EXAMPLE")
+        p.expect("AWS secret access key: ")
+        assert not termios.tcgetattr(p.slave)[3] & termios.ECHO  # hidden
+        p.proc.send_signal(getattr(signal, signame))
+        p.proc.wait(20)
+        assert termios.tcgetattr(p.slave)[3] & termios.ECHO, "echo left off"
+        assert p.proc.returncode == -getattr(signal, signame)
+    finally:
+        if p.proc.poll() is None:
+            p.proc.kill()
+        p.finish()

@@ -100,17 +100,20 @@ class Terminal:
             return self.gui.ask(prompt, what, secret=secret)
         self.require(what)
         rfd, wfd = self._tty()
-        # Echo goes off before the prompt appears, so nothing typed in answer to it is ever shown.
-        old = _echo_off(rfd) if secret else None
-        os.write(wfd, prompt.encode())
-        try:
-            line = _read_line(rfd)
-        except KeyboardInterrupt:
-            raise Interrupted("interrupted at the prompt") from None
-        finally:
-            if old is not None:
-                _restore(rfd, old)
-                os.write(wfd, b"\n")
+        # Echo goes off before the prompt appears, so nothing typed in answer to it is ever shown;
+        # it comes back however the prompt ends: an answer, Ctrl-C, or a signal (_ModesOnSignal).
+        with _ModesOnSignal(rfd) as guard:
+            old = _echo_off(rfd) if secret else None
+            guard.modes = old
+            os.write(wfd, prompt.encode())
+            try:
+                line = _read_line(rfd)
+            except KeyboardInterrupt:
+                raise Interrupted("interrupted at the prompt") from None
+            finally:
+                if old is not None:
+                    _restore(rfd, old)
+                    os.write(wfd, b"\n")
         if line is None:
             raise AuthenticationFailed(f"no answer to the prompt for {what} (end of input)")
         return line
@@ -163,6 +166,61 @@ class terminal_modes_restored:
                 except OSError:
                     pass
             os.close(self.fd)
+
+
+class _ModesOnSignal:
+    """While a prompt has the terminal's echo off: SIGTERM, SIGHUP or SIGQUIT first put the
+    terminal's modes back (`modes`, once set), then take their course (the handler that was there
+    before, or the default action: credproc ends by that signal, as it would have). Only the main
+    thread can set signal handlers: elsewhere (a request thread of serve) this does nothing, and
+    terminal_modes_restored covers the command as a whole."""
+
+    SIGNALS = ("SIGTERM", "SIGHUP", "SIGQUIT")
+
+    def __init__(self, fd):
+        self.fd = fd
+        self.modes = None
+        self.previous = {}
+
+    def _handle(self, signum, frame):
+        import signal
+
+        if self.modes is not None:
+            try:
+                _restore(self.fd, self.modes)
+                os.write(self.fd, b"\n")
+            except OSError:
+                pass
+        previous = self.previous.get(signum, signal.SIG_DFL)
+        if callable(previous):
+            return previous(signum, frame)
+        signal.signal(signum, signal.SIG_DFL if previous is None else previous)
+        os.kill(os.getpid(), signum)
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for name in self.SIGNALS:
+                if hasattr(signal, name):
+                    signum = getattr(signal, name)
+                    if signal.getsignal(signum) == signal.SIG_IGN:  # e.g. SIGHUP under nohup: nothing ends us
+                        continue
+                    try:
+                        self.previous[signum] = signal.signal(signum, self._handle)
+                    except (ValueError, OSError):
+                        pass
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        for signum, previous in self.previous.items():
+            try:
+                signal.signal(signum, signal.SIG_DFL if previous is None else previous)
+            except (ValueError, OSError, TypeError):
+                pass
 
 
 class _Progress:
