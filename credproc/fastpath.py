@@ -37,6 +37,14 @@ def _parse(argv):
     return opts["--role"], opts.get("--config")
 
 
+def _private_dir(path):
+    """A real directory (not a link) of ours that no one else can write or list (POSIX)."""
+    if os.name != "posix":
+        return True
+    st = os.lstat(path)
+    return (st.st_mode & 0o170000) == 0o040000 and st.st_uid == os.getuid() and not st.st_mode & 0o077
+
+
 def try_serve(argv):
     """Write the cached document and return True, or return False to take the full path."""
     if os.environ.get("CREDPROC_DEBUG"):
@@ -58,6 +66,8 @@ def try_serve(argv):
             key = hit_key(key, paths.key_file())
             if key is None:
                 return False
+        if not _private_dir(paths.cache_dir()) or not _private_dir(os.path.dirname(paths.key_file())):
+            return False  # the full path refuses or tightens it (PrivateDir), then serves
         # no symlink, FIFO, device or oversized file: read_file refuses them before reading
         blob = cache.read_file(os.path.join(paths.cache_dir(), cache.entry_filename(key, identity)))
         entry = cache.decrypt(key, identity, blob)

@@ -489,3 +489,89 @@ def test_item10_a_signal_at_a_hidden_prompt_restores_the_terminal(tmp_path, sign
         if p.proc.poll() is None:
             p.proc.kill()
         p.finish()
+
+
+# -- item 14: a read-only HOME, a 0777 cache directory, a corrupt entry --------------------------------
+def _servable(xdg):
+    """A real, servable entry for role admin (full path and fast path agree on it)."""
+    import time as _time
+
+    from credproc import app as _app
+    from credproc.chain import role_identity
+    from credproc.core import cache
+    from credproc.core.credentials import Credentials
+
+    cfg = config.load(str(xdg))
+    exp = int(_time.time()) + 3600
+    creds = Credentials("ASIAEXAMPLEEXAMPLE01", "secret-x", "token-x", exp)
+    _app.store(cfg).put(role_identity("admin"), cache.Entry(exp, exp - 1200, cfg.digest, cfg.fingerprint("admin"),
+                                                           creds.to_process_json()))
+    return creds
+
+
+@pytest.mark.parametrize("where", ["lock file", "cache directory"])
+def test_item14_a_read_only_home_names_xdg_cache_home(xdg, capsys, monkeypatch, where):
+    """A cache that cannot be written (a read-only file system) says how to point it elsewhere, as
+    doctor does: $XDG_CACHE_HOME, exit 11, one line."""
+    import errno
+
+    from credproc.core import paths
+
+    cache_dir = paths.cache_dir()
+    if where == "lock file":  # the key and the directory exist; the lock file cannot be created
+        from credproc import app as _app
+
+        _app.store(config.load(str(xdg))).key()
+        os.makedirs(cache_dir, mode=0o700)
+    real_open, real_mkdir = os.open, os.mkdir
+
+    def ro_open(path, flags, *a, **kw):
+        if flags & os.O_CREAT and (str(path).endswith(".lock") or str(path).startswith(cache_dir)):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), path)
+        return real_open(path, flags, *a, **kw)
+
+    def ro_mkdir(path, *a, **kw):
+        if str(path).startswith(os.path.dirname(cache_dir)):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), path)
+        return real_mkdir(path, *a, **kw)
+
+    monkeypatch.setattr(os, "open", ro_open)
+    monkeypatch.setattr(os, "mkdir", ro_mkdir)
+    code, out, err = run(capsys, "--role", "admin")
+    assert code == 11 and len(err.strip().splitlines()) == 1, err
+    assert "Read-only file system" in err and "XDG_CACHE_HOME" in err, err
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_item14_the_fast_path_does_not_serve_from_a_world_writable_cache_directory(xdg, monkeypatch):
+    """A cache directory others can write (0777) is not served from by the fast path: the full path
+    serves the same entry and tightens the directory to 0700 on its way."""
+    from credproc.core import paths
+
+    creds = _servable(xdg)
+    os.chmod(paths.cache_dir(), 0o777)
+    r = subprocess.run([_exe(), "--role", "admin"], capture_output=True, env=os.environ.copy(), timeout=60,
+                       stdin=subprocess.DEVNULL, start_new_session=True)
+    assert r.returncode == 0 and creds.access_key_id.encode() in r.stdout, r.stderr
+    assert stat.S_IMODE(os.stat(paths.cache_dir()).st_mode) == 0o700
+
+
+def test_item14_a_corrupt_entry_shows_as_unreadable_in_status(xdg, capsys):
+    """status says `unreadable` for an entry file that is there but does not decrypt (not `none`)."""
+    import json as _json
+
+    from credproc import app as _app
+    from credproc.chain import role_identity
+
+    _servable(xdg)
+    store = _app.store(config.load(str(xdg)))
+    path = store.path_for(role_identity("admin"))
+    with open(path, "r+b") as f:
+        f.seek(20)
+        f.write(b"garbage!")
+    code, out, err = run(capsys, "status", "--json")
+    assert code == 0, err
+    [role] = [r for r in _json.loads(out)["roles"] if r["role"] == "admin"]
+    assert role["state"] == "unreadable"
+    code, out, err = run(capsys, "status")
+    assert "unreadable" in out

@@ -85,7 +85,10 @@ class FileLock:
                 self.fd = None
                 raise OSError(22, "not a regular file")
         except OSError as e:
-            raise LocalFileError(f"cannot open the lock file {self.path}: {e.strerror}") from None
+            from .paths import unwritable_hint
+
+            raise LocalFileError(f"cannot open the lock file {self.path}: {e.strerror}",
+                                 hint=unwritable_hint(self.path, e)) from None
 
     def _stat_path(self):
         if self.dir_fd is not None:

@@ -60,6 +60,26 @@ def cache_dir():
     return user_dir("cache")
 
 
+def unwritable_hint(path, error):
+    """The hint for a credproc file or directory that cannot be created or written (a read-only
+    file system, no permission), as doctor gives it: which variable moves it elsewhere. None for
+    other errors."""
+    import errno
+
+    if getattr(error, "errno", None) not in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return None
+    path = os.path.abspath(path)
+    for kind, what in (("cache", "the cache"), ("data", "the cache key")):
+        base = user_dir(kind)
+        if path == base or path.startswith(base.rstrip(os.sep) + os.sep) or base.startswith(path + os.sep):
+            if sys.platform.startswith("linux"):
+                var = _XDG[kind][0]
+                return (f"make {base} writable (it is not, e.g. on a read-only file system), or point ${var} at a "
+                        f"writable directory for {what} (credproc doctor checks it)")
+            return f"make {base} writable (credproc doctor checks it)"
+    return "make it writable (credproc doctor checks it)"
+
+
 def others_can_write(path):
     """(why, the file or directory to fix) when another local user could change what `path` holds, else None: the file itself, or any
     directory on the way to it (of the path as given and, for a symbolic link, of where it leads),

@@ -11,7 +11,7 @@ import os
 import stat
 import time
 
-from . import cache, log
+from . import cache, log, paths
 from .errors import LocalFileError
 from .locking import FileLock
 
@@ -81,7 +81,8 @@ class PrivateDir:
             if e.errno == errno.ELOOP:  # a symlink at the last component
                 raise LocalFileError(f"{self.path} is a symbolic link",
                                      hint="credproc keeps its files in a real directory only you own; remove it") from None
-            raise LocalFileError(f"cannot create directory {self.path}: {e.strerror}") from None
+            raise LocalFileError(f"cannot create directory {self.path}: {e.strerror}",
+                                 hint=paths.unwritable_hint(self.path, e)) from None
 
     def _check(self, st, fd):
         if not stat.S_ISDIR(st.st_mode):
@@ -330,7 +331,8 @@ class EncryptedFileCache:
             try:
                 self.key_dir.atomic_write(name, data)
             except OSError as e:
-                raise LocalFileError(f"cannot write the cache key {self.key_dir.join(name)}: {e.strerror}") from None
+                raise LocalFileError(f"cannot write the cache key {self.key_dir.join(name)}: {e.strerror}",
+                                     hint=paths.unwritable_hint(self.key_dir.join(name), e)) from None
             if wrapped:
                 keywrap.remember(data, key)
             if current is not None:
@@ -393,7 +395,8 @@ class EncryptedFileCache:
         except ValueError as e:
             raise LocalFileError(str(e)) from None
         except OSError as e:
-            raise LocalFileError(f"cannot create the cache key {display}: {e.strerror}") from None
+            raise LocalFileError(f"cannot create the cache key {display}: {e.strerror}",
+                                 hint=paths.unwritable_hint(display, e)) from None
         finally:
             try:
                 d.unlink(tmp)
@@ -461,13 +464,25 @@ class EncryptedFileCache:
                 log.debug("cache miss for %s: entry unusable (%s): will be replaced", identity, type(e).__name__)
             return None
 
+    def present(self, identity):
+        """Whether a file is there for this identity (get() may still find it unusable: status then
+        says "unreadable", not "none")."""
+        key = self.key(create=False)
+        if key is None:
+            return False
+        try:
+            return bool(self.dir.open(create=False)) and self.dir.exists(cache.entry_filename(key, self._id(identity)))
+        except (OSError, LocalFileError):
+            return False
+
     def put(self, identity, entry):
         self.dir.open()
         name = self.name_for(identity)
         try:
             self.dir.atomic_write(name, cache.encrypt(self.key(), self._id(identity), entry))
         except OSError as e:
-            raise LocalFileError(f"cannot write the cache entry {self.dir.join(name)}: {e.strerror}") from None
+            raise LocalFileError(f"cannot write the cache entry {self.dir.join(name)}: {e.strerror}",
+                                 hint=paths.unwritable_hint(self.dir.join(name), e)) from None
         self._sweep_temps()
 
     def delete(self, identity):

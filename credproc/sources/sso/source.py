@@ -86,7 +86,7 @@ class SsoSource(IdentitySource):
         reg_exp = reg.get("expires_at") if isinstance(reg.get("expires_at"), int) else None
         refreshable = reg_exp if state.get("refresh_token") and reg_exp and reg_exp > now else None
         if entry is None:
-            st = "none"
+            st = "unreadable" if store.present(_identity(name)) else "none"
         elif entry.fingerprint != cfg.idp_fingerprint(name):
             st = "stale"
         elif (token_exp and token_exp > now) or refreshable:
