@@ -575,3 +575,25 @@ def test_item14_a_corrupt_entry_shows_as_unreadable_in_status(xdg, capsys):
     assert role["state"] == "unreadable"
     code, out, err = run(capsys, "status")
     assert "unreadable" in out
+
+
+# -- item 16: repeated or unused options ---------------------------------------------------------------
+@pytest.mark.parametrize("argv", [
+    ["--role", "admin", "--role", "audit"],
+    ["--role=admin", "--role", "audit"],
+    ["--config", "a.toml", "--config", "b.toml", "--role", "admin"],
+    ["--role", "admin", "login", "--role", "audit"],
+    ["login", "--role", "admin", "--role", "admin"],
+    ["--role", "admn", "status"],
+    ["--role", "admin", "doctor"],
+    ["--role", "admin", "keys", "remove", "--idp", "corp", "--idp", "other"],
+])
+def test_item16_repeated_or_unused_options_are_usage_errors(xdg, capsys, argv):
+    """An option given twice (the last silently won) or one the command does not use (a typo then
+    went unnoticed, exit 0) is a usage error naming it: exit 2, nothing run."""
+    with pytest.raises(SystemExit) as e:
+        cli.main(argv)
+    out, err = capsys.readouterr()
+    assert e.value.code == 2 and out == "", (out, err)
+    name = next(a.split("=")[0] for a in argv if a.startswith("--"))
+    assert ("twice" in err or "does not take" in err) and ("--role" in err or "--config" in err or "--idp" in err), err
