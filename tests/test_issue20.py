@@ -597,3 +597,20 @@ def test_item16_repeated_or_unused_options_are_usage_errors(xdg, capsys, argv):
     assert e.value.code == 2 and out == "", (out, err)
     name = next(a.split("=")[0] for a in argv if a.startswith("--"))
     assert ("twice" in err or "does not take" in err) and ("--role" in err or "--config" in err or "--idp" in err), err
+
+
+# -- item 15: what a failing mfa_command said ------------------------------------------------------------
+def test_item15_a_failing_commands_last_stderr_line_is_shown_clean_and_without_the_secret():
+    """The command's own last stderr line is in the message (ykman's 'No YubiKey detected'), its
+    terminal colours and other control characters removed (not shown as \\x1b escapes), and never
+    anything it printed on stdout (the secret), even when it repeats it on stderr."""
+    from credproc.core.errors import AuthenticationFailed
+    from credproc.core.prompt import run_secret_command
+
+    script = ("import sys; print('123456'); sys.stderr.write('trying 123456\\n'); "
+              "sys.stderr.write('\\x1b[31mERROR:\\x1b[0m No YubiKey detected (code 123456)\\x07\\r\\n\\n'); sys.exit(2)")
+    with pytest.raises(AuthenticationFailed) as e:
+        run_secret_command(f'{sys.executable} -c "{script}"', "an MFA code", "idp.corp.mfa_command")
+    message = e.value.message
+    assert "exit code 2" in message and "ERROR: No YubiKey detected" in message, message
+    assert "123456" not in message and "\x1b" not in message and "\\x1b" not in message and "\x07" not in message

@@ -8,6 +8,7 @@ desktop session: then it is a dialog (gui.py).
 """
 
 import os
+import re
 import shlex
 import subprocess
 
@@ -303,6 +304,25 @@ def clip(text, limit):
     return cut.rstrip(" ,;:") + " ..."
 
 
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def last_stderr_line(stderr, stdout=b""):
+    """The last non-empty line a failed command wrote on stderr (its reason: "No YubiKey
+    detected"), as plain text: terminal escape sequences and control characters removed, and
+    whatever it printed on stdout (the secret, if it got that far) blanked out wherever it appears."""
+    lines = [_CONTROL.sub(" ", _ANSI.sub("", line)).strip()
+             for line in stderr.decode(errors="replace").replace("\r", "\n").splitlines()]
+    lines = [line for line in lines if line]
+    if not lines:
+        return ""
+    line = " ".join(lines[-1].split())
+    for secret in sorted({w for w in stdout.decode(errors="replace").split() if len(w) >= 4}, key=len, reverse=True):
+        line = line.replace(secret, "***")
+    return line
+
+
 def run_secret_command(command, what, key, timeout=120, whole_output=False):
     """Run a user-configured command (mfa_command, password_command, keys_command) without a shell
     and return its first output line (whole_output: all of it, stripped). What it prints is a
@@ -331,7 +351,8 @@ def run_secret_command(command, what, key, timeout=120, whole_output=False):
             raise RecursionDetected(f"{key} ({argv[0]}) runs credproc again, which refuses to recurse",
                                     hint=f"make {key} independent of credproc (e.g. not through an AWS profile "
                                          "that runs credproc)")
-        detail = f": {clip(err[-1], 200)}" if err else ""
+        last = last_stderr_line(proc.stderr, proc.stdout)
+        detail = f": {clip(last, 200)}" if last else ""
         raise AuthenticationFailed(f"{key} ({argv[0]}) failed with exit code {proc.returncode}{detail}")
     text = proc.stdout.decode(errors="replace").strip()
     lines = text.splitlines()
