@@ -614,3 +614,50 @@ def test_item15_a_failing_commands_last_stderr_line_is_shown_clean_and_without_t
     message = e.value.message
     assert "exit code 2" in message and "ERROR: No YubiKey detected" in message, message
     assert "123456" not in message and "\x1b" not in message and "\\x1b" not in message and "\x07" not in message
+
+
+# -- item 12: an OpenID Connect refresh answer without an ID token --------------------------------------
+def test_item12_a_refresh_without_an_id_token_says_so_keeps_the_refresh_token_and_is_not_repeated(tmp_path):
+    """OIDC Core 12.2 allows a refresh answer without an ID token. Then: the message says that (not
+    'the refresh token was refused'), the refresh token is kept, the next call does not spend another
+    refresh grant, and status does not call the sign-in valid."""
+    import time as _time
+
+    from credproc.context import Context
+    from credproc.core.errors import LoginRequired
+    from credproc.core.store import EncryptedFileCache
+    from credproc.sources.oidc.provider import OidcSession
+    from credproc.sources.oidc.source import SOURCE
+    from tests.fakes import ScriptedTerminal
+
+    text = (b'[idp.sso]\ntype = "oidc"\nissuer = "https://idp.example.com"\nclient_id = "c"\nflow = "device"\n'
+            b'[role.dev]\nidp = "sso"\narn = "arn:aws:iam::111111111111:role/dev"\n')
+    cfg = config.parse("c.toml", text)
+    store = EncryptedFileCache(str(tmp_path / "cache"), str(tmp_path / "key"))
+    ctx = Context(cfg, store, ScriptedTerminal(None), lock_wait=2)
+
+    class Client:
+        refreshes = 0
+
+        def refresh(self, refresh_token):
+            Client.refreshes += 1
+            assert refresh_token == "rt1"
+            return {"access_token": "at", "token_type": "Bearer", "expires_in": 300}
+
+        def login(self):
+            raise AssertionError("no terminal: no login")
+
+    now = int(_time.time())
+    session = OidcSession(ctx, cfg.idps["sso"])
+    session._save({"refresh_token": "rt1", "id_token": "old", "claims": {"exp": now - 60}}, 86400)
+    for _ in range(2):
+        s = OidcSession(ctx, cfg.idps["sso"])
+        s.client = Client()
+        with pytest.raises(LoginRequired) as e:
+            s.id_token()
+        assert "sent no new ID token" in e.value.message and "refused" not in e.value.message, e.value.message
+        assert "sign in again" in e.value.message or "credproc login" in (e.value.hint or "")
+    assert Client.refreshes == 1  # not a refresh grant spent on every call
+    assert OidcSession(ctx, cfg.idps["sso"])._load().get("refresh_token") == "rt1"  # kept
+    [row] = SOURCE.sessions(cfg, store, cfg.idps["sso"], now)
+    assert row["state"] != "valid", row

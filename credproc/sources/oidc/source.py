@@ -91,6 +91,8 @@ class OidcSource(IdentitySource):
             st = "stale"
         elif entry.expires_at <= now or not (has_refresh or (id_left is not None and id_left > 0)):
             st = "expired"
+        elif state.get("refresh_gave_no_id_token") and not (id_left is not None and id_left > 0):
+            st = "expired"  # the IdP refreshes without an ID token: a sign-in is needed (provider.NO_ID_TOKEN)
         else:
             st = "valid"
         expires_at, left = entry_times(entry, now)
