@@ -661,3 +661,79 @@ def test_item12_a_refresh_without_an_id_token_says_so_keeps_the_refresh_token_an
     assert OidcSession(ctx, cfg.idps["sso"])._load().get("refresh_token") == "rt1"  # kept
     [row] = SOURCE.sessions(cfg, store, cfg.idps["sso"], now)
     assert row["state"] != "valid", row
+
+
+# -- item 13: a clock hours off ---------------------------------------------------------------------------
+def _sts_with_clock(fake_server, offset):
+    """fake_server answers every STS action with credentials valid for an hour by ITS clock, which
+    is `offset` seconds from ours, and says its time in the Date header as STS does."""
+    import email.utils
+    import time as _time
+
+    server_now = _time.time() + offset
+    exp = _time.strftime("%Y-%m-%dT%H:%M:%SZ", _time.gmtime(server_now + 3600))
+    creds = (f"<Credentials><AccessKeyId>ASIAFAKEFAKEFAKE0001</AccessKeyId><SecretAccessKey>s</SecretAccessKey>"
+             f"<SessionToken>t</SessionToken><Expiration>{exp}</Expiration></Credentials>")
+    body = (f'<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleResult>{creds}'
+            f"<AssumedRoleUser><AssumedRoleId>AROA:x</AssumedRoleId><Arn>arn:aws:sts::111111111111:assumed-role/Admin/x"
+            f"</Arn></AssumedRoleUser></AssumeRoleResult><ResponseMetadata><RequestId>1</RequestId></ResponseMetadata>"
+            f"</AssumeRoleResponse>").encode()
+    fake_server.update(status=200, type="text/xml", body=body,
+                       date=email.utils.formatdate(server_now, usegmt=True))
+
+
+@pytest.fixture
+def clock_server(fake_server, monkeypatch):
+    import http.server
+
+    from credproc.core import sts
+
+    monkeypatch.setattr(sts, "_clock", {"skew": None, "warned": False})  # a new run
+
+    real = http.server.BaseHTTPRequestHandler.date_time_string
+    monkeypatch.setattr(http.server.BaseHTTPRequestHandler, "date_time_string",
+                        lambda self, timestamp=None: fake_server.get("date") or real(self, timestamp))
+    return fake_server
+
+
+def _iam_against(xdg, monkeypatch, url):
+    xdg.write_bytes(IAM_CONFIG.replace(b"[idp.corp]", f'[settings]\nsts_endpoint_url = "{url}"\n[idp.corp]'.encode()))
+    home = xdg.parent.parent / "home"
+    (home / ".aws").mkdir(parents=True, exist_ok=True)
+    (home / ".aws" / "credentials").write_text(f"[p]\naws_access_key_id = {KEY_ID}\naws_secret_access_key = {SECRET}\n")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / ".aws" / "credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(home / ".aws" / "config"))
+
+
+def test_item13_a_clock_hours_ahead_is_named_not_the_roles_duration(xdg, capsys, clock_server, monkeypatch):
+    """Our clock 3 hours ahead of STS's: the message says the clock is 180 minutes off (from STS's
+    Date header), not 'raise the role's duration'."""
+    _sts_with_clock(clock_server, -3 * 3600)
+    _iam_against(xdg, monkeypatch, clock_server["url"])
+    code, out, err = run(capsys, "--role", "admin")
+    assert code != 0 and out == "", err
+    assert "your clock is 180 minutes ahead" in err and "duration" not in err, err
+
+
+def test_item13_a_clock_behind_is_said_without_debug(xdg, capsys, clock_server, monkeypatch):
+    """Our clock 2 hours behind STS's: the call works, and stderr says the clock is 120 minutes
+    behind (the SDKs would otherwise fail their signatures with no word from credproc); an entry
+    written 'in the future' by this clock is reported too, not only under --debug."""
+    import time as _time
+
+    from credproc import app as _app
+    from credproc.chain import role_identity
+    from credproc.core import cache
+
+    _sts_with_clock(clock_server, 2 * 3600)
+    _iam_against(xdg, monkeypatch, clock_server["url"])
+    code, out, err = run(capsys, "--role", "admin")
+    assert code == 0 and "ASIAFAKEFAKEFAKE0001" in out, err
+    assert "your clock is 120 minutes behind" in err, err
+    cfg = config.load(str(xdg))
+    store = _app.store(cfg)
+    entry = store.get(role_identity("admin"))
+    entry.written_at = int(_time.time()) + 3600  # written by a clock an hour ahead of this one
+    store.put(role_identity("admin"), entry)
+    code, out, err = run(capsys, "--role", "admin")
+    assert code == 0 and "clock" in err and "60 minutes" in err, err

@@ -195,6 +195,39 @@ def _with_deadline(fn, endpoint, deadline=None):
     return result["value"]
 
 
+SKEW_WARN = 300  # seconds: AWS rejects a request signed more than 5 minutes off its clock
+_clock = {"skew": None, "warned": False}
+
+
+def clock_message(skew):
+    minutes = round(abs(skew) / 60)
+    return (f"your clock is {minutes} minutes {'ahead of' if skew > 0 else 'behind'} STS's (by its Date header); AWS "
+            "rejects requests signed more than 5 minutes off")
+
+
+def clock_skew():
+    """Seconds this machine's clock is ahead of STS's (negative: behind), as the last STS answer's
+    Date header showed, or None when no answer had one."""
+    return _clock["skew"]
+
+
+def _note_clock(headers, sent_at):
+    """Compare our clock with STS's Date header; say so (once per run) when they are minutes apart."""
+    date = (headers or {}).get("date")
+    if not date:
+        return
+    try:
+        server = email.utils.parsedate_to_datetime(date).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return
+    now = time.time()
+    skew = int(now - server) if now - server > 0 else int(sent_at - server)  # the send-receive time is not skew
+    _clock["skew"] = skew
+    if abs(skew) > SKEW_WARN and not _clock["warned"]:
+        _clock["warned"] = True
+        log.warn(f"{clock_message(skew)}: set the system clock (e.g. turn on NTP: timedatectl set-ntp true)")
+
+
 def credentials_from_response(response, sent_at):
     """Credentials whose Expiration is safe by the local clock: STS's expiry, or the local send time
     plus the lifetime STS granted (its Expiration minus its Date header), whichever is earlier. A
@@ -249,10 +282,13 @@ def call(sts_client, operation, context, deadline=None, **params):
     log.debug("STS %s at %s as %s", operation, sts_client.meta.endpoint_url, context)
     try:
         method = getattr(sts_client, _snake(operation))
-        return _with_deadline(lambda: method(**params), sts_client.meta.endpoint_url, deadline), sent_at
+        response = _with_deadline(lambda: method(**params), sts_client.meta.endpoint_url, deadline)
+        _note_clock(response.get("ResponseMetadata", {}).get("HTTPHeaders"), sent_at)
+        return response, sent_at
     except CredprocError:
         raise
     except bx.ClientError as e:
+        _note_clock(e.response.get("ResponseMetadata", {}).get("HTTPHeaders"), sent_at)
         error = translate_client_error(e, operation, context, params)
         error.sts_code = e.response.get("Error", {}).get("Code")  # STS's own shape: parsed from its XML
         raise error from None

@@ -64,7 +64,9 @@ class CachedProvider:
         entry = None if self.ctx.force else self._load()
         now = self.ctx.now()
         if entry is not None and entry.written_at - CLOCK_SLACK > now:
-            log.debug("cache miss for %s: written in the future (the clock went backwards)", self.identity)
+            ahead = entry.written_at - now
+            log.warn(f"the cached {self.what} were written {round(ahead / 60)} minutes ahead of this machine's clock "
+                     f"(it went back, or was ahead then): not used, fetching new ones; check the system clock")
             entry = None
         if entry is not None and entry.fresh(now):
             log.debug("cache hit for %s", self.identity)
