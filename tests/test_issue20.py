@@ -737,3 +737,61 @@ def test_item13_a_clock_behind_is_said_without_debug(xdg, capsys, clock_server, 
     store.put(role_identity("admin"), entry)
     code, out, err = run(capsys, "--role", "admin")
     assert code == 0 and "clock" in err and "60 minutes" in err, err
+
+
+# -- item 17: no prompt before knowing that STS answers ---------------------------------------------------
+class _Keys:
+    def describe(self):
+        return "profile p"
+
+    def retrieve(self):
+        from credproc.core.credentials import Credentials
+
+        return Credentials(KEY_ID, SECRET)
+
+
+class _RecordingTerminal:
+    def __init__(self, answers):
+        from tests.fakes import ScriptedTerminal
+
+        self.inner = ScriptedTerminal(answers)
+        self.progressed = []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def progress(self, text):
+        self.progressed.append(text)
+        return self.inner.progress(text)
+
+
+def _mfa_idp():
+    return {"name": "corp", "type": "iam", "mfa_serial": "arn:aws:iam::123456789012:mfa/alice", "mfa_command": None,
+            "session_duration": 43200}
+
+
+def test_item17_an_unreachable_sts_fails_before_the_mfa_prompt(dead_url):
+    """With STS unreachable, the MFA code is not asked for (typing it would be for nothing): one round
+    trip checks first, and the error is the network's."""
+    from credproc.core.errors import NetworkError
+    from credproc.sources.iam.session_token import SessionTokenProvider
+
+    terminal = _RecordingTerminal(["123456"])
+    with pytest.raises(NetworkError):
+        SessionTokenProvider(_Keys(), _mfa_idp(), "us-east-1", dead_url, terminal).retrieve()
+    assert terminal.inner.asked == []
+
+
+def test_item17_progress_is_shown_while_waiting_for_sts_after_the_code(fake_server):
+    """Once the code is typed, the wait for STS shows progress on the terminal (no silent 40 s)."""
+    from credproc.sources.iam.session_token import SessionTokenProvider
+
+    fake_server.update(status=200, type="text/xml", body=(
+        b'<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult>'
+        b"<Arn>arn:aws:iam::123456789012:user/alice</Arn><UserId>AIDA1</UserId><Account>123456789012</Account>"
+        b"</GetCallerIdentityResult></GetCallerIdentityResponse>"))
+    terminal = _RecordingTerminal(["123456"])
+    provider = SessionTokenProvider(_Keys(), _mfa_idp(), "us-east-1", fake_server["url"], terminal)
+    with pytest.raises(Exception):  # the fake answers GetSessionToken with the wrong document: no matter
+        provider.retrieve()
+    assert terminal.inner.asked and terminal.progressed, (terminal.inner.asked, terminal.progressed)

@@ -232,6 +232,8 @@ def credentials_from_response(response, sent_at):
     """Credentials whose Expiration is safe by the local clock: STS's expiry, or the local send time
     plus the lifetime STS granted (its Expiration minus its Date header), whichever is earlier. A
     local clock behind STS's would otherwise keep credentials past their real end."""
+    if not isinstance(response.get("Credentials"), dict):
+        raise ServiceError("STS answered without credentials (not the answer to the call made)")
     creds = Credentials.from_sts(response["Credentials"])
     date = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
     if date:
