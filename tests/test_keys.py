@@ -623,3 +623,56 @@ def test_item6_logout_all_with_a_keyring_key_makes_a_restored_home_useless(kr, d
     assert EncryptedFileCache(*dirs, key_mode="keyring").get("role:r") is None
     assert EncryptedFileCache(*dirs).get("role:r") is None
     kernkey.remove(keywrap.kernel_description(open(dirs[1], "rb").read()))
+
+
+# -- issue 20, tests' strength -------------------------------------------------------------------------
+def test_item21_rotation_refuses_a_new_key_of_another_iam_user():
+    """The new key must belong to the same IAM user as the current one: a key STS says is someone
+    else's is never stored, and is deleted again (the rotation is undone)."""
+    old = Credentials("AKIAOLDOLDOLDOLD0001", "old-secret")
+    iam, store = FakeIam(), {"item": old}
+    rotation, identity = make_rotation(iam, store)
+    rotation.identity = lambda c: ARN if c.access_key_id == old.access_key_id else \
+        "arn:aws:iam::123456789012:user/mallory"
+    with pytest.raises(AuthenticationFailed, match="mallory") as e:
+        rotation.run(old)
+    assert store["item"] == old and list(iam.keys) == [old.access_key_id] and "rotation undone" in e.value.message
+
+
+def test_item22_the_keyring_read_back_compares_the_secret_not_only_the_key_id(kr):
+    """A keyring that keeps an older secret under the same key id (a stale duplicate found first)
+    does not count as storing the keys."""
+    class StaleSecret(MemoryKeyring):
+        def get_password(self, service, user):
+            got = super().get_password(service, user)
+            return got.replace("new-secret", "old-secret") if got else got
+
+    stale = StaleSecret()
+    oskeyring._backend = stale
+    with pytest.raises(KeyringUnavailable, match="do not read back|did not keep"):
+        keysource.store_in_keyring("corp", Credentials("AKIAIOSFODNN7EXAMPLE", "new-secret"))
+
+
+def test_item24_deleting_a_keyring_item_removes_every_duplicate(kr):
+    """A Secret Service can hold two items for one name (one made by secret-tool); delete removes
+    both, not only the first one found."""
+    class Duplicates(MemoryKeyring):
+        def __init__(self):
+            super().__init__()
+            self.stack = {}
+
+        def get_password(self, service, user):
+            items = self.stack.get((service, user)) or []
+            return items[0] if items else None
+
+        def set_password(self, service, user, secret):
+            self.stack.setdefault((service, user), []).append(secret)
+
+        def delete_password(self, service, user):
+            self.stack[(service, user)].pop(0)
+
+    d = Duplicates()
+    d.stack[("credproc", "corp")] = ["first", "second"]
+    oskeyring._backend = d
+    assert oskeyring.delete("corp", "deleting") is True
+    assert oskeyring.get("corp", "looking") is None and d.stack[("credproc", "corp")] == []
