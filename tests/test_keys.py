@@ -676,3 +676,16 @@ def test_item24_deleting_a_keyring_item_removes_every_duplicate(kr):
     oskeyring._backend = d
     assert oskeyring.delete("corp", "deleting") is True
     assert oskeyring.get("corp", "looking") is None and d.stack[("credproc", "corp")] == []
+
+
+def test_item23_logout_all_drops_the_old_unwrapped_key_from_the_kernel_keyring(kr, dirs):
+    """After rotate_key (logout --all) the kernel keyring no longer holds the old cache key, which
+    would otherwise keep decrypting a restored copy of the old entries for up to an hour."""
+    need_kernel_keyring()
+    store = EncryptedFileCache(*dirs, key_mode="keyring")
+    store.put("role:r", entry())
+    old_blob = open(dirs[1], "rb").read()
+    assert kernkey.read(keywrap.kernel_description(old_blob)) == store.key()  # kept there by the put
+    assert store.rotate_key()
+    assert kernkey.read(keywrap.kernel_description(old_blob)) is None
+    kernkey.remove(keywrap.kernel_description(open(dirs[1], "rb").read()))
