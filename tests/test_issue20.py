@@ -795,3 +795,32 @@ def test_item17_progress_is_shown_while_waiting_for_sts_after_the_code(fake_serv
     with pytest.raises(Exception):  # the fake answers GetSessionToken with the wrong document: no matter
         provider.retrieve()
     assert terminal.inner.asked and terminal.progressed, (terminal.inner.asked, terminal.progressed)
+
+
+# -- item 19: --debug and an Identity Center call's parameters ------------------------------------------
+def test_item19_debug_never_logs_an_sso_calls_secrets(fake_server, capsys, monkeypatch):
+    """With --debug on, a refused Identity Center call (a refresh, a device-code poll) logs no client
+    secret, refresh token, access token or device code, on stdout or stderr."""
+    from credproc.sources.sso import protocol as sso
+
+    monkeypatch.setattr(log, "enabled", True)
+    fake_server.update(status=400, type="application/json",
+                       body=b'{"__type": "InvalidGrantException", "error": "invalid_grant", "message": "no"}')
+    idp = {"name": "corp-sso", "type": "sso", "start_url": "https://my-org.awsapps.com/start", "region": "eu-west-1",
+           "flow": "device", "scopes": ["sso:account:access"], "aws_cli_cache": "read",
+           "oidc_endpoint_url": fake_server["url"], "portal_endpoint_url": fake_server["url"]}
+
+    class Term:
+        login_command = "credproc login"
+
+    client = sso.SsoClient(idp, Term(), sleep=lambda s: None)
+    reg = {"client_id": "CLIENT-ID-1", "client_secret": "CLIENT-SECRET-42", "expires_at": 10 ** 10}
+    assert client.refresh(reg, "REFRESH-TOKEN-42") is None
+    client._call(sso.OIDC_SERVICE, "CreateToken", grantType="urn:ietf:params:oauth:grant-type:device_code",
+                 clientId="CLIENT-ID-1", clientSecret="CLIENT-SECRET-42", deviceCode="DEVICE-CODE-42")
+    with pytest.raises(Exception):
+        client.role_credentials("ACCESS-TOKEN-42", "111111111111", "Admin")
+    out, err = capsys.readouterr()
+    assert "CreateToken" in err  # the debug lines are there
+    for secret in ("CLIENT-SECRET-42", "REFRESH-TOKEN-42", "DEVICE-CODE-42", "ACCESS-TOKEN-42"):
+        assert secret not in out and secret not in err, secret
