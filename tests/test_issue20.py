@@ -824,3 +824,92 @@ def test_item19_debug_never_logs_an_sso_calls_secrets(fake_server, capsys, monke
     assert "CreateToken" in err  # the debug lines are there
     for secret in ("CLIENT-SECRET-42", "REFRESH-TOKEN-42", "DEVICE-CODE-42", "ACCESS-TOKEN-42"):
         assert secret not in out and secret not in err, secret
+
+
+# -- the three caught only by integration tests, now in seconds ---------------------------------------
+def _oidc_ctx(tmp_path):
+    from credproc.context import Context
+    from credproc.core.store import EncryptedFileCache
+    from tests.fakes import ScriptedTerminal
+
+    text = (b'[idp.sso]\ntype = "oidc"\nissuer = "https://idp.example.com"\nclient_id = "c"\nflow = "device"\n'
+            b'[role.dev]\nidp = "sso"\narn = "arn:aws:iam::111111111111:role/dev"\n')
+    cfg = config.parse("c.toml", text)
+    return Context(cfg, EncryptedFileCache(str(tmp_path / "cache"), str(tmp_path / "key")), ScriptedTerminal(None),
+                   lock_wait=2)
+
+
+class _NoCalls:
+    def refresh(self, refresh_token):
+        raise AssertionError("refreshed")
+
+    def login(self):
+        raise AssertionError("signed in")
+
+
+def test_unit_an_id_token_with_120_s_or_less_left_is_not_used(tmp_path):
+    """The 120 s margin: an ID token about to expire is not sent to STS (which may refuse it by the
+    time it arrives); one with more left is used without asking the IdP."""
+    import time as _time
+
+    from credproc.sources.oidc.provider import OidcSession
+
+    ctx = _oidc_ctx(tmp_path)
+    session = OidcSession(ctx, ctx.config.idps["sso"])
+    now = int(_time.time())
+    session._save({"id_token": "t", "claims": {"exp": now + 115}})
+    assert session._cached_token() is None
+    session._save({"id_token": "t", "claims": {"exp": now + 300}})
+    assert session._cached_token() == ("t", {"exp": now + 300})
+
+
+def test_unit_the_oidc_sign_in_is_read_again_once_its_lock_is_held(tmp_path):
+    """Another process stores a sign-in between our first look and our (uncontended) lock: it is used,
+    no refresh or sign-in of our own."""
+    import time as _time
+
+    from credproc.sources.oidc.provider import OidcSession
+
+    ctx = _oidc_ctx(tmp_path)
+    session = OidcSession(ctx, ctx.config.idps["sso"])
+    session.client = _NoCalls()
+    now = int(_time.time())
+    real_lock = ctx.store.lock
+
+    def lock(identity, what):
+        held = real_lock(identity, what)
+        acquire = held.acquire
+
+        def acquire_after_their_sign_in(deadline):
+            OidcSession(ctx, ctx.config.idps["sso"])._save({"id_token": "theirs", "claims": {"exp": now + 3600},
+                                                            "refresh_token": "rt"})
+            return acquire(deadline)
+
+        held.acquire = acquire_after_their_sign_in
+        return held
+
+    ctx.store.lock = lock
+    assert session.id_token()[0] == "theirs"
+
+
+def test_unit_the_browser_redirect_with_another_state_is_refused():
+    """PKCE's companion, the state check: a redirect to the loopback listener with another state (a
+    stray or forged request) is answered 404 and does not end the sign-in; the right one does."""
+    import urllib.error
+    import urllib.request
+
+    from credproc.core.loopback import Listener
+
+    listener = Listener("/callback", "the-state")
+    listener.start()
+    try:
+        base = f"http://127.0.0.1:{listener.port}/callback"
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(f"{base}?code=forged&state=other", timeout=5)
+        assert e.value.code == 404 and not listener.done.is_set()
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(f"{base}?code=forged", timeout=5)
+        assert urllib.request.urlopen(f"{base}?code=good&state=the-state", timeout=5).status == 200
+        assert listener.wait(1) == {"code": "good", "state": "the-state"}
+    finally:
+        listener.stop()
