@@ -913,3 +913,22 @@ def test_unit_the_browser_redirect_with_another_state_is_refused():
         assert listener.wait(1) == {"code": "good", "state": "the-state"}
     finally:
         listener.stop()
+
+
+def test_item17_the_saml_form_flow_asks_for_the_password_only_once_the_login_page_answered(tmp_path, dead_url):
+    """The form flow's first request (the sign-on page) is the reachability check: with the IdP down,
+    the password is never asked for; the error is the network's."""
+    from credproc.context import Context
+    from credproc.core.errors import NetworkError
+    from credproc.core.store import EncryptedFileCache
+    from credproc.sources.saml.provider import SamlSession
+    from tests.fakes import ScriptedTerminal
+
+    text = (f'[idp.uni]\ntype = "saml"\nurl = "{dead_url}/sso"\nflow = "form"\nusername = "alice"\n'
+            f'[role.r]\nidp = "uni"\narn = "arn:aws:iam::111111111111:role/R"\n').encode()
+    cfg = config.parse("c.toml", text)
+    terminal = ScriptedTerminal(["pw"])
+    ctx = Context(cfg, EncryptedFileCache(str(tmp_path / "cache"), str(tmp_path / "key")), terminal, lock_wait=2)
+    with pytest.raises(NetworkError):
+        SamlSession(ctx, cfg.idps["uni"])._sign_on()
+    assert terminal.asked == []
