@@ -112,6 +112,13 @@ def credentials(ctx, role):
     left = creds.remaining(ctx.now())
     floor = getattr(provider, "min_remaining", MIN_REMAINING)  # CachedProvider's lifetime hook
     if left is not None and left <= floor:
+        from .core import sts
+
+        skew = sts.clock_skew()
+        if skew is not None and abs(skew) > sts.SKEW_WARN:  # not the role's duration: the clock
+            raise ServiceError(f"the credentials obtained for role {role!r} expire in {left} s by this machine's clock, "
+                               f"and {sts.clock_message(skew)}",
+                               hint="set the system clock (e.g. turn on NTP: timedatectl set-ntp true)")
         raise ServiceError(f"the credentials obtained for role {role!r} expire in {left} s; SDKs reject credentials "
                            f"with {floor // 60} minutes or less left",
                            hint="raise the role's duration, and check the system clock")

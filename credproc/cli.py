@@ -94,6 +94,43 @@ def command_in(argv):
     return None
 
 
+class _Once(argparse._StoreAction):
+    """A value option that may be given once per command line: before the command and after it
+    count as one line (`credproc --role a login --role b` is two). A second one was silently the
+    winner; now it is a usage error."""
+
+    seen = None  # dest -> [(option, value)], shared by the parsers of one build_parser()
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        seen = self.seen.setdefault(self.dest, [])
+        seen.append((option_string, values))
+        if len(seen) > 1:
+            (_, a), (second, b) = seen[0], seen[1]
+            parser.error(f"{second} given twice ({a} and {b}): give it once")
+        super().__call__(parser, namespace, values, option_string)
+
+
+def _once_everywhere(parser, seen=None):
+    """Every single-value option of the parser and its subparsers becomes a _Once, all sharing one
+    record of what was given, which each parse by the top parser starts afresh."""
+    if seen is None:
+        seen = {}
+        parse = parser.parse_known_args
+
+        def parse_afresh(*args, **kwargs):
+            seen.clear()
+            return parse(*args, **kwargs)
+
+        parser.parse_known_args = parse_afresh
+    for action in parser._actions:
+        if type(action) is argparse._StoreAction and action.option_strings and action.nargs is None:
+            action.__class__ = _Once
+            action.seen = seen
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _once_everywhere(sub, seen)
+
+
 def _common(parser, suppress):
     default = argparse.SUPPRESS if suppress else None
     parser.add_argument("--config", metavar="PATH", default=default,
@@ -131,6 +168,7 @@ def build_parser(command=ALL):
         module.add_arguments(p)
         _role_anywhere(p)
         p.set_defaults(run=module.run)
+    _once_everywhere(parser)
     return parser
 
 
@@ -200,6 +238,9 @@ def main(argv=None, lock_deadline=None):
     if getattr(args, "built", True) is False:  # argparse found another command than guessed
         parser = build_parser(args.command)
         args = parser.parse_args(argv)
+    if args.command and not hasattr(args, "role_needed") and args.role is not None:
+        # `credproc --role admn status`: status shows every role, so the typo went unnoticed
+        parser.error(f"credproc {args.command} does not take --role (given: {args.role})")
     if args.debug:
         log.enabled = True
         os.environ["CREDPROC_DEBUG"] = "1"

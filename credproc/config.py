@@ -264,4 +264,17 @@ def load(path, source=None):
                           hint="create it (see the README's configuration reference) or pass --config PATH") from None
     except OSError as e:
         raise ConfigError(f"cannot read {path}: {e.strerror}") from None
+    # The config names commands that are run (mfa_command, password_command, keys_command): one
+    # another user can change would let them run commands as you. (The fast path still serves: it
+    # runs nothing from the config, and any edit changes the digest its entries are bound to.)
+    from .core.paths import others_can_write
+
+    unsafe = others_can_write(path)
+    if unsafe:
+        from .core.errors import LocalFileError
+
+        why, where = unsafe
+        fix = f"chown $USER '{where}'" if "belongs to" in why else f"chmod go-w '{where}'"
+        raise LocalFileError(f"{path}: refusing a configuration other users can change: {why} (it names commands "
+                             "credproc runs)", hint=f"make it yours alone: {fix}")
     return parse(os.fspath(path), raw)

@@ -64,6 +64,8 @@ def _look(role, config):
         if key is None:
             return None
     cache_dir = paths.cache_dir()
+    if not _is_private_dir(cache_dir) or not _is_private_dir(os.path.dirname(paths.key_file())):
+        return None  # the full path refuses or tightens it (PrivateDir), then serves
     name = cache.entry_filename(key, identity)
     try:
         # no symlink, FIFO, device or oversized file: read_file refuses them before reading
@@ -88,6 +90,14 @@ def _write(body):
     out = sys.stdout.buffer
     out.write(body)
     out.flush()
+
+
+def _is_private_dir(path):
+    """A real directory (not a link) of ours that no one else can write or list (POSIX)."""
+    if os.name != "posix":
+        return True
+    st = os.lstat(path)
+    return (st.st_mode & 0o170000) == 0o040000 and st.st_uid == os.getuid() and not st.st_mode & 0o077
 
 
 def try_serve(argv):

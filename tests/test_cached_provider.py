@@ -123,3 +123,61 @@ def test_long_lived_keys_are_not_cached(ctx):
 
     cached(ctx, Static()).retrieve()
     assert ctx.store.get("role:admin") is None
+
+
+# -- issue 20, tests' strength -------------------------------------------------------------------------
+def test_item25_entries_are_scoped_by_the_config_files_path_not_its_name(tmp_path):
+    """one/config.toml and two/config.toml (the same file name) keep apart entries: neither serves
+    nor evicts the other's."""
+    from credproc.core.cache import Entry
+    from credproc.core.store import EncryptedFileCache
+
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    one = EncryptedFileCache(str(tmp_path / "cache"), str(tmp_path / "key"), scope=str(tmp_path / "one" / "config.toml"))
+    two = EncryptedFileCache(str(tmp_path / "cache"), str(tmp_path / "key"), scope=str(tmp_path / "two" / "config.toml"))
+    one.put("role:admin", Entry(2**31, 2**31 - 1, "d1", "f", b"one"))
+    assert two.get("role:admin") is None and one.name_for("role:admin") != two.name_for("role:admin")
+    two.put("role:admin", Entry(2**31, 2**31 - 1, "d2", "f", b"two"))
+    assert one.get("role:admin").body == b"one" and two.get("role:admin").body == b"two"
+
+
+def test_item26_the_entry_is_read_again_after_an_uncontended_lock(tmp_path):
+    """Another process may store a fresh entry between our first look and our (uncontended) lock:
+    the entry is read again once the lock is held, also when acquiring it did not wait, so no second
+    refresh (no second MFA prompt) happens."""
+    import time as _time
+
+    from credproc.context import Context
+    from credproc.core.cache import Entry
+    from credproc.core.store import EncryptedFileCache
+    from credproc.sources.cached import CachedProvider
+    from tests.fakes import IAM_CONFIG, CountingProvider, ScriptedTerminal
+
+    from credproc import config as _config
+
+    cfg = _config.parse("c.toml", IAM_CONFIG)
+    store = EncryptedFileCache(str(tmp_path / "cache"), str(tmp_path / "key"))
+    ctx = Context(cfg, store, ScriptedTerminal(None), lock_wait=1)
+    inner = CountingProvider(_time.time)
+    provider = CachedProvider(inner, ctx, "role:admin", "fp", "credentials for role 'admin'")
+    theirs = inner.retrieve()
+    inner.calls = 0
+    now = int(_time.time())
+    real_lock = store.lock
+
+    def lock(identity, what):
+        held = real_lock(identity, what)
+        acquire = held.acquire
+
+        def acquire_after_their_write(deadline):
+            store.put("role:admin", Entry(now + 3600, now + 2400, cfg.digest, "fp", theirs.to_process_json(),
+                                          written_at=now))  # another process, just before we lock
+            return acquire(deadline)
+
+        held.acquire = acquire_after_their_write
+        return held
+
+    store.lock = lock
+    got = provider.retrieve()
+    assert inner.calls == 0 and got.access_key_id == theirs.access_key_id

@@ -356,7 +356,7 @@ def test_a_fifo_at_an_entry_path_is_a_miss_not_a_hang(xdg, monkeypatch):
     from credproc.commands.status import collect
 
     report = _in_thread(lambda: collect(config.load(paths.config_file()), store, now))["value"]
-    assert report["roles"][0]["state"] == "none"
+    assert report["roles"][0]["state"] == "unreadable"  # something is there, and it is no entry (issue 20, item 14)
 
 
 def test_an_entry_path_that_is_a_symlink_is_not_followed(xdg, monkeypatch):

@@ -527,3 +527,167 @@ def test_remove_keys_from_a_profile_in_the_config_file(tmp_path, monkeypatch):
     assert config_file.read_text() == "[profile corp-user]\nregion = eu-west-1\n[profile other]\nregion = us-east-1\n"
     assert SECRET not in open(backup).read() and stat.S_IMODE(os.stat(backup).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(config_file).st_mode) == 0o600  # never wider than the owner's
+
+
+# -- issue 20 item 1: a keyring that stops answering mid-rotation -------------------------------------
+class FaultyKeyring:
+    """The keyring seen by a rotation: put (with its read-back) and load, with a fault injected at
+    one point. `dead` makes every later call fail, as a Secret Service that restarted (D-Bus NoReply)."""
+
+    def __init__(self, item, fault=None):
+        self.item, self.fault, self.dead, self.puts = item, fault, False, 0
+
+    def _alive(self):
+        if self.dead:
+            raise KeyringUnavailable("the OS keyring failed: NoReply")
+
+    def put(self, creds):
+        self._alive()
+        self.puts += 1
+        if self.puts == 1 and self.fault == "new-not-written":
+            raise KeyringUnavailable("the OS keyring failed: NoReply")
+        if self.puts == 1 and self.fault in ("new-written-then-dies", "new-written-read-back-fails"):
+            self.item = creds
+            self.dead = self.fault == "new-written-then-dies"
+            raise KeyringUnavailable("the OS keyring failed: NoReply")
+        if self.puts == 2 and self.fault == "restore-fails":
+            self.dead = True
+            raise KeyringUnavailable("the OS keyring failed: NoReply")
+        self.item = creds
+
+    def load(self):
+        self._alive()
+        return self.item
+
+
+@pytest.mark.parametrize("fault", ["create", "verify", "new-not-written", "new-written-then-dies",
+                                   "new-written-read-back-fails", "restore-fails", "delete-old"])
+def test_item1_rotation_never_deletes_a_key_unless_a_working_one_is_verified_stored(fault):
+    """Whatever fails (IAM, STS, the keyring before or after it wrote, or putting the old key back),
+    the key the keyring holds afterwards is valid at IAM; a key is deleted at IAM only when a working
+    key reads back from the keyring; 'rotation undone' is said only when the old key is stored again."""
+    old = Credentials("AKIAOLDOLDOLDOLD0001", "old-secret")
+    iam = FakeIam(fail_at={"create": "create", "delete-old": "delete"}.get(fault))
+    keyring = FaultyKeyring(old, fault)
+    said = []
+
+    def identity(creds):
+        if fault == "verify" and creds.access_key_id != old.access_key_id:
+            raise AuthenticationFailed("STS does not recognise the new key")
+        if iam.keys.get(creds.access_key_id) != creds.secret_access_key:
+            raise AuthenticationFailed("bad key")
+        return ARN
+
+    def store(creds):
+        keyring.put(creds)
+        if fault == "restore-fails" and keyring.puts == 1:
+            raise KeyringUnavailable("the OS keyring did not keep the keys (they do not read back)")
+
+    t = [0]
+    rotation = Rotation(iam, identity, store, said.append, sleep=lambda s: t.__setitem__(0, t[0] + s),
+                        clock=lambda: t[0], load=keyring.load)
+    try:
+        rotation.run(old)
+        error = None
+    except (AccessDenied, AuthenticationFailed, KeyringUnavailable) as e:
+        error = e
+    held = keyring.item
+    assert iam.keys.get(held.access_key_id) == held.secret_access_key, f"the keyring holds a deleted key ({fault})"
+    if error is not None and "rotation undone" in error.message:
+        assert keyring.load() == old and list(iam.keys) == [old.access_key_id]
+    if fault in ("new-written-then-dies", "restore-fails"):
+        assert len(iam.keys) == 2  # the store is unreachable: both keys kept at IAM
+        assert "rotation undone" not in error.message and "both" in error.message
+        assert "AKIAOLDOLDOLDOLD0001" in error.hint and "AKIANEWNEWNEWNEW0001" in error.hint
+    assert not any("old-secret" in s or "new-secret" in s for s in said + [error.message if error else ""])
+
+
+def test_item6_logout_all_with_a_keyring_key_makes_a_restored_home_useless(kr, dirs, tmp_path):
+    """logout --all replaces the cache key: with cache_key = "keyring" the wrapping key in the OS
+    keyring is replaced too, so a copy of the home directory from before (the old wrapped key file
+    and the old entries) put back afterwards decrypts nothing, also not through the kernel keyring."""
+    import shutil
+
+    store = EncryptedFileCache(*dirs, key_mode="keyring")
+    store.put("role:r", entry())
+    backup = tmp_path / "backup"
+    shutil.copytree(tmp_path / "cache", backup / "cache")
+    shutil.copytree(tmp_path / "data", backup / "data")
+    old_wrapping = kr.items[("credproc", oskeyring.CACHE_KEY_ITEM)]
+    assert store.rotate_key()  # what logout --all does
+    assert kr.items[("credproc", oskeyring.CACHE_KEY_ITEM)] != old_wrapping
+    shutil.rmtree(tmp_path / "cache")
+    shutil.rmtree(tmp_path / "data")
+    shutil.copytree(backup / "cache", tmp_path / "cache")  # the home directory restored from before
+    shutil.copytree(backup / "data", tmp_path / "data")
+    blob = open(dirs[1], "rb").read()
+    assert keywrap.unwrap_fast(blob) is None  # the kernel keyring's copy of the old key is gone
+    assert EncryptedFileCache(*dirs, key_mode="keyring").get("role:r") is None
+    assert EncryptedFileCache(*dirs).get("role:r") is None
+    kernkey.remove(keywrap.kernel_description(open(dirs[1], "rb").read()))
+
+
+# -- issue 20, tests' strength -------------------------------------------------------------------------
+def test_item21_rotation_refuses_a_new_key_of_another_iam_user():
+    """The new key must belong to the same IAM user as the current one: a key STS says is someone
+    else's is never stored, and is deleted again (the rotation is undone)."""
+    old = Credentials("AKIAOLDOLDOLDOLD0001", "old-secret")
+    iam, store = FakeIam(), {"item": old}
+    rotation, identity = make_rotation(iam, store)
+    rotation.identity = lambda c: ARN if c.access_key_id == old.access_key_id else \
+        "arn:aws:iam::123456789012:user/mallory"
+    with pytest.raises(AuthenticationFailed, match="mallory") as e:
+        rotation.run(old)
+    assert store["item"] == old and list(iam.keys) == [old.access_key_id] and "rotation undone" in e.value.message
+
+
+def test_item22_the_keyring_read_back_compares_the_secret_not_only_the_key_id(kr):
+    """A keyring that keeps an older secret under the same key id (a stale duplicate found first)
+    does not count as storing the keys."""
+    class StaleSecret(MemoryKeyring):
+        def get_password(self, service, user):
+            got = super().get_password(service, user)
+            return got.replace("new-secret", "old-secret") if got else got
+
+    stale = StaleSecret()
+    oskeyring._backend = stale
+    with pytest.raises(KeyringUnavailable, match="do not read back|did not keep"):
+        keysource.store_in_keyring("corp", Credentials("AKIAIOSFODNN7EXAMPLE", "new-secret"))
+
+
+def test_item24_deleting_a_keyring_item_removes_every_duplicate(kr):
+    """A Secret Service can hold two items for one name (one made by secret-tool); delete removes
+    both, not only the first one found."""
+    class Duplicates(MemoryKeyring):
+        def __init__(self):
+            super().__init__()
+            self.stack = {}
+
+        def get_password(self, service, user):
+            items = self.stack.get((service, user)) or []
+            return items[0] if items else None
+
+        def set_password(self, service, user, secret):
+            self.stack.setdefault((service, user), []).append(secret)
+
+        def delete_password(self, service, user):
+            self.stack[(service, user)].pop(0)
+
+    d = Duplicates()
+    d.stack[("credproc", "corp")] = ["first", "second"]
+    oskeyring._backend = d
+    assert oskeyring.delete("corp", "deleting") is True
+    assert oskeyring.get("corp", "looking") is None and d.stack[("credproc", "corp")] == []
+
+
+def test_item23_logout_all_drops_the_old_unwrapped_key_from_the_kernel_keyring(kr, dirs):
+    """After rotate_key (logout --all) the kernel keyring no longer holds the old cache key, which
+    would otherwise keep decrypting a restored copy of the old entries for up to an hour."""
+    need_kernel_keyring()
+    store = EncryptedFileCache(*dirs, key_mode="keyring")
+    store.put("role:r", entry())
+    old_blob = open(dirs[1], "rb").read()
+    assert kernkey.read(keywrap.kernel_description(old_blob)) == store.key()  # kept there by the put
+    assert store.rotate_key()
+    assert kernkey.read(keywrap.kernel_description(old_blob)) is None
+    kernkey.remove(keywrap.kernel_description(open(dirs[1], "rb").read()))

@@ -149,7 +149,7 @@ def test_try_serve_never_waits_or_takes_a_lock(home):
     try:
         t = time.monotonic()
         assert fastpath.try_serve(["--role", "admin"]) is False
-        assert time.monotonic() - t < 1
+        assert time.monotonic() - t < 5  # a wait would be the lock's 45 s
     finally:
         holder.release()
 

@@ -48,9 +48,9 @@ def test_the_dpop_proof_is_byte_for_byte_botocores_and_verifies():
 
 
 def test_the_pem_is_the_aws_clis_sec1_format():
-    from tests.test_login_emulator import EC, ECType, pem
+    from tests.test_login_emulator import cli_key, pem
 
-    crt_key = EC.new_generate(ECType.P_256)
+    crt_key = cli_key()
     cli_pem = pem(crt_key)
     key = DpopKey.from_pem(cli_pem)
     assert key is not None and key.pem() == cli_pem

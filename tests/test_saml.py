@@ -806,3 +806,23 @@ def test_regression_doctor_asks_the_idp_in_the_partition_of_its_roles():
     cfg = parse('[idp.s]\ntype = "saml"\nurl = "https://idp.example.edu/ecp"\n')
     [(_, _, _, region)] = SOURCE.doctor_network_checks(cfg, cfg.idps["s"])
     assert region == "us-east-1"
+
+
+def test_item20_the_password_is_in_exactly_one_request_and_nothing_after_the_login_carries_a_body(monkeypatch):
+    """After the login POST (redirects, then an intermediate page, then the SAMLResponse), every
+    request goes without a body, and exactly one request of the whole flow carries the password."""
+    good = base64.b64encode(response()).decode()
+    fake = FakeHttp(monkeypatch, [
+        (200, {"Content-Type": "text/html"}, login_page("/login")),
+        (302, {"Location": "https://idp.example.edu/after-login"}, b""),
+        (303, {"Location": "https://idp.example.edu/continue"}, b""),
+        (200, {"Content-Type": "text/html"}, f'<form method="post" action="https://signin.aws.amazon.com/saml">'
+                                             f'<input type="hidden" name="SAMLResponse" value="{good}"></form>'.encode()),
+    ])
+    got = saml.form_sign_on("https://idp.example.edu/sso?sp=aws", "alice", "s3cret-pw", AWS, lambda: NOW, 30)
+    assert got.role_arns() == [ADMIN]
+    methods = [m for m, *_ in fake.sent]
+    assert methods == ["GET", "POST", "GET", "GET"], fake.sent
+    login = methods.index("POST")
+    assert all(form is None for _, _, form, _, _ in fake.sent[login + 1:]), fake.sent
+    assert sum("s3cret-pw" in repr(sent) for sent in fake.sent) == 1

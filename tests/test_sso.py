@@ -525,3 +525,16 @@ def test_share_mode_a_refresh_race_lost_to_an_sdk_takes_the_sdks_copy_instead_of
     session = sso.SsoSession(ctx, idp(aws_cli_cache="share"), client=client)
     assert session.access_token() == "sdk-access"
     assert session.load()["refresh_token"] == "r2-from-sdk"
+
+
+def test_item18_share_mode_writes_the_registrations_expiry_as_registrationexpiresat(tmp_path, monkeypatch):
+    """registrationExpiresAt in the CLI's token file is the client registration's expiry, not the
+    access token's (the CLI would re-register, or use an expired client)."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    cache = sso.CliTokenCache(idp(aws_cli_cache="share"))
+    reg = dict(REG, expires_at=2100000000)
+    cache.write({"access_token": "a", "expires_at": 2000000000, "refresh_token": "r", "registration": reg})
+    doc = json.loads(open(cache.shared_path()).read())
+    assert doc["registrationExpiresAt"] == sso._iso(2100000000) and doc["expiresAt"] == sso._iso(2000000000)
+    state = cache.load(cache.shared_path())
+    assert state["registration"]["expires_at"] == 2100000000 and state["expires_at"] == 2000000000

@@ -331,12 +331,24 @@ def test_logout_all_removes_entries_of_unconfigured_roles_but_not_key_locks_or_t
 # -- doctor ----------------------------------------------------------------------------------------------
 @pytest.fixture
 def http_peer():
-    """Any HTTP answer counts as reachable: a loopback server that answers 404 to everything."""
+    """A loopback server that answers 404 to every GET (an idp endpoint that answers) and, as STS
+    does, an ErrorResponse to the POST of doctor's STS probe."""
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
             self.send_response(404)
             self.send_header("Content-Length", "0")
             self.end_headers()
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = (b'<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type>'
+                    b"<Code>InvalidClientTokenId</Code><Message>The security token included in the request is "
+                    b"invalid.</Message></Error><RequestId>1</RequestId></ErrorResponse>")
+            self.send_response(403)
+            self.send_header("Content-Type", "text/xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
 
         def log_message(self, *a):
             pass
@@ -374,7 +386,7 @@ def test_doctor_all_good(env, capsys, http_peer, fake_exe):
     code, out, err = run(capsys, "doctor")
     assert code == 0, out + err
     assert "✓ configuration" in out and "✓ role admin resolves" in out
-    assert f"the STS endpoint {http_peer} is reachable (HTTP 404)" in out
+    assert f"the STS endpoint {http_peer}: STS answers (InvalidClientTokenId to a probe" in out
     assert "✓ profile admin in" in out
     assert "! no terminal for prompts" in out and "credproc login" in out  # a warning, not a failure
     lines = out.rstrip().splitlines()

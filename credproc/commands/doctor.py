@@ -15,7 +15,7 @@ from .. import app
 from .. import sources as idp_registry
 from ..core import paths
 from ..core.diagnose import TIMEOUT, Check, fail, ok, warn  # noqa: F401 (Check: the type doctor's checks are)
-from ..core.errors import ChecksFailed, ConfigError, CredprocError
+from ..core.errors import ChecksFailed, ConfigError, CredprocError, LocalFileError
 from ..core.text import clean
 
 HELP = "check the configuration, files, terminal, endpoints and AWS profiles"
@@ -75,7 +75,7 @@ def run(args):
     try:
         cfg = app.load_config(args)
         emit(ok(f"configuration {config_path} parses"))
-    except ConfigError as e:
+    except (ConfigError, LocalFileError) as e:
         emit(fail(f"configuration {config_path}", _without_path(e.message, config_path),
                   e.hint or "fix the keys listed (see the README's configuration reference)"))
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -242,6 +242,20 @@ def _reachable(label, what, url, ca_bundle=None):
     return ok(f"{label}: {what} {url} is reachable (HTTP {resp.status})")
 
 
+def _reachable_sts(label, what, url, ca_bundle=None):
+    """A real, harmless STS call (sts.probe), not a GET: a captive portal's page, a proxy's 5xx
+    and an endpoint that takes the connection and never answers all fail it."""
+    from ..core import sts
+
+    try:
+        answered = sts.probe(url, TIMEOUT)
+    except CredprocError as e:
+        return fail(label, e.message, e.hint or "check the URL, the network and any proxy")
+    except Exception as e:  # noqa: BLE001
+        return fail(label, f"cannot reach {what} at {url} ({type(e).__name__})", "check the URL, the network and any proxy")
+    return ok(f"{label}: {what} {url}: {answered}")
+
+
 def sts_endpoints(cfg):
     """{url: [who uses it]} for every STS endpoint credproc itself calls."""
     used = {}
@@ -264,7 +278,7 @@ def network_checks(cfg):
             yield _reachable, f"idp {name}", what, url, ca_bundle
         yield from idp_registry.source_for(idp).doctor_network_checks(cfg, idp)
     for url, users in sts_endpoints(cfg).items():
-        yield _reachable, f"STS for {', '.join(users)}", "the STS endpoint", url
+        yield _reachable_sts, f"STS for {', '.join(users)}", "the STS endpoint", url
 
 
 # -- ~/.aws/config -------------------------------------------------------------------------------------
@@ -272,10 +286,12 @@ def _credentials_file_profiles():
     import configparser
 
     path = os.path.expanduser(os.environ.get("AWS_SHARED_CREDENTIALS_FILE") or "~/.aws/credentials")
+    from ..core.awsfiles import read_bytes
+
     parser = configparser.RawConfigParser(strict=False)
     try:
-        parser.read(path, encoding="utf-8")
-    except (configparser.Error, UnicodeDecodeError):
+        parser.read_string((read_bytes(path) or b"").decode("utf-8"))
+    except (configparser.Error, UnicodeDecodeError, OSError):
         return path, {}
     return path, {s: dict(parser.items(s)) for s in parser.sections()}
 
@@ -285,15 +301,17 @@ def aws_profile_checks(cfg, config_path):
     from ..core.awsfiles import parse_profiles
 
     path = aws_config_path()
+    from ..core.awsfiles import read_bytes
+
     try:
-        with open(path, "rb") as f:
-            text = f.read().decode("utf-8", errors="replace")
-    except FileNotFoundError:
+        data = read_bytes(path)
+    except OSError as e:
+        yield fail(f"AWS config {path}", f"cannot be read: {e.strerror or e}", "it must be a regular file of at most 1 MiB")
+        return
+    if data is None:
         yield warn(f"AWS config {path}", "does not exist, so no AWS profile runs credproc", "run: credproc setup")
         return
-    except OSError as e:
-        yield fail(f"AWS config {path}", f"cannot be read: {e.strerror}")
-        return
+    text = data.decode("utf-8", errors="replace")
     profiles = {p: v for p, v in parse_profiles(text).items() if "credproc" in v.get("credential_process", "")}
     if not profiles:
         yield warn(f"AWS config {path}", "no profile runs credproc", "run: credproc setup")

@@ -175,7 +175,8 @@ def _rotate(args, cfg, idp, terminal):
         context = f"the MFA session of idp {idp['name']}"
     iam = BotoIam(iam_client(signer, idp.get("iam_endpoint_url"), cfg.settings.get("region") or "us-east-1"), context)
     rotation = Rotation(iam, lambda c: _verify(cfg, c, "the new key" if c is not current else source.describe()),
-                        lambda c: keysource.store_in_keyring(idp["name"], c), print)
+                        lambda c: keysource.store_in_keyring(idp["name"], c), print,
+                        load=lambda: keysource.load_from_keyring(idp["name"]))
     new = rotation.run(current)
     if idp.get("mfa_serial"):
         from ..sources.base import idp_identity  # not ..chain: that imports the STS client

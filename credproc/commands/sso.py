@@ -21,21 +21,55 @@ def add_arguments(parser):
 
 
 def block_name(account_name, account_id, role_name):
+    """A role name that is a TOML bare key and a valid [role.NAME]: lower-case ASCII letters,
+    digits, '-' and '_' (no '.', which TOML reads as a nested table), starting with a letter or
+    digit, at most 64 characters."""
     base = f"{account_name or account_id}-{role_name}".lower()
-    return re.sub(r"[^a-z0-9_.-]+", "-", base).strip("-.")[:64] or account_id
+    name = re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9_-]+", "-", base))
+    name = re.sub(r"^[^a-z0-9]+", "", name)[:64].rstrip("-_")
+    return name or f"{account_id}-{re.sub(r'[^a-z0-9_-]+', '-', str(role_name).lower())}"[:64].rstrip("-_")
+
+
+def _unique(name, used):
+    if name not in used:
+        return name
+    for n in range(2, 10000):
+        suffix = f"-{n}"
+        candidate = name[:64 - len(suffix)].rstrip("-_") + suffix
+        if candidate not in used:
+            return candidate
+    raise ConfigError("too many roles with the same name")
+
+
+def _toml_string(value):
+    """A TOML basic string (JSON escapes backslash, quote and control characters as TOML does)."""
+    import json
+
+    return json.dumps(str(value), ensure_ascii=False).replace("\x7f", "\\u007f")  # TOML escapes DEL too
+
+
+def _comment(text):
+    """Text from the portal as one comment line: no line breaks or control characters."""
+    from ..core.text import clean
+
+    return re.sub(r"[\x00-\x1f\x7f\u2028\u2029\x85]", " ", clean(str(text)))
 
 
 def _blocks(client, token, idp_name):
-    """The [role.*] block of every account and role the token reaches (a 401 anywhere: TokenRejected)."""
+    """The [role.*] block of every account and role the token reaches (a 401 anywhere: TokenRejected).
+    Everything from the portal is untrusted text: a name becomes a bare key (block_name), values are
+    escaped TOML strings, and the account name in the comment stays on its line."""
     blocks, used = [], set()
     for account_id, name in client.accounts(token):
         for role_name in client.roles(token, account_id):
             role = block_name(name, account_id, role_name)
             if role in used:  # account names are not unique in an organisation: a table twice is invalid TOML
                 role = block_name(f"{name}-{account_id}" if name else None, account_id, role_name)
+            role = _unique(role, used)
             used.add(role)
-            blocks.append(f"# {name or 'account'} ({account_id})\n[role.{role}]\n"
-                          f"idp = \"{idp_name}\"\naccount_id = \"{account_id}\"\nrole_name = \"{role_name}\"\n")
+            blocks.append(f"# {_comment(name or 'account')} ({_comment(account_id)})\n[role.{role}]\n"
+                          f"idp = \"{idp_name}\"\naccount_id = {_toml_string(account_id)}\n"
+                          f"role_name = {_toml_string(role_name)}\n")
     return blocks
 
 

@@ -24,6 +24,8 @@ States:
   expired      past its expiry, or 15 minutes or less left: never served
   stale        made from other settings (the config changed): never served
   none         nothing cached
+  unreadable   a cache file is there but cannot be used (damaged, or made under another key): the next
+               use replaces it
 
 --json prints one object (a stable structure for scripts):
   {"roles": [{"role": NAME, "idp": ROOT_IDP, "idp_type": TYPE (the idp's type),
@@ -89,7 +91,8 @@ def collect(cfg, store, now):
         idp = cfg.idps[root["idp"]]
         entry = store.get(role_identity(name))
         floor = None if role.get("source_role") else idp_registry.source_for(idp).min_remaining(role)
-        state = _state(entry, cfg.fingerprint(name), now, floor)
+        state = _state(entry, cfg.fingerprint(name), now, floor,
+                       present=entry is None and store.present(role_identity(name)))
         expires_at, left = _times(entry, now)
         choice = _role_choice(store, root["name"]) if not role.get("source_role") else None
         account = _account(entry if state != "stale" else None, role)
@@ -119,7 +122,7 @@ def render(report):
     out = []
     if report["roles"]:
         rows = [[r["role"], f"via {r['source_role']}" if r["source_role"] else r["idp"], r["state"],
-                 format_left(r["seconds_left"]) if r["state"] != "none" else "-", r["account"] or "-"]
+                 format_left(r["seconds_left"]) if r["state"] not in ("none", "unreadable") else "-", r["account"] or "-"]
                 for r in report["roles"]]
         out.append(_table(["ROLE", "IDP", "CACHED", "LEFT", "ACCOUNT"], rows))
     else:

@@ -24,17 +24,33 @@ def shared_files():
     return creds, config
 
 
-def sections(path):
-    """{section: {key: value}} of a shared AWS file, parsed by botocore itself ({} when it is missing)."""
-    from botocore.configloader import raw_config_parse
-    from botocore.exceptions import ConfigParseError
+MAX_FILE_BYTES = 1024 * 1024
 
-    if not os.path.isfile(path):
-        return {}
+
+def read_bytes(path, follow=True):
+    """A shared AWS file's bytes, or None when there is none. Read as credproc reads its own files:
+    without waiting (a FIFO or device is refused at once), only a regular file of at most 1 MiB,
+    and, with follow=False, not through a symbolic link. Other problems are OSError."""
+    from .cache import read_file as read_regular
+
     try:
-        return raw_config_parse(path, parse_subsections=False)
-    except ConfigParseError as e:
-        raise ConfigError(f"cannot parse {path}: {e}") from None
+        return read_regular(path, MAX_FILE_BYTES, follow=follow)
+    except FileNotFoundError:
+        return None
+
+
+def sections(path):
+    """{section: {key: value}} of a shared AWS file, parsed as botocore parses it ({} when it is missing)."""
+    try:
+        data = read_bytes(path)
+    except OSError as e:
+        raise ConfigError(f"cannot read {path}: {e.strerror or e}") from None
+    if data is None:
+        return {}
+    parsed = parse_text(data)
+    if parsed is None:
+        raise ConfigError(f"cannot parse {path} (as an INI file, the way the AWS CLI reads it)")
+    return parsed
 
 
 def profile_of_section(header):
@@ -82,6 +98,60 @@ def parse_profiles(text):
     return profiles
 
 
+def classify_lines(lines):
+    """What each line of a shared AWS file is, read exactly as configparser reads it for botocore
+    (RawConfigParser's defaults: `=` or `:`, option names case-insensitive, full-line `#`/`;`
+    comments, indented continuation lines, blank lines inside values): a list of (section, option,
+    kind) with kind "header", "option", "continuation", "comment", "blank" or "other", option
+    lowercased (None outside an option)."""
+    import configparser
+
+    cp = configparser.RawConfigParser()
+    out = []
+    section = option = None
+    indent = 0
+    for line in lines:
+        value = line.strip()
+        if value.startswith(tuple(cp._comment_prefixes)):
+            out.append((section, None, "comment"))  # belongs to no value and ends none
+            continue
+        if not value:
+            out.append((section, option, "blank"))
+            continue
+        first = cp.NONSPACECRE.search(line)
+        level = first.start() if first else 0
+        if section is not None and option and level > indent:
+            out.append((section, option, "continuation"))
+            continue
+        indent = level
+        m = cp.SECTCRE.match(value)
+        if m:
+            section, option = m.group("header"), None
+            out.append((section, None, "header"))
+            continue
+        m = cp._optcre.match(value) if section is not None else None
+        if m and m.group("option"):
+            option = cp.optionxform(m.group("option").rstrip())
+            out.append((section, option, "option"))
+        else:
+            out.append((section, None, "other"))
+    return out
+
+
+def parse_text(data):
+    """{section: {option: value}} of a shared AWS file's bytes, exactly as botocore's
+    raw_config_parse(path, parse_subsections=False) reads the file (the same RawConfigParser, in
+    memory: the bytes may hold a secret and are never copied to a file), or None when it would fail."""
+    import configparser
+
+    cp = configparser.RawConfigParser()
+    try:
+        cp.read_string(data.decode("utf-8"))
+    except (configparser.Error, UnicodeDecodeError):
+        return None
+    return {section: {option: cp.get(section, option) for option in cp.options(section)} for section in cp.sections()}
+
+
 def _split_option(line):
     i = min((p for p in (line.find("="), line.find(":")) if p >= 0), default=-1)
     if i < 0:
@@ -119,8 +189,9 @@ def write_atomic(path, data, mode, expected_old):
 
 
 def read_file(path):
+    """The file's bytes (None: absent); see read_bytes."""
     try:
-        with open(path, "rb") as f:
-            return f.read()
-    except FileNotFoundError:
-        return None
+        return read_bytes(path)
+    except OSError as e:
+        raise LocalFileError(f"cannot read {path}: {e.strerror or e}",
+                             hint="it must be a regular file of at most 1 MiB") from None

@@ -125,6 +125,13 @@ class OutputClosed(CredprocError):
     title = "output closed"
 
 
+class OutputFailed(CredprocError):
+    """stdout could not be written (a full disk, an I/O error): said in one line on stderr."""
+
+    exit_code = 74  # EX_IOERR of sysexits.h
+    title = "output failed"
+
+
 class Interrupted(CredprocError):
     exit_code = 130
     title = "interrupted"
@@ -142,11 +149,13 @@ EXIT_CODES = [
     (LockTimeout.exit_code, "another credproc process held the refresh lock too long"),
     (ServiceError.exit_code, "the identity provider or STS returned an unexpected error"),
     (RecursionDetected.exit_code, "credproc was started by itself (credential_process loop)"),
-    (LocalFileError.exit_code, "a key or cache file has unsafe permissions or cannot be written"),
+    (LocalFileError.exit_code, "a key, cache or configuration file has unsafe permissions (others can read the key, or "
+                                 "change the configuration) or cannot be written"),
     (ChecksFailed.exit_code, "credproc doctor: at least one check failed"),
     (KeyringUnavailable.exit_code, "the OS keyring is not available here, is locked, or failed"),
     (126, "credproc exec: the command is not executable"),
     (127, "credproc exec: the command was not found"),
+    (OutputFailed.exit_code, "stdout could not be written (a full disk, an I/O error): one line on stderr says why"),
     (Interrupted.exit_code, "interrupted (Ctrl-C)"),
     (OutputClosed.exit_code, "stdout was closed before credproc finished writing (piped into `head`, or a consumer "
                              "that gave up): credproc exits quietly"),

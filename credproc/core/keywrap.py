@@ -67,14 +67,15 @@ class WrapLost(Exception):
     never be unwrapped again, so the cache must start over under a new key."""
 
 
-def _wrapping_key(create):
-    """The wrapping key from the OS keyring (created there when `create` and absent)."""
+def _wrapping_key(create, replace=False):
+    """The wrapping key from the OS keyring (created there when `create` and absent; a new one in
+    its place when `replace`)."""
     import base64
     import binascii
 
     from . import oskeyring
 
-    text = oskeyring.get(oskeyring.CACHE_KEY_ITEM, "reading the key that wraps the cache key")
+    text = None if replace else oskeyring.get(oskeyring.CACHE_KEY_ITEM, "reading the key that wraps the cache key")
     if text is not None:
         try:
             key = base64.b64decode(text.strip(), validate=True)
@@ -119,12 +120,14 @@ def unwrap(blob):
     return key
 
 
-def wrap_new():
-    """A new random cache key and its wrapped form (the wrapping key is reused when the OS keyring
-    already has one). Raises KeyringUnavailable."""
+def wrap_new(new_wrapping=False):
+    """A new random cache key and its wrapped form. The wrapping key is reused when the OS keyring
+    already has one, unless new_wrapping (logout --all): then a new one replaces it, so that a key
+    file from before (a backup, a restored home directory) can never be unwrapped again. Raises
+    KeyringUnavailable."""
     from .cache import KEY_BYTES, aesgcm_class
 
-    wrapping = _wrapping_key(create=True)
+    wrapping = _wrapping_key(create=True, replace=new_wrapping)
     key = os.urandom(KEY_BYTES)
     nonce = os.urandom(12)
     blob = WRAP_MAGIC + nonce + aesgcm_class()(wrapping).encrypt(nonce, key, _AAD)

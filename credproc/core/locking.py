@@ -128,6 +128,17 @@ def hand_over(fd):
     _handed_over[_file_id(fd)] = fd
 
 
+def release_handed_over():
+    """Let go of a lock the fast path handed over that nothing will adopt (the full path found it
+    has nothing to do under it): holding it would make the next callers wait for this one."""
+    while _handed_over:
+        _, fd = _handed_over.popitem()
+        try:
+            os.close(fd)  # releases the flock
+        except OSError:
+            pass
+
+
 def _adopt(fd):
     """The descriptor this process already holds the lock of fd's file through, or None."""
     if not _handed_over:
@@ -207,7 +218,10 @@ class FileLock:
                 self.fd = None
                 raise OSError(22, "not a regular file")
         except OSError as e:
-            raise LocalFileError(f"cannot open the lock file {self.path}: {e.strerror}") from None
+            from .paths import unwritable_hint
+
+            raise LocalFileError(f"cannot open the lock file {self.path}: {e.strerror}",
+                                 hint=unwritable_hint(self.path, e)) from None
 
     def _stat_path(self):
         if self.dir_fd is not None:

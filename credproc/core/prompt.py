@@ -124,17 +124,20 @@ class Terminal:
             return self.gui.ask(prompt, what, secret=secret)
         self.require(what)
         rfd, wfd = self._tty()
-        # Echo goes off before the prompt appears, so nothing typed in answer to it is ever shown.
-        old = _echo_off(rfd) if secret else None
-        os.write(wfd, prompt.encode())
-        try:
-            line = _read_line(rfd)
-        except KeyboardInterrupt:
-            raise Interrupted("interrupted at the prompt") from None
-        finally:
-            if old is not None:
-                _restore(rfd, old)
-                os.write(wfd, b"\n")
+        # Echo goes off before the prompt appears, so nothing typed in answer to it is ever shown;
+        # it comes back however the prompt ends: an answer, Ctrl-C, or a signal (_ModesOnSignal).
+        with _ModesOnSignal(rfd) as guard:
+            old = _echo_off(rfd) if secret else None
+            guard.modes = old
+            os.write(wfd, prompt.encode())
+            try:
+                line = _read_line(rfd)
+            except KeyboardInterrupt:
+                raise Interrupted("interrupted at the prompt") from None
+            finally:
+                if old is not None:
+                    _restore(rfd, old)
+                    os.write(wfd, b"\n")
         if line is None:
             raise AuthenticationFailed(f"no answer to the prompt for {what} (end of input)")
         return line
@@ -187,6 +190,61 @@ class terminal_modes_restored:
                 except OSError:
                     pass
             os.close(self.fd)
+
+
+class _ModesOnSignal:
+    """While a prompt has the terminal's echo off: SIGTERM, SIGHUP or SIGQUIT first put the
+    terminal's modes back (`modes`, once set), then take their course (the handler that was there
+    before, or the default action: credproc ends by that signal, as it would have). Only the main
+    thread can set signal handlers: elsewhere (a request thread of serve) this does nothing, and
+    terminal_modes_restored covers the command as a whole."""
+
+    SIGNALS = ("SIGTERM", "SIGHUP", "SIGQUIT")
+
+    def __init__(self, fd):
+        self.fd = fd
+        self.modes = None
+        self.previous = {}
+
+    def _handle(self, signum, frame):
+        import signal
+
+        if self.modes is not None:
+            try:
+                _restore(self.fd, self.modes)
+                os.write(self.fd, b"\n")
+            except OSError:
+                pass
+        previous = self.previous.get(signum, signal.SIG_DFL)
+        if callable(previous):
+            return previous(signum, frame)
+        signal.signal(signum, signal.SIG_DFL if previous is None else previous)
+        os.kill(os.getpid(), signum)
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for name in self.SIGNALS:
+                if hasattr(signal, name):
+                    signum = getattr(signal, name)
+                    if signal.getsignal(signum) == signal.SIG_IGN:  # e.g. SIGHUP under nohup: nothing ends us
+                        continue
+                    try:
+                        self.previous[signum] = signal.signal(signum, self._handle)
+                    except (ValueError, OSError):
+                        pass
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        for signum, previous in self.previous.items():
+            try:
+                signal.signal(signum, signal.SIG_DFL if previous is None else previous)
+            except (ValueError, OSError, TypeError):
+                pass
 
 
 class _Progress:
@@ -269,6 +327,25 @@ def clip(text, limit):
     return cut.rstrip(" ,;:") + " ..."
 
 
+def last_stderr_line(stderr, stdout=b""):
+    """The last non-empty line a failed command wrote on stderr (its reason: "No YubiKey
+    detected"), as plain text: terminal escape sequences and control characters removed, and
+    whatever it printed on stdout (the secret, if it got that far) blanked out wherever it appears."""
+    import re  # here, not at the top: only a failed command needs it
+
+    _ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
+    _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+    lines = [_CONTROL.sub(" ", _ANSI.sub("", line)).strip()
+             for line in stderr.decode(errors="replace").replace("\r", "\n").splitlines()]
+    lines = [line for line in lines if line]
+    if not lines:
+        return ""
+    line = " ".join(lines[-1].split())
+    for secret in sorted({w for w in stdout.decode(errors="replace").split() if len(w) >= 4}, key=len, reverse=True):
+        line = line.replace(secret, "***")
+    return line
+
+
 def run_secret_command(command, what, key, timeout=120, whole_output=False):
     """Run a user-configured command (mfa_command, password_command, keys_command) without a shell
     and return its first output line (whole_output: all of it, stripped). What it prints is a
@@ -300,7 +377,8 @@ def run_secret_command(command, what, key, timeout=120, whole_output=False):
             raise RecursionDetected(f"{key} ({argv[0]}) runs credproc again, which refuses to recurse",
                                     hint=f"make {key} independent of credproc (e.g. not through an AWS profile "
                                          "that runs credproc)")
-        detail = f": {clip(err[-1], 200)}" if err else ""
+        last = last_stderr_line(proc.stderr, proc.stdout)
+        detail = f": {clip(last, 200)}" if last else ""
         raise AuthenticationFailed(f"{key} ({argv[0]}) failed with exit code {proc.returncode}{detail}")
     text = proc.stdout.decode(errors="replace").strip()
     lines = text.splitlines()

@@ -11,7 +11,7 @@ import os
 import stat
 import time
 
-from . import cache, log
+from . import cache, log, paths
 from .errors import LocalFileError
 from .locking import FileLock
 
@@ -81,7 +81,8 @@ class PrivateDir:
             if e.errno == errno.ELOOP:  # a symlink at the last component
                 raise LocalFileError(f"{self.path} is a symbolic link",
                                      hint="credproc keeps its files in a real directory only you own; remove it") from None
-            raise LocalFileError(f"cannot create directory {self.path}: {e.strerror}") from None
+            raise LocalFileError(f"cannot create directory {self.path}: {e.strerror}",
+                                 hint=paths.unwritable_hint(self.path, e)) from None
 
     def _check(self, st, fd):
         if not stat.S_ISDIR(st.st_mode):
@@ -308,9 +309,10 @@ class EncryptedFileCache:
             return None
         return self._replace_key(self._key_name, blob, wrapped=True)
 
-    def _replace_key(self, name, seen, wrapped):
+    def _replace_key(self, name, seen, wrapped, new_wrapping=False):
         """A new key (wrapped or plain) in `name`, unless another process already replaced `seen`.
-        Entries under the old key are deleted: that key may survive in backups."""
+        Entries under the old key are deleted: that key may survive in backups. new_wrapping: the
+        OS keyring's wrapping key is replaced too (see keywrap.wrap_new)."""
         from . import keywrap
 
         self.key_dir.open()
@@ -323,13 +325,14 @@ class EncryptedFileCache:
             if current != seen and current is not None and keywrap.is_wrapped(current) == wrapped:
                 return keywrap.unwrap(current) if wrapped else cache.check_key(self.key_dir.join(name), current)
             if wrapped:
-                key, data = keywrap.wrap_new()
+                key, data = keywrap.wrap_new(new_wrapping=new_wrapping)
             else:
                 key = data = os.urandom(cache.KEY_BYTES)
             try:
                 self.key_dir.atomic_write(name, data)
             except OSError as e:
-                raise LocalFileError(f"cannot write the cache key {self.key_dir.join(name)}: {e.strerror}") from None
+                raise LocalFileError(f"cannot write the cache key {self.key_dir.join(name)}: {e.strerror}",
+                                     hint=paths.unwritable_hint(self.key_dir.join(name), e)) from None
             if wrapped:
                 keywrap.remember(data, key)
             if current is not None:
@@ -392,7 +395,8 @@ class EncryptedFileCache:
         except ValueError as e:
             raise LocalFileError(str(e)) from None
         except OSError as e:
-            raise LocalFileError(f"cannot create the cache key {display}: {e.strerror}") from None
+            raise LocalFileError(f"cannot create the cache key {display}: {e.strerror}",
+                                 hint=paths.unwritable_hint(display, e)) from None
         finally:
             try:
                 d.unlink(tmp)
@@ -402,8 +406,9 @@ class EncryptedFileCache:
     def rotate_key(self):
         """Replace the key with a new one (logout --all): every entry written before, including
         copies of them restored later, no longer decrypts. No-op without a key; an unsafe or
-        damaged key is replaced too. A keyring-wrapped key is replaced by a new wrapped one, and
-        the kernel keyring's copy of the old one is dropped."""
+        damaged key is replaced too. A keyring-wrapped key is replaced by a new one wrapped under a
+        new wrapping key (the OS keyring's old one would still unwrap a key file restored from
+        before), and the kernel keyring's copy of the old one is dropped."""
         from . import keywrap
 
         try:
@@ -416,7 +421,7 @@ class EncryptedFileCache:
         except OSError as e:
             raise LocalFileError(f"cannot replace the cache key {self.key_path}: {e.strerror}") from None
         if current is not None and keywrap.is_wrapped(current):
-            self._key = self._replace_key(self._key_name, current, wrapped=True)
+            self._key = self._replace_key(self._key_name, current, wrapped=True, new_wrapping=True)
         else:
             with self.key_dir.lock(self._key_name + ".lock", "the cache key") as lock:
                 lock.acquire(time.monotonic() + 10)
@@ -459,13 +464,25 @@ class EncryptedFileCache:
                 log.debug("cache miss for %s: entry unusable (%s): will be replaced", identity, type(e).__name__)
             return None
 
+    def present(self, identity):
+        """Whether a file is there for this identity (get() may still find it unusable: status then
+        says "unreadable", not "none")."""
+        key = self.key(create=False)
+        if key is None:
+            return False
+        try:
+            return bool(self.dir.open(create=False)) and self.dir.exists(cache.entry_filename(key, self._id(identity)))
+        except (OSError, LocalFileError):
+            return False
+
     def put(self, identity, entry):
         self.dir.open()
         name = self.name_for(identity)
         try:
             self.dir.atomic_write(name, cache.encrypt(self.key(), self._id(identity), entry))
         except OSError as e:
-            raise LocalFileError(f"cannot write the cache entry {self.dir.join(name)}: {e.strerror}") from None
+            raise LocalFileError(f"cannot write the cache entry {self.dir.join(name)}: {e.strerror}",
+                                 hint=paths.unwritable_hint(self.dir.join(name), e)) from None
         self._sweep_temps()
 
     def delete(self, identity):

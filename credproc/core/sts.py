@@ -55,12 +55,14 @@ def botocore_session():
     return _session
 
 
-def client(region, endpoint_url=None, credentials=None):
-    """credentials=None: an unsigned client (AssumeRoleWithWebIdentity)."""
+def client(region, endpoint_url=None, credentials=None, timeout=None):
+    """credentials=None: an unsigned client (AssumeRoleWithWebIdentity). timeout: one attempt, with
+    that connect and read timeout (doctor's probe)."""
     import botocore
     import botocore.config
 
-    cfg = botocore.config.Config(connect_timeout=5, read_timeout=30, retries={"total_max_attempts": 3, "mode": "standard"},
+    cfg = botocore.config.Config(connect_timeout=timeout or 5, read_timeout=timeout or 30,
+                                 retries={"total_max_attempts": 1 if timeout else 3, "mode": "standard"},
                                  user_agent_appid="credproc")
     kwargs = {"region_name": region, "endpoint_url": endpoint_url}
     if credentials is None:
@@ -120,9 +122,31 @@ def _capped_sender(sts_client):
             raise ServiceError(f"STS at {sts_client.meta.endpoint_url} sent an answer larger than {MAX_BODY_BYTES} bytes") \
                 from None
         response._content = b"".join(body)
+        if not sts_shaped(response._content):
+            raise _not_sts(sts_client.meta.endpoint_url, response.status_code, response.headers.get("content-type"))
         return response
 
     return send
+
+
+# An STS answer, result or error, is one XML element named ...Response (AssumeRoleResponse,
+# ErrorResponse), complete. A captive portal's or proxy's page, a load balancer's 502 and a cut-off
+# answer are not: botocore would fail on them with a KeyError or a parser error, or read a 5xx page
+# as an error code "502".
+_STS_OPEN = re.compile(rb"\A\s*(?:<\?xml[^>]{0,200}\?>\s*)?<(?P<tag>[A-Za-z]{1,64}Response)[\s>]")
+
+
+def sts_shaped(body):
+    m = _STS_OPEN.match(body)
+    return bool(m) and body.rstrip().endswith(b"</" + m.group("tag") + b">")
+
+
+def _not_sts(endpoint, status, content_type):
+    kind = (content_type or "no content type").split(";")[0].strip()[:40]
+    return NetworkError(f"STS at {endpoint} answered HTTP {status} ({kind}), which is not an STS response (a proxy or "
+                        "captive portal?)",
+                        hint="sign in to the network's portal, check the proxy settings (HTTPS_PROXY, NO_PROXY) "
+                             "and sts_endpoint_url, then try again")
 
 
 class _TooLarge(Exception):
@@ -143,8 +167,9 @@ def _shutdown(raw, close=False):
             pass
 
 
-def _with_deadline(fn, endpoint):
-    """fn() in a worker thread, given up (its socket shut down) after DEADLINE seconds."""
+def _with_deadline(fn, endpoint, deadline=None):
+    """fn() in a worker thread, given up (its socket shut down) after `deadline` seconds (DEADLINE)."""
+    deadline = deadline or DEADLINE
     call = _Call()
     result = {}
 
@@ -157,22 +182,59 @@ def _with_deadline(fn, endpoint):
 
     worker = threading.Thread(target=run, name="credproc-sts", daemon=True)
     worker.start()
-    worker.join(DEADLINE)
+    worker.join(deadline)
     if worker.is_alive():
         call.expired = True
         if call.raw is not None:
             _shutdown(call.raw)
-        raise NetworkError(f"STS at {endpoint} did not answer within {DEADLINE} s",
+        raise NetworkError(f"STS at {endpoint} did not answer within {deadline} s",
                            hint="check the network, proxy, and sts_endpoint_url")
     if "error" in result:
         raise result["error"]
     return result["value"]
 
 
+SKEW_WARN = 300  # seconds: AWS rejects a request signed more than 5 minutes off its clock
+_clock = {"skew": None, "warned": False}
+
+
+def clock_message(skew):
+    minutes = round(abs(skew) / 60)
+    return (f"your clock is {minutes} minutes {'ahead of' if skew > 0 else 'behind'} STS's (by its Date header); AWS "
+            "rejects requests signed more than 5 minutes off")
+
+
+def clock_skew():
+    """Seconds this machine's clock is ahead of STS's (negative: behind), as the last STS answer's
+    Date header showed, or None when no answer had one."""
+    return _clock["skew"]
+
+
+def _note_clock(headers, sent_at):
+    """Compare our clock with STS's Date header; say so (once per run) when they are minutes apart."""
+    date = (headers or {}).get("date")
+    if not date:
+        return
+    import email.utils  # ~5 ms: only when an answer is in
+
+    try:
+        server = email.utils.parsedate_to_datetime(date).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return
+    now = time.time()
+    skew = int(now - server) if now - server > 0 else int(sent_at - server)  # the send-receive time is not skew
+    _clock["skew"] = skew
+    if abs(skew) > SKEW_WARN and not _clock["warned"]:
+        _clock["warned"] = True
+        log.warn(f"{clock_message(skew)}: set the system clock (e.g. turn on NTP: timedatectl set-ntp true)")
+
+
 def credentials_from_response(response, sent_at):
     """Credentials whose Expiration is safe by the local clock: STS's expiry, or the local send time
     plus the lifetime STS granted (its Expiration minus its Date header), whichever is earlier. A
     local clock behind STS's would otherwise keep credentials past their real end."""
+    if not isinstance(response.get("Credentials"), dict):
+        raise ServiceError("STS answered without credentials (not the answer to the call made)")
     creds = Credentials.from_sts(response["Credentials"])
     date = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
     if date:
@@ -195,7 +257,28 @@ def credentials_from_response(response, sent_at):
     return creds
 
 
-def call(sts_client, operation, context, **params):
+PROBE_KEY = Credentials("AKIACREDPROCPROBE000", "not-a-secret: credproc doctor's STS probe")
+
+
+def probe(endpoint_url, timeout):
+    """doctor: is STS what answers at endpoint_url? A GetCallerIdentity signed with a key that
+    does not exist (harmless: it changes nothing and needs no credentials) must come back in STS's
+    own shape: an error (InvalidClientTokenId from AWS) or a result (an emulator). A proxy's or
+    captive portal's page, a 5xx page and a POST that hangs do not. (Signed, not unsigned: an
+    emulator serving several services routes an unsigned request to another one.) Returns what
+    answered; raises CredprocError."""
+    try:
+        call(client("us-east-1", endpoint_url, PROBE_KEY, timeout=timeout), "GetCallerIdentity", "a probe key",
+             deadline=timeout + 1)
+    except (AuthenticationFailed, AccessDenied, ServiceError) as e:
+        code = getattr(e, "sts_code", None)
+        if code:
+            return f"STS answers ({code} to a probe with a key that does not exist)"
+        raise
+    return "STS answers"
+
+
+def call(sts_client, operation, context, deadline=None, **params):
     """Run an STS operation; return (response, sent_at). `context` describes the caller for messages
     (e.g. "profile corp-user (AKIA…WXYZ)")."""
     import botocore.exceptions as bx
@@ -204,11 +287,16 @@ def call(sts_client, operation, context, **params):
     log.debug("STS %s at %s as %s", operation, sts_client.meta.endpoint_url, context)
     try:
         method = getattr(sts_client, _snake(operation))
-        return _with_deadline(lambda: method(**params), sts_client.meta.endpoint_url), sent_at
+        response = _with_deadline(lambda: method(**params), sts_client.meta.endpoint_url, deadline)
+        _note_clock(response.get("ResponseMetadata", {}).get("HTTPHeaders"), sent_at)
+        return response, sent_at
     except CredprocError:
         raise
     except bx.ClientError as e:
-        raise translate_client_error(e, operation, context, params) from None
+        _note_clock(e.response.get("ResponseMetadata", {}).get("HTTPHeaders"), sent_at)
+        error = translate_client_error(e, operation, context, params)
+        error.sts_code = e.response.get("Error", {}).get("Code")  # STS's own shape: parsed from its XML
+        raise error from None
     except (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ReadTimeoutError, bx.SSLError,
             bx.ProxyConnectionError, bx.ConnectionClosedError) as e:
         raise NetworkError(f"cannot reach STS at {sts_client.meta.endpoint_url}: {_reason(e)}",

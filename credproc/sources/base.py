@@ -175,7 +175,7 @@ class IdentitySource:
         refresh, no network, no secret). A list of dicts, each at least:
           {"identity": the cache identity (e.g. "idp:NAME", "oidc:NAME"), "idp": NAME,
            "type": self.type_name, "kind": short text ("mfa session", "oidc sign-in"),
-           "state": one of "valid", "refresh due", "expired", "stale", "none",
+           "state": one of "valid", "refresh due", "expired", "stale", "none", "unreadable",
            "expires_at": "YYYY-mm-ddTHH:MM:SSZ" or None, "seconds_left": int or None}
         plus any source-specific keys (JSON-serialisable, never secret); `status --json` prints
         the dicts as they are, and their keys may be added to but never renamed or removed.
@@ -235,12 +235,14 @@ class IdentitySource:
 
 
 # -- helpers for `sessions` -------------------------------------------------------------------------
-def entry_state(entry, fingerprint, now, min_remaining=None):
-    """The status state of a cache.Entry (or None) against the fingerprint it must carry."""
+def entry_state(entry, fingerprint, now, min_remaining=None, present=False):
+    """The status state of a cache.Entry (or None) against the fingerprint it must carry. present:
+    a file is there although there is no entry (it does not decrypt): "unreadable", not "none".
+    min_remaining: the source's floor (default MIN_REMAINING)."""
     from ..core.credentials import MIN_REMAINING  # never served with this much or less left
 
     if entry is None:
-        return "none"
+        return "unreadable" if present else "none"
     if entry.fingerprint != fingerprint:
         return "stale"
     if entry.expires_at - now <= (MIN_REMAINING if min_remaining is None else min_remaining):

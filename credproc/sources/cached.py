@@ -14,6 +14,7 @@ from ..core import log
 from ..core.cache import CLOCK_SLACK, Entry
 from ..core.credentials import MIN_REMAINING, Credentials
 from ..core.errors import AuthenticationFailed, LocalFileError, LockTimeout, LoginRequired, NetworkError, ServiceError
+from ..core.locking import release_handed_over
 
 # Failures of a refresh after which still-valid cached credentials are better than an error (the
 # next call tries again). Not AccessDenied or ConfigError: those say the credentials are unwanted.
@@ -78,13 +79,16 @@ class CachedProvider:
     def retrieve(self):
         if self.never_cached():
             log.debug("%s: not cached (no expiry), no lock taken", self.identity)
+            release_handed_over()  # the fast path's wait took this entry's lock for us: others need not wait
             creds = self.inner.retrieve()
             self._store(creds)  # stores only credentials that expire: the helper changed its mind
             return creds
         entry = None if self.ctx.force else self._load()
         now = self.ctx.now()
         if entry is not None and entry.written_at - CLOCK_SLACK > now:
-            log.debug("cache miss for %s: written in the future (the clock went backwards)", self.identity)
+            ahead = entry.written_at - now
+            log.warn(f"the cached {self.what} were written {round(ahead / 60)} minutes ahead of this machine's clock "
+                     f"(it went back, or was ahead then): not used, fetching new ones; check the system clock")
             entry = None
         if entry is not None and entry.fresh(now):
             log.debug("cache hit for %s", self.identity)

@@ -249,9 +249,9 @@ def _cli_file_from_the_cli(sandbox, em, expires_at):
     """What `aws login` leaves: a sign-in made as the CLI makes it (tests/test_login_emulator.py)."""
     from botocore.utils import JSONFileCache
 
-    from tests.test_login_emulator import EC, ECType, cli_sign_in, pem
+    from tests.test_login_emulator import cli_key, cli_sign_in, pem
 
-    key = EC.new_generate(ECType.P_256)
+    key = cli_key()
     out, _ = cli_sign_in(em, key)
     token = {"accessToken": {**out["accessToken"], "accountId": "111111111111", "expiresAt": expires_at},
              "tokenType": out["tokenType"], "clientId": SAME_DEVICE, "refreshToken": out["refreshToken"],

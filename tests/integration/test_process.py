@@ -120,12 +120,15 @@ def test_without_expiration_the_helper_runs_every_time_and_status_says_so(sandbo
 def test_without_expiration_concurrent_callers_do_not_queue_behind_each_other(sandbox, helper):
     sandbox.write_config(process_config(helper.command("slownoexp", 2)))
     sandbox.credentials("plain")  # learns that the helper's credentials do not expire
-    t = time.monotonic()
     procs = [sandbox.popen("--role", "plain") for _ in range(10)]
     outs = [p.communicate(timeout=90) for p in procs]
     assert [p.returncode for p in procs] == [0] * 10, [o[1] for o in outs]
     assert helper.runs() == 11
-    assert time.monotonic() - t < 15  # one after the other, under the lock, would take 20 s or more
+    # not queued under the lock: some of the ten runs overlapped in time (one after the other, none would;
+    # a wall-clock bound would depend on how loaded the machine is)
+    spans = sorted(tuple(map(float, line.split())) for line in open(helper.log + ".spans").read().splitlines())[1:]
+    overlapping = sum(1 for (_, end), (start, _) in zip(spans, spans[1:]) if start < end)
+    assert len(spans) == 10 and overlapping >= 1, spans
 
 
 @pytest.mark.parametrize("mode, code, message", [
@@ -162,7 +165,7 @@ def test_a_helper_leaving_a_child_that_holds_its_pipes_does_not_hold_us_up(sandb
     t = time.monotonic()
     r = sandbox.run("--role", "plain", timeout=30)
     assert r.returncode == 0, r.stderr
-    assert time.monotonic() - t < 10 and json.loads(r.stdout)["AccessKeyId"] == cred_helper.KEY_ID
+    assert time.monotonic() - t < 30 and json.loads(r.stdout)["AccessKeyId"] == cred_helper.KEY_ID  # not its 60 s timeout
     child = int(next(line for line in open(helper.log).read().splitlines() if line.startswith("child ")).split()[1])
     assert not alive(child)  # it held our pipes past the grace time: stopped with the helper's group
 

@@ -158,7 +158,7 @@ def test_a_closed_window_fails_within_seconds(sandbox, idp, sts, browser, script
     err = r.stderr.decode()
     assert r.returncode == 5, err
     assert "browser window for the SAML IdP at" in err and "was closed before the sign-in finished" in err
-    assert took < 15, took
+    assert took < 40, took  # not the sign-in's 300 s limit
     assert "Traceback" not in err and sts.calls == []
     [(pid, _)] = browser.launches()
     assert chromium.process_group(pid) == []
@@ -171,7 +171,7 @@ def test_no_sign_in_within_the_limit_is_exit_4(sandbox, idp, sts, browser, scrip
     err = r.stderr.decode()
     assert r.returncode == 4, err
     assert "no sign-in at the SAML IdP at" in err and "within 10 s" in err
-    assert 9 < time.monotonic() - started < 25
+    assert 9 < time.monotonic() - started < 60  # its 10 s, not the default 300
     [(pid, _)] = browser.launches()
     assert chromium.process_group(pid) == []
 
@@ -183,7 +183,7 @@ def test_without_a_desktop_exit_4_at_once_and_no_browser(sandbox, idp, sts, brow
     err = r.stderr.decode()
     assert r.returncode == 4, err
     assert "needs a browser window, and there is no desktop here" in err
-    assert time.monotonic() - started < 5 and browser.launches() == []
+    assert time.monotonic() - started < 20 and browser.launches() == []
 
 
 def test_a_browser_that_is_not_there_is_exit_3_naming_the_key(sandbox, idp, sts, tmp_path):

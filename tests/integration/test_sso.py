@@ -529,7 +529,7 @@ def test_status_logout_and_doctor(sandbox, em, dead_url, moto_server):
     assert f"the Identity Center OIDC endpoint {em.oidc_url} is reachable" in out
     assert f"the Identity Center portal {em.portal_url} is reachable" in out
     # GetRoleCredentials is no STS call, but the role chained on top of it does call STS
-    assert f"STS for role audit: the STS endpoint {moto_server.url} is reachable" in out
+    assert f"STS for role audit: the STS endpoint {moto_server.url}: STS answers" in out
     assert "STS for role prod-admin" not in out and "sts.us-east-1.amazonaws.com" not in out
 
     em.reset_counts()

@@ -197,7 +197,7 @@ def test_doctor_against_moto_cas_and_oidc(sandbox, sts, moto_server, op, dead_ur
         assert "✗" not in out
         assert f"✓ idp campus: the CAS server {cas.url} is reachable" in out
         assert f"✓ idp sso: the OIDC discovery document {op.issuer}" in out
-        assert f"the STS endpoint {sts.url} is reachable" in out
+        assert f"the STS endpoint {sts.url}: STS answers" in out
         assert "✓ profile admin in" in out and "✓ profile campus in" in out
         assert "! no terminal for prompts" in out
         assert STATIC_SECRET not in out and STATIC_KEY_ID not in out

@@ -19,7 +19,8 @@ def test_the_mfa_code_is_read_from_the_terminal_not_stdin(sandbox, sts):
     assert code == 0, err
     doc = json.loads(out)  # stdout holds the document and nothing else
     assert err == b""
-    assert sts.actions == ["GetSessionToken", "AssumeRole"]
+    # STS is checked (GetCallerIdentity with the keys) before the MFA prompt (issue 20, item 17)
+    assert sts.actions == ["GetCallerIdentity", "GetSessionToken", "AssumeRole"]
     assert caller_arn(doc, sts.url) == "arn:aws:sts::111111111111:assumed-role/Admin/alice"
 
 

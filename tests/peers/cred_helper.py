@@ -84,7 +84,10 @@ def main():
     elif mode == "noexp":
         print(json.dumps(document(expiration=False, run=run)))
     elif mode == "slownoexp":
+        start = time.time()
         time.sleep(seconds or 1)
+        with open(log + ".spans", "a") as f:  # when it ran: tests look at which runs overlapped
+            f.write(f"{start} {time.time()}\n")
         print(json.dumps(document(expiration=False, run=run)))
     elif mode == "slow":
         time.sleep(seconds or 1)

@@ -115,7 +115,8 @@ def verify_dpop(proof, htu, seen_jti, now, max_age=300):
     except (ValueError, KeyError, TypeError, InvalidSignature):
         raise _invalid("the DPoP proof's signature does not verify", "invalid_dpop_proof") from None
     seen_jti.add(jti)
-    return jwk_thumbprint(jwk)
+    # the key, not its spelling: thumbprint of the canonical (full 32-byte) coordinates, as RFC 7518 spells them
+    return jwk_thumbprint({"crv": "P-256", "kty": "EC", "x": b64url(x.to_bytes(32, "big")), "y": b64url(y.to_bytes(32, "big"))})
 
 
 class LoginEmulator:

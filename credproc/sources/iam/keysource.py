@@ -107,6 +107,12 @@ def store_in_keyring(idp_name, creds):
         raise KeyringUnavailable(f"the OS keyring did not keep the keys of idp {idp_name} (they do not read back)")
 
 
+def load_from_keyring(idp_name):
+    """The keys the keyring holds for this idp now, or None; raises when the keyring cannot be read."""
+    text = oskeyring.get(idp_name, f"reading back the keys of idp {idp_name}")
+    return None if text is None else parse_keys(text, "the stored keyring item")
+
+
 def where(idp):
     """Where this idp's keys live, for doctor and messages (no secret)."""
     m = mode(idp)

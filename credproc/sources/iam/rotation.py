@@ -11,6 +11,11 @@ begun) and deletes the new key: the user is left as before. A failure at 5 leave
 stored and working, and the old one still valid: the message says which key to delete. The effects
 (IAM, STS, the store, the clock) are passed in, so each failure is tested with fakes; the
 integration tests do the same against moto in auth mode.
+
+The rule behind every step: a key is deleted at IAM only after a working key is verified stored
+(read back from the store, equal to the one verified with STS). When the store stops answering
+(a Secret Service that restarted mid-rotation), nothing is deleted: both keys stay valid at IAM, so
+whichever of them the store holds keeps working, and the message names both.
 """
 
 import time
@@ -36,10 +41,12 @@ class Rotation:
     AuthenticationFailed for keys STS does not accept). store(creds): keep the key where the
     current one is. say(text): a line for the user."""
 
-    def __init__(self, iam, identity, store, say, sleep=time.sleep, clock=time.monotonic):
+    def __init__(self, iam, identity, store, say, sleep=time.sleep, clock=time.monotonic, load=None):
+        """load() -> the Credentials the store holds now (None: none); raises when it cannot be read."""
         self.iam = iam
         self.identity = identity
         self.store = store
+        self.load = load
         self.say = say
         self.sleep = sleep
         self.clock = clock
@@ -64,9 +71,11 @@ class Rotation:
             stored = True
             self.store(new)
         except BaseException as e:
-            self._undo(user, current, new, stored)
+            outcome, hint = self._undo(user, current, new, stored)
             if isinstance(e, CredprocError):
-                e.message = f"{e.message} (rotation undone: the old key {mask(current.access_key_id)} is kept)"
+                e.message = f"{e.message} ({outcome})"
+                if hint:
+                    e.hint = hint
             raise
         self.say(f"stored the new key {mask(new.access_key_id)}; it works")
         try:
@@ -94,19 +103,53 @@ class Rotation:
         if got != arn:
             raise AuthenticationFailed(f"the new key belongs to {got}, not {arn}")
 
+    def _holds(self, creds):
+        """True when the store verifiably holds exactly these keys (read back), False when it
+        verifiably does not, None when it cannot be read."""
+        if self.load is None:
+            return None
+        try:
+            got = self.load()
+        except Exception as e:  # noqa: BLE001 - an unreadable store is an answer here
+            log.debug("reading the store back failed: %s", type(e).__name__)
+            return None
+        return got is not None and (got.access_key_id, got.secret_access_key) == \
+            (creds.access_key_id, creds.secret_access_key)
+
     def _undo(self, user, current, new, stored):
+        """Put things back as far as it is safe: (what happened, a hint or None). The new key is
+        deleted at IAM only when the old one is verified stored again."""
+        old_id, new_id = mask(current.access_key_id), mask(new.access_key_id)
         if stored:
             try:
-                self.store(current)
-            except Exception as e:  # noqa: BLE001 - report, and go on deleting the new key
-                self.say(f"could not put the old key back ({type(e).__name__}: {getattr(e, 'message', '')}); "
-                         f"it is {mask(current.access_key_id)} and still valid")
+                self.store(current)  # stores and reads back
+                restored = True
+            except Exception as e:  # noqa: BLE001 - reported below; nothing is deleted then
+                log.debug("putting the old key back failed: %s", type(e).__name__)
+                restored = self._holds(current)
+            if not restored:
+                holds_new = self._holds(new)
+                if holds_new:
+                    where = f"the store holds the new key {new_id} (it works)"
+                elif holds_new is None:
+                    where = (f"the store could not be read back, so it holds the old key {old_id} or the new key "
+                             f"{new_id}")
+                else:
+                    where = f"the store holds neither key {old_id} nor {new_id}"
+                self.say(f"could not put the old key {old_id} back; {where}. Both keys are kept valid at IAM, "
+                         f"so a key the store holds still works")
+                return (f"rotation NOT undone: both the old key {old_id} and the new key {new_id} are still valid at "
+                        f"IAM for user {user}; {where}",
+                        f"once the store answers, check it (credproc doctor), then delete the key it does not hold: "
+                        f"aws iam delete-access-key --user-name {user} --access-key-id KEY_ID "
+                        f"(old: {current.access_key_id}, new: {new.access_key_id})")
         try:
             self.iam.delete_access_key(user, new.access_key_id)
-            self.say(f"deleted the new key {mask(new.access_key_id)} again")
+            self.say(f"deleted the new key {new_id} again")
         except Exception as e:  # noqa: BLE001
-            self.say(f"could not delete the new key {mask(new.access_key_id)} ({getattr(e, 'message', type(e).__name__)}); "
+            self.say(f"could not delete the new key {new_id} ({getattr(e, 'message', type(e).__name__)}); "
                      f"delete it: aws iam delete-access-key --user-name {user} --access-key-id {new.access_key_id}")
+        return f"rotation undone: the old key {old_id} is kept", None
 
 
 class BotoIam:

@@ -9,6 +9,13 @@ from ...core.prompt import run_secret_command
 
 _CODE = re.compile(r"^\d{6}\Z")
 ATTEMPTS = 3
+PRECHECK_DEADLINE = 15  # seconds for the round trip that checks STS answers before a prompt
+
+
+def _nothing():
+    import contextlib
+
+    return contextlib.nullcontext()
 
 
 class SessionTokenProvider:
@@ -28,12 +35,18 @@ class SessionTokenProvider:
         context = sts.describe_source(self.source.describe(), source)
         params = {"DurationSeconds": self.idp["session_duration"]}
         serial = self.idp.get("mfa_serial")
-        attempts = ATTEMPTS if serial and not self.idp.get("mfa_command") else 1
+        prompting = bool(serial) and not self.idp.get("mfa_command")
+        if prompting and self.terminal.available():  # without a terminal the prompt fails at once anyway
+            # One round trip before the prompt: a code typed for an STS that does not answer (or
+            # keys it refuses) is typed for nothing, and then waits 40 s in silence.
+            sts.call(client, "GetCallerIdentity", context, deadline=PRECHECK_DEADLINE)
+        attempts = ATTEMPTS if prompting else 1
         for attempt in range(1, attempts + 1):
             if serial:
                 params.update(SerialNumber=serial, TokenCode=self._code(serial))
             try:
-                response, sent_at = sts.call(client, "GetSessionToken", context, **params)
+                with self.terminal.progress("waiting for STS...") if prompting else _nothing():
+                    response, sent_at = sts.call(client, "GetSessionToken", context, **params)
                 return sts.credentials_from_response(response, sent_at)
             except AuthenticationFailed as e:
                 if attempt == attempts or "MFA code" not in e.message:

@@ -106,7 +106,8 @@ class IamSource(IdentitySource):
         expires_at, left = entry_times(entry, now)
         return [{"identity": idp_identity(name), "idp": name, "type": self.type_name,
                  "kind": "mfa session" if idp.get("mfa_serial") else "session",
-                 "state": entry_state(entry, cfg.idp_fingerprint(name), now),
+                 "state": entry_state(entry, cfg.idp_fingerprint(name), now,
+                                      present=entry is None and store.present(idp_identity(name))),
                  "expires_at": expires_at, "seconds_left": left}]
 
     def logout(self, cfg, store, idp, say, remove, new_context):

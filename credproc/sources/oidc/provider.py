@@ -73,14 +73,19 @@ class OidcSession:
             if got:
                 return got
             state = {} if self.ctx.force else self._load()
-            if state.get("refresh_token"):
+            if state.get("refresh_token") and not state.get(NO_ID_TOKEN):
                 got = self._refresh(state)
                 if got:
                     return got
+                state = self._load()
             terminal = self.ctx.terminal
             possible = terminal.browser_possible() if self.idp["flow"] == "browser" else terminal.available()
             if self.idp["flow"] != "password" and not possible:
-                if state.get("refresh_token"):
+                if state.get(NO_ID_TOKEN):
+                    why = (f"{self.idp['issuer']} refreshed the sign-in but sent no new ID token (OpenID Connect allows "
+                           "that; credproc needs an ID token for AWS); sign in again, and there is no terminal to "
+                           "sign in on")
+                elif state.get("refresh_token"):
                     why = (f"your sign-in at {self.idp['issuer']} has ended (the refresh token was refused) and "
                            "there is no terminal to sign in again on")
                 else:
@@ -113,10 +118,16 @@ class OidcSession:
             self.forget()
             return None
         if not tokens.get("id_token"):
-            # Some IdPs issue no new ID token on refresh: keep the (possibly rotated) refresh token
-            # and fall back to a login.
-            if tokens.get("refresh_token"):
-                self._save({"refresh_token": tokens["refresh_token"]}, _refresh_lifetime(tokens))
+            # OIDC Core 12.2: a refresh answer need not hold an ID token, and some IdPs never send
+            # one there. The refresh token (rotated or not) is still good: keep it (logout revokes
+            # it), and mark that refreshing does not give an ID token, so that the calls until the
+            # next sign-in do not spend a refresh grant each; a sign-in is needed.
+            log.debug("%s: the IdP refreshed the sign-in but sent no new ID token", self.identity)
+            lifetime = _refresh_lifetime(tokens)
+            if not lifetime and isinstance(state.get("refresh_expires_at"), (int, float)):
+                lifetime = int(state["refresh_expires_at"]) - self.ctx.now()
+            self._save({"refresh_token": tokens.get("refresh_token") or state["refresh_token"],
+                        NO_ID_TOKEN: self.ctx.now()}, lifetime)
             return None
         return self._accept(tokens, state)
 
@@ -159,6 +170,9 @@ class OidcSession:
             return False
         finally:
             lock.release()
+
+
+NO_ID_TOKEN = "refresh_gave_no_id_token"  # in the session's state: when a refresh came back without one
 
 
 def _refresh_lifetime(tokens):

@@ -98,11 +98,13 @@ class OidcSource(IdentitySource):
         id_left = int(exp) - now if isinstance(exp, (int, float)) and state.get("id_token") else None
         has_refresh = bool(state.get("refresh_token"))
         if entry is None:
-            st = "none"
+            st = "unreadable" if store.present(_identity(name)) else "none"
         elif entry.fingerprint != cfg.idp_fingerprint(name):
             st = "stale"
         elif entry.expires_at <= now or not (has_refresh or (id_left is not None and id_left > 0)):
             st = "expired"
+        elif state.get("refresh_gave_no_id_token") and not (id_left is not None and id_left > 0):
+            st = "expired"  # the IdP refreshes without an ID token: a sign-in is needed (provider.NO_ID_TOKEN)
         else:
             st = "valid"
         expires_at, left = entry_times(entry, now)

@@ -580,7 +580,9 @@ def no_query(url):
 
 def form_sign_on(url, username, password, sp_entity_id, clock, timeout, ca_bundle=None):
     """GET the IdP-initiated URL, follow redirects and script-submitted forms with one cookie jar,
-    post the login form, and return the checked Assertion from the auto-POST form."""
+    post the login form, and return the checked Assertion from the auto-POST form. password: the
+    password, or a function asked for it only once the login form is there (so the IdP has
+    answered before anyone types it)."""
     where = f"the SAML IdP at {no_query(url)}"
     jar = http.cookiejar.CookieJar()
     method, target, form_data = "GET", url, None
@@ -619,6 +621,8 @@ def form_sign_on(url, username, password, sp_entity_id, clock, timeout, ca_bundl
                 raise AuthenticationFailed(f"{where} showed the login form again after credproc sent the "
                                            f"password of {username}: wrong username or password",
                                            hint="check the username and password")
+            if callable(password):
+                password = password()
             fields, user_field = _fill_login(login, username, password)
             if user_field is None:
                 raise ServiceError(f"the login form of {where} has a password field but no username field that "

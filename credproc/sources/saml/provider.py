@@ -131,23 +131,28 @@ class SamlSession:
         elif idp.get("mfa") == "passcode":
             terminal.require("a Duo passcode")
         username = idp.get("username") or terminal.ask(f"Username for {self.where}: ", what="a SAML username").strip()
-        if idp.get("password_command"):
-            password = run_secret_command(idp["password_command"], "the SAML password",
+
+        def ask_password():
+            if idp.get("password_command"):
+                return run_secret_command(idp["password_command"], "the SAML password",
                                           f"idp.{idp['name']}.password_command")
-        else:
-            password = terminal.ask(f"Password for {username} at {self.where}: ", what="a SAML password", secret=True)
-        try:
-            if idp["flow"] == "ecp":
-                passcode = None
-                if idp.get("mfa") == "passcode":
-                    passcode = terminal.ask("Duo passcode: ", what="a Duo passcode").strip()
-                if idp.get("mfa") == "push":
-                    terminal.say("Approve the Duo push on your phone...")
-                    with terminal.progress("  waiting for the Duo push..."):
-                        return self._ecp(username, password, passcode)
-                return self._ecp(username, password, passcode)
-            return saml.form_sign_on(idp["url"], username, password, self.sp_entity_id, self.ctx.now,
+            return terminal.ask(f"Password for {username} at {self.where}: ", what="a SAML password", secret=True)
+
+        if idp["flow"] != "ecp":
+            # the form flow asks only once the IdP's login page is there: its first GET is the
+            # check that the IdP answers, so no password is typed for an IdP that is down
+            return saml.form_sign_on(idp["url"], username, ask_password, self.sp_entity_id, self.ctx.now,
                                      timeout_of(idp), idp.get("ca_bundle"))
+        password = ask_password()
+        try:
+            passcode = None
+            if idp.get("mfa") == "passcode":
+                passcode = terminal.ask("Duo passcode: ", what="a Duo passcode").strip()
+            if idp.get("mfa") == "push":
+                terminal.say("Approve the Duo push on your phone...")
+                with terminal.progress("  waiting for the Duo push..."):
+                    return self._ecp(username, password, passcode)
+            return self._ecp(username, password, passcode)
         finally:
             del password  # goes no further than the sign-on
 

@@ -92,7 +92,7 @@ class SamlSource(IdentitySource):
         identity = _identity(idp["name"])
         entry = store.get(identity)
         if entry is None:
-            state = "none"
+            state = "unreadable" if store.present(identity) else "none"
         elif entry.fingerprint != cfg.idp_fingerprint(idp["name"]):
             state = "stale"
         elif entry.expires_at - now <= MIN_ASSERTION_LEFT:

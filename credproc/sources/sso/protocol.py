@@ -359,9 +359,11 @@ class CliTokenCache:
 
     def _session_names(self):
         path = os.environ.get("AWS_CONFIG_FILE") or os.path.join(os.path.expanduser("~"), ".aws", "config")
+        from ...core.awsfiles import read_bytes
+
         parser = configparser.RawConfigParser(strict=False)
         try:
-            parser.read(os.path.expanduser(path), encoding="utf-8")
+            parser.read_string((read_bytes(os.path.expanduser(path)) or b"").decode("utf-8"))
         except (configparser.Error, OSError, UnicodeDecodeError) as e:
             log.debug("cannot read %s for sso-session sections: %s", path, type(e).__name__)
             return []
@@ -385,10 +387,13 @@ class CliTokenCache:
 
     def load(self, path):
         """The file as our state ({"access_token", "expires_at", ["refresh_token", "registration"]}), or None."""
-        try:
-            with open(path, "rb") as f:
-                data = json.loads(f.read(MAX_FILE_BYTES))
-        except (OSError, ValueError):
+        from ...core.cache import read_file
+
+        try:  # no symbolic link, FIFO, device or oversized file: refused at once, never waited on
+            data = json.loads(read_file(path, MAX_FILE_BYTES))
+        except (OSError, ValueError) as e:
+            if not isinstance(e, FileNotFoundError):
+                log.debug("not reading the AWS CLI token file %s: %s", path, getattr(e, "strerror", None) or type(e).__name__)
             return None
         if not isinstance(data, dict) or data.get("startUrl") != self.idp["start_url"]:
             return None  # a token for another start URL is never used
@@ -595,7 +600,11 @@ class SsoSession:
             lock.release()
 
     def logout(self):
-        """Forget the sign-in (first), then end it at the portal. Returns whether the portal agreed."""
+        """Forget the sign-in (first), then end it at the portal. The copy ended is the newest, by the
+        rule sign-in uses (_newest): in "share" mode an SDK may have refreshed, and so rotated, the
+        shared sign-in, and then only its refresh token still works. Returns True (the portal took
+        the Logout), None (nothing was left to end: no token still good) or False (it could not be
+        ended: the sign-in may still work at the service; the reason is logged)."""
         lock = self.ctx.store.lock(self.identity, f"a sign-in at {self.idp['start_url']}")
         try:
             lock.acquire(self.ctx.lock_deadline)
@@ -603,6 +612,10 @@ class SsoSession:
             log.warn(f"another credproc process is busy with the sign-in at {self.idp['start_url']}; logging out anyway")
         try:
             state = self.load()
+            if not self.ctx.force:
+                newest, adopted = self._newest()
+                if adopted:
+                    state = newest
             self.ctx.store.delete(self.identity)
             self.cli.delete()
             try:
@@ -624,9 +637,11 @@ class SsoSession:
                 pass
         reg = state.get("registration") or {}
         if not state.get("refresh_token") or reg.get("expires_at", 0) <= self.ctx.now():
-            return False
+            return None  # no refresh token, or its client registration is over: nothing still works
         tokens = self.client.refresh(reg, state["refresh_token"])
+        if not tokens:
+            return None  # the service refused the newest refresh token: that sign-in is over
         try:
-            return bool(tokens) and self.client.logout(tokens["access_token"])
+            return self.client.logout(tokens["access_token"])
         except TokenRejected:
             return False

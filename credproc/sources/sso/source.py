@@ -97,7 +97,7 @@ class SsoSource(IdentitySource):
         reg_exp = reg.get("expires_at") if isinstance(reg.get("expires_at"), int) else None
         refreshable = reg_exp if state.get("refresh_token") and reg_exp and reg_exp > now else None
         if entry is None:
-            st = "none"
+            st = "unreadable" if store.present(_identity(name)) else "none"
         elif entry.fingerprint != cfg.idp_fingerprint(name):
             st = "stale"
         elif (token_exp and token_exp > now) or refreshable:
@@ -136,7 +136,13 @@ class SsoSource(IdentitySource):
                 return True
             return False
         ended = SsoSession(new_context(), idp).logout()
-        say(f"{'ended (portal Logout) and ' if ended else ''}removed {where}")
+        if ended:
+            say(f"ended (portal Logout) and removed {where}")
+        elif ended is None:
+            say(f"removed {where} (no token of it still worked at the portal)")
+        else:
+            say(f"removed {where} from this machine, but it was NOT ended at the portal: a copy of its tokens may "
+                f"still work there until they expire; sign out in the AWS access portal ({idp['start_url']})")
         return True
 
     # -- doctor ------------------------------------------------------------------------------------
