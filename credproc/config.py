@@ -227,7 +227,9 @@ def load(path, source=None):
             raise ConfigError(f"no configuration file at {path} (named by {source})",
                               hint=f"check the path in {source}") from None
         raise ConfigError(f"no configuration file at {path}",
-                          hint="create it (see the README's configuration reference) or pass --config PATH") from None
+                          hint="run `credproc init` to write one (or `credproc import` to convert the profiles of your "
+                               "~/.aws/config), or start from examples/config.toml in credproc's source (one block "
+                               "per identity source); or pass --config PATH") from None
     except OSError as e:
         raise ConfigError(f"cannot read {path}: {e.strerror}") from None
     return parse(os.fspath(path), raw)
