@@ -220,6 +220,20 @@ class IdentitySource:
         list. E.g. the IAM MFA session uses [settings]' region/endpoint. Default: none."""
         return []
 
+    # -- credproc import -----------------------------------------------------------------------
+    def adopt_profile(self, name, profile, aws):
+        """`credproc import`: this source standing in for an AWS config profile. name: the profile's
+        name; profile: its {key: value} (keys lowercased); aws: the files read, with .sso_sessions
+        ({name: {key: value}} of the [sso-session X] sections), .credentials ({profile: {key: value}}
+        of ~/.aws/credentials) and .has_static_keys(name). Returns None when the profile is not of this
+        source's kind; a str saying why this source cannot express it; or a dict:
+          {"key": what identifies the idp (profiles with equal keys share one idp),
+           "idp_name": the idp's suggested name, "idp": the [idp.*] keys (without "type"),
+           "role": the role keys beyond those of a role_arn (arn, duration, ...; the command adds them),
+           "keys_profile": the profile holding plain-text keys the idp reads, or absent}
+        No file is read, nothing written. Default: not this source's kind."""
+        return None
+
     # -- other commands ----------------------------------------------------------------------
     def console_refusal(self, cfg, role, idp):
         """A ConfigError (returned, not raised) when `credproc console` cannot sign in as `role`

@@ -129,6 +129,23 @@ class IamSource(IdentitySource):
         region, url = _session_endpoint(cfg)
         return [url or f"https://sts.{region}.amazonaws.com"]
 
+    def adopt_profile(self, name, profile, aws):
+        """role_arn + source_profile (or a profile that is its own source) over static keys, with
+        the profile's mfa_serial: the IAM user's keys, an MFA session when mfa_serial is set."""
+        holder = profile.get("source_profile")
+        if not profile.get("role_arn") or not holder or profile.get("credential_source"):
+            return None
+        if not aws.has_static_keys(holder):
+            return None  # a chain over another role profile (the command's part), or nothing usable
+        mfa = profile.get("mfa_serial")
+        if mfa and not MFA_SERIAL_RE.match(mfa):
+            return f"mfa_serial {mfa!r} is not an MFA device ARN or serial"
+        idp = {"profile": holder}
+        if mfa:
+            idp["mfa_serial"] = mfa
+        return {"key": (self.type_name, holder, mfa), "idp_name": holder, "idp": idp, "role": {},
+                "keys_profile": holder}
+
     def console_refusal(self, cfg, role, idp):
         if role.get("arn"):
             return None
