@@ -129,6 +129,9 @@ class IdentitySource:
     #: network or file is touched when they are parsed and the chain is built.
     example_idp = {}
     example_role = {"arn": "arn:aws:iam::123456789012:role/Example"}
+    #: the keys `credproc init` asks about, in order (each is also its --KEY flag): the facts a first
+    #: configuration needs; empty: the required keys
+    init_keys = ()
 
     # -- configuration (config.parse) ------------------------------------------------------------
     def key_names(self):

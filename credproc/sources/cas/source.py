@@ -11,6 +11,7 @@ class CasSource(IdentitySource):
     type_name = "cas"
     title = "Apereo CAS `awsSts` endpoint"
     example_idp = {"url": "https://sso.example.edu/cas"}
+    init_keys = ("url", "username", "mfa")
     keys = (
         Key("url", str, required=True, check=secure_url, hint=" (the CAS prefix, e.g. https://sso.example.edu/cas)",
             doc="The CAS prefix, e.g. `https://sso.example.edu/cas`. credproc POSTs to `URL/actuator/awsSts`. "

@@ -21,6 +21,7 @@ class IamSource(IdentitySource):
     type_name = "iam"
     title = "long-lived IAM user keys"
     example_idp = {"profile": "corp-user"}
+    init_keys = ("profile", "mfa_serial")
     # keys added with issue 10: at their defaults they leave the fingerprints as they were
     unfingerprinted = {"keys": "profile", "keys_command": None, "iam_endpoint_url": NEVER}
     holds_user_keys = True

@@ -1,0 +1,61 @@
+"""credproc init against moto STS, the installed command in a throwaway HOME: from nothing to the
+first credentials with flags only (and through the AWS CLI with the profile it wrote), timed."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+from tests.sandbox import STATIC_KEY_ID
+
+ARN = "arn:aws:iam::111111111111:role/Admin"
+
+
+def iam_init_args(sts_url):
+    return ["init", "--source", "iam", "--idp", "corp", "--profile", "corp-user", "--role", "admin",
+            "--arn", ARN, "--region", "us-east-1", "--sts-endpoint-url", sts_url]
+
+
+def test_init_iam_from_flags_writes_a_commented_config_and_the_profile_and_gets_credentials(sandbox, sts):
+    sandbox.write_static_keys()
+    started = time.monotonic()
+    r = sandbox.run(*iam_init_args(sts.url))
+    took = time.monotonic() - started
+    out = r.stdout.decode()
+    assert r.returncode in (0, 12), r.stderr.decode()  # 12: a doctor check failed (e.g. no terminal here)
+    assert "== credproc doctor" in out and "role admin (account 111111111111): credentials valid until" in out
+    text = open(sandbox.config_path).read()
+    assert text.startswith("# Written by `credproc init`")
+    assert 'profile = "corp-user"  # AWS profile holding' in text and f'arn = "{ARN}"' in text
+    assert oct(os.stat(sandbox.config_path).st_mode & 0o777) == "0o600"
+    aws = open(sandbox.aws_config).read()
+    assert "[profile admin]" in aws and "--role admin --config" in aws and "[services credproc-admin]" in aws
+    # the profile works for a consumer (the AWS CLI v1 in the venv reads [services])
+    cli = subprocess.run([os.path.join(os.path.dirname(sys.executable), "aws"), "sts", "get-caller-identity",
+                          "--profile", "admin", "--output", "json"], env=sandbox.env, capture_output=True, timeout=60)
+    assert cli.returncode == 0, cli.stderr.decode()
+    assert json.loads(cli.stdout)["Arn"].startswith("arn:aws:sts::111111111111:assumed-role/Admin/")
+    print(f"\ninit (iam, flags) to first credentials: {took:.2f} s")
+    assert STATIC_KEY_ID not in out  # never prints the keys (the id is not secret, but it is not needed)
+
+
+def test_init_never_replaces_a_config_and_names_missing_flags_without_a_terminal(sandbox, sts):
+    r = sandbox.run("init", "--source", "sso", "--start-url", "https://my-org.awsapps.com/start")
+    assert r.returncode == 2 and b"--region is needed" in r.stderr and b"Traceback" not in r.stderr
+    assert not os.path.exists(sandbox.config_path)
+    sandbox.write_config("# mine\n")
+    r = sandbox.run(*iam_init_args(sts.url))
+    assert r.returncode == 3 and b"never replaces it" in r.stderr
+    assert open(sandbox.config_path).read() == "# mine\n"
+
+
+def test_init_sso_from_flags_writes_a_valid_config_without_checks(sandbox):
+    r = sandbox.run("init", "--source", "sso", "--idp", "corp-sso", "--start-url", "https://my-org.awsapps.com/start",
+                    "--region", "eu-west-1", "--account-id", "111111111111", "--role-name", "AdministratorAccess",
+                    "--role", "prod", "--no-check")
+    assert r.returncode == 0, r.stderr.decode()
+    text = open(sandbox.config_path).read()
+    assert 'start_url = "https://my-org.awsapps.com/start"' in text and 'role_name = "AdministratorAccess"' in text
+    assert "[profile prod]" in open(sandbox.aws_config).read()
+    assert sandbox.run("setup", "--print").returncode == 0  # the written config loads
