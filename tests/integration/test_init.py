@@ -59,3 +59,38 @@ def test_init_sso_from_flags_writes_a_valid_config_without_checks(sandbox):
     assert 'start_url = "https://my-org.awsapps.com/start"' in text and 'role_name = "AdministratorAccess"' in text
     assert "[profile prod]" in open(sandbox.aws_config).read()
     assert sandbox.run("setup", "--print").returncode == 0  # the written config loads
+
+
+def test_init_walk_through_on_a_terminal_asks_each_question_then_the_mfa_code(sandbox, sts):
+    from tests.pty_helper import PtyProcess
+    from tests.sandbox import credproc_exe
+
+    sandbox.write_static_keys()
+    started = time.monotonic()
+    p = PtyProcess([credproc_exe(), "init", "--sts-endpoint-url", sts.url], sandbox.env)
+    p.expect("Which identity source gives you AWS access?")
+    p.expect("Choose 1-5: ")
+    p.send("2")  # cas, iam, oidc, saml, sso
+    p.expect("Name for this identity source in credproc [work]: ")
+    p.send("corp")
+    p.expect("AWS region (e.g. eu-west-1) (empty: none): ")
+    p.send("us-east-1")
+    p.expect("(e.g. corp-user): ")
+    p.send("corp-user")
+    p.expect("MFA device ARN")
+    p.send("arn:aws:iam::123456789012:mfa/alice")
+    p.expect("Name of the role (and of its AWS profile) [admin]: ")
+    p.send("")
+    p.expect("ARN of the role to assume")
+    p.send("not-an-arn")
+    p.expect("an IAM role ARN")  # a bad answer is asked again
+    p.send(ARN)
+    p.expect("MFA code for arn:aws:iam::123456789012:mfa/alice: ", timeout=60)
+    p.send("123456")
+    code, out, err = p.finish(timeout=60)
+    took = time.monotonic() - started
+    assert code == 0, err
+    assert b"role admin (account 111111111111): credentials valid until" in out
+    assert sts.actions[-2:] == ["GetSessionToken", "AssumeRole"]
+    assert 'mfa_serial = "arn:aws:iam::123456789012:mfa/alice"' in open(sandbox.config_path).read()
+    print(f"\ninit (iam + MFA, interactive, answers typed at once) to first credentials: {took:.2f} s")
