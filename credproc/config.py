@@ -98,7 +98,77 @@ class Config:
 ROLE_KEYS = {"idp", "source_role", "arn", "duration", "session_name", "external_id", "source_identity",
              "tags", "transitive_tag_keys", "policy_arns", "region", "sts_endpoint_url"}
 SETTINGS_KEYS = {"region", "sts_endpoint_url", "refresh_margin", "prompt", "federation_url", "cache_key",
-                 "cache_key_fallback"}
+                 "cache_key_fallback", "include"}
+SHA256_RE = re.compile(r"^[0-9a-fA-F]{64}\Z")
+
+
+def untrusted_key(key):
+    """A key an included (shared, untrusted) file may not set: one that runs a command, or that sends
+    credentials, codes or tokens to another endpoint or trusts another CA."""
+    return key.endswith("_command") or key.endswith("endpoint_url") or key in ("federation_url", "ca_bundle")
+
+
+def _include_specs(c, raw_settings):
+    """[(label, {"path": ...} or {"url": ..., "sha256": ...})] of [settings] include."""
+    specs = c.get(raw_settings, "include", "settings", list, default=[])
+    result = []
+    for i, spec in enumerate(specs or []):
+        where = f"settings.include[{i}]"
+        if not isinstance(spec, dict):
+            c.add(where, 'must be a table: { path = "~/team/credproc.toml" } or { url = "https://...", sha256 = "..." }')
+            continue
+        extra = set(spec) - {"path", "url", "sha256"}
+        if extra:
+            c.add(where, f"unknown key {sorted(extra)[0]!r} (known: path, url, sha256)")
+        if ("path" in spec) == ("url" in spec):
+            c.add(where, "set either path or url")
+        elif "url" in spec:
+            if not isinstance(spec["url"], str) or _secure_url(spec["url"]):
+                c.add(f"{where}.url", "must be an https:// URL (plain http only to a loopback address)")
+            elif not isinstance(spec.get("sha256"), str) or not SHA256_RE.match(spec["sha256"]):
+                c.add(f"{where}.sha256", "is required with url: the SHA-256 (64 hex digits) of the content you "
+                                         "reviewed (sha256sum FILE)")
+            else:
+                result.append((spec["url"], spec))
+        elif not isinstance(spec["path"], str) or not spec["path"]:
+            c.add(f"{where}.path", "must be a path")
+        elif "sha256" in spec:
+            c.add(f"{where}.sha256", "is for url only (a local file is checked by its permissions)")
+        else:
+            result.append((spec["path"], spec))
+    return result
+
+
+def _merge_included(c, data, label, raw):
+    """Add the [idp.*] and [role.*] tables of one included file to data, refusing what it may not set."""
+    try:
+        included = _load_toml(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        c.add(f"include {label}", f"not a valid TOML file ({type(e).__name__}: {e})")
+        return
+    for key in included:
+        if key not in ("idp", "role"):
+            c.add(f"include {label}: {key}", "an included file may define only [idp.*] and [role.*] tables")
+    for section in ("idp", "role"):
+        tables = included.get(section, {})
+        if not isinstance(tables, dict):
+            c.add(f"include {label}: {section}", "must be a table")
+            continue
+        mine = data.setdefault(section, {})
+        if not isinstance(mine, dict):
+            return
+        for name, table in tables.items():
+            where = f"include {label}: {section}.{name}"
+            if name in mine:
+                c.add(where, "is also defined in the configuration file (rename one of them)")
+                continue
+            if isinstance(table, dict):
+                bad = sorted(k for k in table if untrusted_key(k))
+                if bad:
+                    c.add(f"{where}.{bad[0]}", "is not allowed in an included file (it runs a command, or sends "
+                                               "credentials elsewhere): set it in your own configuration")
+                    continue
+            mine[name] = table
 
 
 def _check_idp(c, name, table, where):
@@ -157,8 +227,9 @@ def _named_tables(c, data, section):
         yield name, table, where
 
 
-def parse(path, raw_bytes):
-    """Config from the file's bytes; raises ConfigError listing every problem."""
+def parse(path, raw_bytes, include_loader=None):
+    """Config from the file's bytes; raises ConfigError listing every problem. include_loader(spec)
+    -> bytes reads one [settings] include (without one, includes are checked but not read)."""
     try:
         data = _load_toml(raw_bytes.decode("utf-8"))
     except UnicodeDecodeError:
@@ -173,6 +244,10 @@ def parse(path, raw_bytes):
             c.add(key, "unknown section (known: settings, idp, role)")
     raw_settings = c.table(data, "settings", "settings")
     c.unknown(raw_settings, SETTINGS_KEYS, "settings")
+    includes = _include_specs(c, raw_settings)
+    if includes and include_loader is not None and not c.problems:
+        for label, spec in includes:
+            _merge_included(c, data, label, include_loader(spec))
     settings = {
         "region": c.get(raw_settings, "region", "settings", str, check=_match(REGION_RE, "an AWS region (e.g. eu-west-1)")),
         "sts_endpoint_url": c.get(raw_settings, "sts_endpoint_url", "settings", str, check=_secure_url),
@@ -232,4 +307,12 @@ def load(path, source=None):
                                "per identity source); or pass --config PATH") from None
     except OSError as e:
         raise ConfigError(f"cannot read {path}: {e.strerror}") from None
-    return parse(os.fspath(path), raw)
+    return parse(os.fspath(path), raw, include_loader=_load_include)
+
+
+def _load_include(spec):
+    from .core import include, paths
+
+    if "url" in spec:
+        return include.read_pinned(spec["url"], spec["sha256"], paths.cache_dir(), "[settings] include")
+    return include.read_local(spec["path"], "[settings] include")
