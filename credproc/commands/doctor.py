@@ -133,10 +133,33 @@ def config_checks(cfg):
                        f"{name} --debug")
     for idp in cfg.idps.values():
         yield from idp_registry.source_for(idp).doctor_checks(cfg, idp)
+        yield from command_checks(idp)
     if cfg.settings.get("cache_key") == "keyring":
         from ..core import keywrap
 
         yield Check(*keywrap.doctor_check(cfg))
+
+
+def command_checks(idp):
+    """Every *_command key of an idp (mfa_command, password_command, keys_command, ...) names a
+    program that exists: otherwise the first refresh fails, at the worst moment."""
+    import shutil
+
+    for key, value in sorted(idp.items()):
+        if not key.endswith("_command") or not isinstance(value, str) or not value.strip():
+            continue
+        where = f"idp.{idp['name']}.{key}"
+        try:
+            program = shlex.split(value)[0]
+        except (ValueError, IndexError):
+            yield fail(where, "cannot be split into a program and its arguments", "check the quotes")
+            continue
+        found = (os.path.isfile(program) and os.access(program, os.X_OK)) if os.sep in program else shutil.which(program)
+        if found:
+            yield ok(f"{where}: {program} is installed")
+        else:
+            yield fail(where, f"its program {program!r} is not found or not executable"
+                              f"{'' if os.sep in program else ' on PATH'}", f"install {program}, or fix {key}")
 
 
 # -- files and permissions ------------------------------------------------------------------------------
@@ -316,7 +339,12 @@ def aws_profile_checks(cfg, config_path):
 def _profile_problems(value, configs):
     problems, fixes = [], []
     setup_fix = "rewrite it with: credproc setup --role ROLE (after removing the old stanza)"
-    if "#" in value or ";" in value:
+    comment = _trailing_comment(value)
+    if comment:
+        problems.append(f"the line ends with a comment ({comment!r}): botocore passes it to credproc as arguments, "
+                        "and the Go SDK cuts the line there")
+        fixes.append("move the comment to a line of its own, above the credential_process line")
+    elif "#" in value or ";" in value:
         problems.append("the credential_process line contains '#' or ';' (the Go SDK cuts the line there)")
         fixes.append("install credproc under a path without them, then " + setup_fix)
     if "\n" in value:
@@ -341,6 +369,10 @@ def _profile_problems(value, configs):
             problems.append(f"{exe} does not exist or is not executable")
             fixes.append(setup_fix)
     role, config = _option(argv, "--role"), _option(argv, "--config")
+    if config and not os.path.isabs(config):
+        problems.append(f"--config {config} is not an absolute path (the SDKs start credproc in whatever directory "
+                        "the program runs in, with no shell to expand ~)")
+        fixes.append(setup_fix)
     if role is None:
         problems.append("it names no --role")
         fixes.append(setup_fix)
@@ -361,6 +393,15 @@ def _profile_problems(value, configs):
         problems.append(f"--role {role}: no such role in {cpath} (configured: {', '.join(cfg.roles) or 'none'})")
         fixes.append(f"add [role.{role}] or correct the profile")
     return problems, fixes
+
+
+def _trailing_comment(value):
+    """The ' # ...' or ' ; ...' at the end of a credential_process line (as the README warns), or None."""
+    for marker in (" #", "\t#", " ;", "\t;"):
+        i = value.find(marker)
+        if i > 0:
+            return value[i:].strip()
+    return None
 
 
 def _option(argv, name):
