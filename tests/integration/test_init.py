@@ -94,3 +94,25 @@ def test_init_walk_through_on_a_terminal_asks_each_question_then_the_mfa_code(sa
     assert sts.actions[-2:] == ["GetSessionToken", "AssumeRole"]
     assert 'mfa_serial = "arn:aws:iam::123456789012:mfa/alice"' in open(sandbox.config_path).read()
     print(f"\ninit (iam + MFA, interactive, answers typed at once) to first credentials: {took:.2f} s")
+
+
+def test_init_cas_from_flags_then_the_password_prompt_of_the_real_call(sandbox, moto_server):
+    from tests.integration.test_cas import PASSWORD, ROLE_A
+    from tests.peers.cas_emulator import CasEmulator
+    from tests.pty_helper import PtyProcess
+    from tests.sandbox import credproc_exe
+
+    users = {"alice": {"password": PASSWORD, "attributes": {"awsroles": [ROLE_A]}, "mfa": None}}
+    with CasEmulator(moto_server.url, users, rbac_enabled=True, principal_attribute_name="awsroles") as cas:
+        started = time.monotonic()
+        p = PtyProcess([credproc_exe(), "init", "--source", "cas", "--idp", "campus", "--url", cas.url,
+                        "--username", "alice", "--mfa", "none", "--role", "campus", "--arn", ROLE_A, "--yes"],
+                       sandbox.env)
+        p.expect("assword", timeout=60)
+        p.send(PASSWORD)
+        code, out, err = p.finish(timeout=60)
+        took = time.monotonic() - started
+    assert code == 0, (err, p.screen)
+    assert b"role campus" in out and b"credentials valid until" in out
+    assert b"awsSts endpoint" in out  # doctor ran
+    print(f"\ninit (cas, flags + password typed at once) to first credentials: {took:.2f} s")
