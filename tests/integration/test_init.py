@@ -116,3 +116,24 @@ def test_init_cas_from_flags_then_the_password_prompt_of_the_real_call(sandbox, 
     assert b"role campus" in out and b"credentials valid until" in out
     assert b"awsSts endpoint" in out  # doctor ran
     print(f"\ninit (cas, flags + password typed at once) to first credentials: {took:.2f} s")
+
+
+def test_init_oidc_from_flags_then_the_device_flow_of_the_real_call(sandbox, op, sts):
+    from tests.integration.conftest import ROLE_DEV
+    from tests.peers.browser import complete_device_flow
+    from tests.pty_helper import PtyProcess
+    from tests.sandbox import credproc_exe
+
+    started = time.monotonic()
+    p = PtyProcess([credproc_exe(), "init", "--source", "oidc", "--idp", "corp", "--issuer", op.issuer,
+                    "--client-id", op.client_id, "--flow", "device", "--role", "dev", "--arn", ROLE_DEV,
+                    "--sts-endpoint-url", sts.url, "--yes"], {**sandbox.env, "BROWSER": "true"})
+    p.expect("(or open ", timeout=60)
+    p.expect(")")
+    uri = p.screen.decode().split("(or open ", 1)[1].split(")", 1)[0]
+    complete_device_flow(uri, login="alice")
+    code, out, err = p.finish(timeout=60)
+    took = time.monotonic() - started
+    assert code == 0, (err, p.screen)
+    assert b"role dev" in out and b"credentials valid until" in out
+    print(f"\ninit (oidc device flow, browser scripted) to first credentials: {took:.2f} s")
