@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from tests.sandbox import STATIC_KEY_ID
 
 ARN = "arn:aws:iam::111111111111:role/Admin"
@@ -137,3 +139,34 @@ def test_init_oidc_from_flags_then_the_device_flow_of_the_real_call(sandbox, op,
     assert code == 0, (err, p.screen)
     assert b"role dev" in out and b"credentials valid until" in out
     print(f"\ninit (oidc device flow, browser scripted) to first credentials: {took:.2f} s")
+
+
+def test_init_saml_from_flags_then_the_password_prompt_of_the_real_call(sandbox, moto_server):
+    from tests.integration.test_saml import ADMIN, PASSWORDS, USERS
+    from tests.peers import saml_idp
+    from tests.peers.saml_idp import SamlIdp
+    from tests.peers.saml_sts import SamlStsProxy
+    from tests.pty_helper import PtyProcess
+    from tests.sandbox import credproc_exe
+
+    reason = saml_idp.missing()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    sts = SamlStsProxy(moto_server.url)
+    try:
+        with SamlIdp(USERS) as server:
+            started = time.monotonic()
+            p = PtyProcess([credproc_exe(), "init", "--source", "saml", "--idp", "campus", "--url", server.ecp_url,
+                            "--flow", "ecp", "--username", "bob", "--role", "admin", "--arn", ADMIN,
+                            "--sts-endpoint-url", sts.url, "--yes"], sandbox.env)
+            p.expect("assword", timeout=60)
+            p.send(PASSWORDS["bob"])
+            code, out, err = p.finish(timeout=60)
+            took = time.monotonic() - started
+    finally:
+        sts.stop()
+    assert code == 0, (err, p.screen)
+    assert b"role admin" in out and b"credentials valid until" in out
+    print(f"\ninit (saml ecp, flags + password typed at once) to first credentials: {took:.2f} s")
