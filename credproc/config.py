@@ -230,6 +230,9 @@ def _named_tables(c, data, section):
 def parse(path, raw_bytes, include_loader=None):
     """Config from the file's bytes; raises ConfigError listing every problem. include_loader(spec)
     -> bytes reads one [settings] include (without one, includes are checked but not read)."""
+    if raw_bytes.startswith(b"\xef\xbb\xbf"):
+        raise ConfigError(f"{path}: starts with a UTF-8 byte order mark (BOM), which TOML does not allow",
+                          hint="save it as UTF-8 without BOM (in Notepad: Save as, Encoding: UTF-8)")
     try:
         data = _load_toml(raw_bytes.decode("utf-8"))
     except UnicodeDecodeError:

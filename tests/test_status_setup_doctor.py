@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from credproc.core.errors import ConfigError
 from credproc import cli, config
 from credproc.core import log
 from credproc.core.cache import Entry
@@ -481,3 +482,37 @@ def test_setups_try_it_line_adds_the_endpoint_for_an_aws_cli_that_ignores_servic
     assert line.startswith("try it: aws sts get-caller-identity --profile admin")
     assert ("--endpoint-url http://127.0.0.1:5000" in line) is extra
     assert setup.try_it("admin", None) == "try it: aws sts get-caller-identity --profile admin"
+
+
+# -- first-hour.md item 18: small message and help nits ---------------------------------------------
+def test_a_utf8_bom_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="byte order mark"):
+        config.parse("c.toml", b"\xef\xbb\xbf[settings]\nregion = \"eu-west-1\"\n")
+
+
+def test_status_shows_the_account_an_sso_role_names_before_any_call(env, capsys):
+    env.write_config('[idp.corp-sso]\ntype = "sso"\nstart_url = "https://my-org.awsapps.com/start"\n'
+                     'region = "eu-west-1"\n\n[role.prod]\nidp = "corp-sso"\naccount_id = "111111111111"\n'
+                     'role_name = "Admin"\n')
+    code, out, _ = run(capsys, "status")
+    assert code == 0
+    row = next(line for line in out.splitlines() if line.startswith("prod "))
+    assert row.split()[-1] == "111111111111"
+
+
+@pytest.mark.parametrize("action", ["add", "import", "rotate", "remove"])
+def test_every_keys_action_has_examples_in_its_help(capsys, action):
+    with pytest.raises(SystemExit):
+        cli.main(["keys", action, "--help"])
+    out = capsys.readouterr().out
+    assert "examples:\n  credproc keys " + action in out
+
+
+def test_a_mistyped_keys_profile_gets_did_you_mean(env):
+    from credproc.sources.iam.static_keys import StaticKeysProvider
+
+    env.aws_credentials.parent.mkdir(parents=True, exist_ok=True)
+    env.aws_credentials.write_text("[corp-user]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = x\n")
+    with pytest.raises(ConfigError) as e:
+        StaticKeysProvider("corp-usr", "corp").retrieve()
+    assert e.value.hint == "did you mean corp-user?"
