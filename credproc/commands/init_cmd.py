@@ -67,6 +67,11 @@ def add_arguments(parser):
         choices = f" ({', '.join(key.choices)})" if key.choices else ""
         parser.add_argument(_flag(name), dest=f"key_{name}", metavar=name.upper(),
                             help=f"the {name} key{choices}".replace("%", "%%"))
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="any other key of the idp table (repeatable), e.g. --set aws_cli_cache=share")
+    parser.add_argument("--all-roles", action="store_true",
+                        help="(IAM Identity Center) sign in now and write every account and role you can reach "
+                             "(credproc sso sync), instead of one role")
     parser.add_argument("--yes", action="store_true", help="ask nothing: take the default of every question not given")
     parser.add_argument("--no-check", action="store_true", help="write the files only: no doctor, no real call")
 
@@ -82,6 +87,22 @@ def _value(v):
     import json
 
     return str(v) if isinstance(v, int) and not isinstance(v, bool) else json.dumps(v)
+
+
+def _typed(key, raw):
+    """A --set value as its key's TOML type, checked like the config checks it."""
+    if key.kind is bool:
+        if raw.lower() not in ("true", "false"):
+            raise UsageError(f"--set {key.name}: true or false")
+        return raw.lower() == "true"
+    if key.kind is list:
+        return [x.strip() for x in raw.split(",") if x.strip()]
+    if key.kind is dict:
+        raise UsageError(f"--set {key.name}: a table; write it in the file")
+    problem = _key_check(key)(raw)
+    if problem:
+        raise UsageError(f"--set {key.name}={raw!r}: {problem}")
+    return int(raw) if key.kind is int else raw
 
 
 def config_text(source, idp_name, idp, role_name, role, settings):
@@ -102,6 +123,8 @@ def config_text(source, idp_name, idp, role_name, role, settings):
     others = [k.name for k in source.keys if k.name not in idp]
     if others:
         out.append(f"# other keys of this source: {', '.join(others)}")
+    if role_name is None:
+        return "\n".join(out) + "\n"
     out += ["", f"[role.{toml_key(role_name)}]", f"idp = {_value(idp_name)}"]
     role_docs = {k.name: k.doc for k in source.role_keys}
     for k, v in role.items():
@@ -223,9 +246,24 @@ def run(args):
                               None, _example(key, source))
             if value is not None:
                 idp[key.name] = int(value) if key.kind is int else value
-        role_name = ask.value("--role", "Name of the role (and of its AWS profile)", True, name_ok, _DEFAULT_ROLE)
+        for item in args.set:
+            key_name, sep, raw = item.partition("=")
+            key = next((k for k in source.keys if k.name == key_name.strip()), None)
+            if not sep or key is None:
+                raise UsageError(f"--set {item!r}: not KEY=VALUE with a key of a {source.type_name} idp",
+                                 hint="its keys: " + ", ".join(k.name for k in source.keys))
+            idp[key.name] = _typed(key, raw.strip())
+        all_roles = False
+        if source.lists_roles and not any(getattr(args, "key_" + k.name, None) for k in source.role_keys):
+            all_roles = args.all_roles or (ask._can_ask() and ask.terminal.ask(
+                "Sign in now and write every account and role you can reach? [Y/n] ", "a choice").strip().lower()
+                in ("", "y", "yes"))
+        role_name = None if all_roles else ask.value("--role", "Name of the role (and of its AWS profile)", True,
+                                                     name_ok, _DEFAULT_ROLE)
         role = {}
-        if source.role_keys:
+        if all_roles:
+            pass
+        elif source.role_keys:
             for key in source.role_keys:
                 value = ask.value(_flag(key.name), _first_sentence(key.doc).rstrip("."), False, _key_check(key),
                                   None, _example(key, source))
@@ -243,6 +281,12 @@ def run(args):
     config_mod.parse(config_path, text.encode())  # every problem at once, before anything is written
     _write_new(config_path, text.encode())
     print(f"wrote {config_path}")
+    if role_name is None:  # every role the sign-in reaches, with their profiles
+        from . import sso as sso_cmd
+
+        print(f"\n== credproc sso sync --idp {idp_name}   (signs in, then writes every account and role)")
+        return sso_cmd.run(argparse.Namespace(config=config_path, debug=False, action="sync", idp=idp_name,
+                                              template=sso_cmd.DEFAULT_TEMPLATE, dry_run=False, yes=True))
     from . import setup
 
     setup_args = argparse.Namespace(config=config_path, role=role_name, profile_name=None, print=False, debug=False)

@@ -132,6 +132,9 @@ class IdentitySource:
     #: the keys `credproc init` asks about, in order (each is also its --KEY flag): the facts a first
     #: configuration needs; empty: the required keys
     init_keys = ()
+    #: True when the source can list every role a sign-in reaches (`credproc sso sync`): `credproc
+    #: init` then offers to write them all instead of asking for one role
+    lists_roles = False
 
     # -- configuration (config.parse) ------------------------------------------------------------
     def key_names(self):

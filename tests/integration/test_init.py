@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+from tests.integration.test_sso import em  # noqa: F401 (a fixture)
+
 from tests.sandbox import STATIC_KEY_ID
 
 ARN = "arn:aws:iam::111111111111:role/Admin"
@@ -170,3 +172,26 @@ def test_init_saml_from_flags_then_the_password_prompt_of_the_real_call(sandbox,
     assert code == 0, (err, p.screen)
     assert b"role admin" in out and b"credentials valid until" in out
     print(f"\ninit (saml ecp, flags + password typed at once) to first credentials: {took:.2f} s")
+
+
+def test_init_sso_all_roles_signs_in_and_writes_every_account_and_role(sandbox, em):  # noqa: F811
+    from credproc import config
+    from tests.integration.test_sso import START_URL, approve_device_code
+    from tests.pty_helper import PtyProcess
+    from tests.sandbox import credproc_exe
+
+    started = time.monotonic()
+    p = PtyProcess([credproc_exe(), "init", "--source", "sso", "--idp", "corp-sso", "--start-url", START_URL,
+                    "--region", "eu-west-1", "--flow", "device", "--set", f"oidc_endpoint_url={em.oidc_url}",
+                    "--set", f"portal_endpoint_url={em.portal_url}", "--all-roles", "--yes"], sandbox.env)
+    approve_device_code(p)
+    code, out, err = p.finish(timeout=60)
+    took = time.monotonic() - started
+    assert code == 0, (err, p.screen)
+    roles = config.load(sandbox.config_path).roles
+    assert {"production-administratoraccess", "production-readonly", "sandbox-developer"} <= set(roles)
+    assert "[profile sandbox-developer]" in open(sandbox.aws_config).read()
+    first = time.monotonic()
+    assert sandbox.run("--role", "sandbox-developer").returncode == 0  # the sign-in is cached: no prompt
+    print(f"\ninit (sso, all roles, device flow approved at once) to written roles: {took:.2f} s; "
+          f"first credentials {time.monotonic() - first:.2f} s later")

@@ -22,6 +22,7 @@ class SsoSource(IdentitySource):
     title = "AWS IAM Identity Center"
     example_idp = {"start_url": "https://my-org.awsapps.com/start", "region": "eu-west-1"}
     init_keys = ("start_url", "region", "flow")
+    lists_roles = True
     example_role = {"account_id": "123456789012", "role_name": "AdministratorAccess"}
     keys = (
         Key("start_url", str, required=True, check=secure_url,
