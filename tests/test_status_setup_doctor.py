@@ -516,3 +516,12 @@ def test_a_mistyped_keys_profile_gets_did_you_mean(env):
     with pytest.raises(ConfigError) as e:
         StaticKeysProvider("corp-usr", "corp").retrieve()
     assert e.value.hint == "did you mean corp-user?"
+
+
+def test_doctor_warns_about_a_mistyped_region():
+    from credproc.commands import doctor
+
+    cfg = config.parse("c.toml", b'[settings]\nregion = "eu-wset-1"\n\n[idp.corp]\ntype = "iam"\nprofile = "p"\n\n'
+                                 b'[role.admin]\nidp = "corp"\nregion = "us-east-1"\n')
+    [check] = list(doctor.region_checks(cfg))
+    assert check.status == "warn" and check.what == "settings.region = eu-wset-1" and check.fix == "did you mean eu-west-1?"

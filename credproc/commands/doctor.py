@@ -134,10 +134,38 @@ def config_checks(cfg):
     for idp in cfg.idps.values():
         yield from idp_registry.source_for(idp).doctor_checks(cfg, idp)
         yield from command_checks(idp)
+    yield from region_checks(cfg)
     if cfg.settings.get("cache_key") == "keyring":
         from ..core import keywrap
 
         yield Check(*keywrap.doctor_check(cfg))
+
+
+def region_checks(cfg):
+    """A region the config names that botocore's endpoint data does not know is most likely a typo
+    (eu-wset-1), which would surface only as 'cannot reach STS at https://sts.eu-wset-1...'. A warning:
+    a region newer than this botocore is possible."""
+    try:
+        import botocore.session
+
+        session = botocore.session.get_session()
+        known = set()
+        for partition in session.get_available_partitions():
+            known |= set(session.get_available_regions("sts", partition))
+    except Exception:  # noqa: BLE001 - no data: nothing to check against
+        return
+    named = {}
+    for where, region in ([("settings.region", cfg.settings.get("region"))]
+                          + [(f"role.{n}.region", r.get("region")) for n, r in cfg.roles.items()]
+                          + [(f"idp.{n}.region", i.get("region")) for n, i in cfg.idps.items()]):
+        if isinstance(region, str) and region and known and region not in known:
+            named.setdefault(region, where)
+    for region, where in sorted(named.items()):
+        import difflib
+
+        close = difflib.get_close_matches(region, sorted(known), n=1, cutoff=0.7)
+        yield warn(f"{where} = {region}", "is not a region this botocore knows",
+                   f"did you mean {close[0]}?" if close else "check the spelling (e.g. eu-west-1)")
 
 
 def command_checks(idp):
