@@ -242,8 +242,14 @@ def run(args):
                     idp["region"] = region
                 continue
             required = key.required or key.name == "profile"  # iam: required unless keys come from elsewhere
+            suggested = None
+            if getattr(args, "key_" + key.name, None) is None:
+                suggested = source.init_suggest(key.name, dict(idp, **{k.strip(): v.strip() for k, v in (
+                    (i.split("=", 1) + [""])[:2] for i in args.set)}), settings)
+                if suggested is not None:
+                    print(f"found {key.name} = {suggested}")
             value = ask.value(_flag(key.name), _first_sentence(key.doc).rstrip("."), required, _key_check(key),
-                              None, _example(key, source))
+                              suggested, _example(key, source))
             if value is not None:
                 idp[key.name] = int(value) if key.kind is int else value
         for item in args.set:

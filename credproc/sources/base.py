@@ -226,6 +226,14 @@ class IdentitySource:
         list. E.g. the IAM MFA session uses [settings]' region/endpoint. Default: none."""
         return []
 
+    # -- credproc init -------------------------------------------------------------------------
+    def init_suggest(self, key_name, idp, settings):
+        """`credproc init`: a suggested value for key_name (one of init_keys) given the keys answered
+        so far (idp, without "type") and the [settings] keys (region, sts_endpoint_url), or None. The one hook allowed a network call outside doctor
+        and the chain (5-second timeouts; any failure is None), e.g. the IAM user's MFA device from
+        ListMFADevices. Default: none."""
+        return None
+
     # -- credproc import -----------------------------------------------------------------------
     def adopt_profile(self, name, profile, aws):
         """`credproc import`: this source standing in for an AWS config profile. name: the profile's

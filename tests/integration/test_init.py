@@ -195,3 +195,24 @@ def test_init_sso_all_roles_signs_in_and_writes_every_account_and_role(sandbox, 
     assert sandbox.run("--role", "sandbox-developer").returncode == 0  # the sign-in is cached: no prompt
     print(f"\ninit (sso, all roles, device flow approved at once) to written roles: {took:.2f} s; "
           f"first credentials {time.monotonic() - first:.2f} s later")
+
+
+def test_init_iam_finds_the_users_mfa_device(sandbox, moto_server):
+    import uuid
+
+    import boto3
+
+    iam = boto3.client("iam", endpoint_url=moto_server.url, region_name="us-east-1",
+                       aws_access_key_id="AKIAIOSFODNN7EXAMPLE", aws_secret_access_key="x")
+    user = f"init-{uuid.uuid4().hex[:8]}"
+    iam.create_user(UserName=user)
+    serial = iam.create_virtual_mfa_device(VirtualMFADeviceName=user)["VirtualMFADevice"]["SerialNumber"]
+    iam.enable_mfa_device(UserName=user, SerialNumber=serial, AuthenticationCode1="123456", AuthenticationCode2="654321")
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    sandbox.write_static_keys(key_id=key["AccessKeyId"], secret=key["SecretAccessKey"])
+    r = sandbox.run("init", "--source", "iam", "--idp", "corp", "--profile", "corp-user", "--role", "admin",
+                    "--arn", ARN, "--region", "us-east-1", "--sts-endpoint-url", moto_server.url,
+                    "--set", f"iam_endpoint_url={moto_server.url}", "--yes", "--no-check")
+    assert r.returncode == 0, r.stderr.decode()
+    assert f"found mfa_serial = {serial}".encode() in r.stdout
+    assert f'mfa_serial = "{serial}"' in open(sandbox.config_path).read()
