@@ -125,7 +125,24 @@ def cmd_process(args):
     return 0
 
 
+def _comment_words(argv):
+    """The words from the first one starting with '#' or ';': a trailing comment on a
+    credential_process line, which botocore passes on as arguments (shlex, no shell)."""
+    for i, word in enumerate(argv):
+        if word == "--":  # exec's COMMAND follows: its words are its own
+            break
+        if word.startswith(("#", ";")) and (i == 0 or argv[i - 1] not in ("--config", "--role")):
+            return argv[i:]
+    return []
+
+
 def main(argv=None):
+    words = _comment_words(sys.argv[1:] if argv is None else list(argv))
+    if words:
+        sys.stderr.write(f"credproc: error: {' '.join(words)[:60]!r} looks like a trailing comment on the "
+                         "credential_process line, which botocore passes on as arguments; move the comment to a "
+                         "line of its own in ~/.aws/config (credproc doctor checks the profiles)\n")
+        return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.debug:
