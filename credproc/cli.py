@@ -230,9 +230,26 @@ def cmd_process(args, lock_deadline=None):
     return 0
 
 
+def _comment_words(argv):
+    """The words from the first one starting with '#' or ';': a trailing comment on a
+    credential_process line, which botocore passes on as arguments (shlex, no shell)."""
+    for i, word in enumerate(argv):
+        if word == "--":  # exec's COMMAND follows: its words are its own
+            break
+        if word.startswith(("#", ";")) and (i == 0 or argv[i - 1] not in ("--config", "--role")):
+            return argv[i:]
+    return []
+
+
 def main(argv=None, lock_deadline=None):
     """lock_deadline: from the fast path (_entry), for `--role NAME` (cmd_process)."""
     argv = sys.argv[1:] if argv is None else argv
+    words = _comment_words(list(argv))
+    if words:
+        sys.stderr.write(f"credproc: error: {' '.join(words)[:60]!r} looks like a trailing comment on the "
+                         "credential_process line, which botocore passes on as arguments; move the comment to a "
+                         "line of its own in ~/.aws/config (credproc doctor checks the profiles)\n")
+        return 2
     parser = build_parser(command_in(argv))
     args = parser.parse_args(argv)
     if getattr(args, "built", True) is False:  # argparse found another command than guessed

@@ -100,7 +100,7 @@ CONSOLE_KEYS = ("browser", "browser_profile")
 ROLE_KEYS = {"idp", "source_role", "arn", "duration", "session_name", "external_id", "source_identity",
              "tags", "transitive_tag_keys", "policy_arns", "region", "sts_endpoint_url", *CONSOLE_KEYS}
 SETTINGS_KEYS = {"region", "sts_endpoint_url", "refresh_margin", "prompt", "federation_url", "cache_key",
-                 "cache_key_fallback", *CONSOLE_KEYS}
+                 "cache_key_fallback", "include", *CONSOLE_KEYS}
 _CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
@@ -126,6 +126,80 @@ def _profile_check(value):
 def _console_keys(c, table, where, into):
     into["browser"] = c.get(table, "browser", where, str, check=_browser_check)
     into["browser_profile"] = c.get(table, "browser_profile", where, str, check=_profile_check)
+
+
+SHA256_RE = re.compile(r"^[0-9a-fA-F]{64}\Z")
+
+
+def untrusted_key(key):
+    """A key an included (shared, untrusted) file may not set: one that runs a program (`*_command`,
+    a process idp's `command` and its `env`, a `browser`), or that sends credentials, codes or tokens
+    to another endpoint or trusts another CA."""
+    return (key.endswith("_command") or key.endswith("endpoint_url")
+            or key in ("command", "env", "browser", "browser_profile", "federation_url", "ca_bundle"))
+
+
+def _include_specs(c, raw_settings):
+    """[(label, {"path": ...} or {"url": ..., "sha256": ...})] of [settings] include."""
+    specs = c.get(raw_settings, "include", "settings", list, default=[])
+    result = []
+    for i, spec in enumerate(specs or []):
+        where = f"settings.include[{i}]"
+        if not isinstance(spec, dict):
+            c.add(where, 'must be a table: { path = "~/team/credproc.toml" } or { url = "https://...", sha256 = "..." }')
+            continue
+        extra = set(spec) - {"path", "url", "sha256"}
+        if extra:
+            c.add(where, f"unknown key {sorted(extra)[0]!r} (known: path, url, sha256)")
+        if ("path" in spec) == ("url" in spec):
+            c.add(where, "set either path or url")
+        elif "url" in spec:
+            if not isinstance(spec["url"], str) or _secure_url(spec["url"]):
+                c.add(f"{where}.url", "must be an https:// URL (plain http only to a loopback address)")
+            elif not isinstance(spec.get("sha256"), str) or not SHA256_RE.match(spec["sha256"]):
+                c.add(f"{where}.sha256", "is required with url: the SHA-256 (64 hex digits) of the content you "
+                                         "reviewed (sha256sum FILE)")
+            else:
+                result.append((spec["url"], spec))
+        elif not isinstance(spec["path"], str) or not spec["path"]:
+            c.add(f"{where}.path", "must be a path")
+        elif "sha256" in spec:
+            c.add(f"{where}.sha256", "is for url only (a local file is checked by its permissions)")
+        else:
+            result.append((spec["path"], spec))
+    return result
+
+
+def _merge_included(c, data, label, raw):
+    """Add the [idp.*] and [role.*] tables of one included file to data, refusing what it may not set."""
+    try:
+        included = _load_toml(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        c.add(f"include {label}", f"not a valid TOML file ({type(e).__name__}: {e})")
+        return
+    for key in included:
+        if key not in ("idp", "role"):
+            c.add(f"include {label}: {key}", "an included file may define only [idp.*] and [role.*] tables")
+    for section in ("idp", "role"):
+        tables = included.get(section, {})
+        if not isinstance(tables, dict):
+            c.add(f"include {label}: {section}", "must be a table")
+            continue
+        mine = data.setdefault(section, {})
+        if not isinstance(mine, dict):
+            return
+        for name, table in tables.items():
+            where = f"include {label}: {section}.{name}"
+            if name in mine:
+                c.add(where, "is also defined in the configuration file (rename one of them)")
+                continue
+            if isinstance(table, dict):
+                bad = sorted(k for k in table if untrusted_key(k))
+                if bad:
+                    c.add(f"{where}.{bad[0]}", "is not allowed in an included file (it runs a command, or sends "
+                                               "credentials elsewhere): set it in your own configuration")
+                    continue
+            mine[name] = table
 
 
 def _check_idp(c, name, table, where):
@@ -185,8 +259,12 @@ def _named_tables(c, data, section):
         yield name, table, where
 
 
-def parse(path, raw_bytes):
-    """Config from the file's bytes; raises ConfigError listing every problem."""
+def parse(path, raw_bytes, include_loader=None):
+    """Config from the file's bytes; raises ConfigError listing every problem. include_loader(spec)
+    -> bytes reads one [settings] include (without one, includes are checked but not read)."""
+    if raw_bytes.startswith(b"\xef\xbb\xbf"):
+        raise ConfigError(f"{path}: starts with a UTF-8 byte order mark (BOM), which TOML does not allow",
+                          hint="save it as UTF-8 without BOM (in Notepad: Save as, Encoding: UTF-8)")
     try:
         data = _load_toml(raw_bytes.decode("utf-8"))
     except UnicodeDecodeError:
@@ -201,6 +279,10 @@ def parse(path, raw_bytes):
             c.add(key, "unknown section (known: settings, idp, role)")
     raw_settings = c.table(data, "settings", "settings")
     c.unknown(raw_settings, SETTINGS_KEYS, "settings")
+    includes = _include_specs(c, raw_settings)
+    if includes and include_loader is not None and not c.problems:
+        for label, spec in includes:
+            _merge_included(c, data, label, include_loader(spec))
     settings = {
         "region": c.get(raw_settings, "region", "settings", str, check=_match(REGION_RE, "an AWS region (e.g. eu-west-1)")),
         "sts_endpoint_url": c.get(raw_settings, "sts_endpoint_url", "settings", str, check=_secure_url),
@@ -261,7 +343,9 @@ def load(path, source=None):
             raise ConfigError(f"no configuration file at {path} (named by {source})",
                               hint=f"check the path in {source}") from None
         raise ConfigError(f"no configuration file at {path}",
-                          hint="create it (see the README's configuration reference) or pass --config PATH") from None
+                          hint="run `credproc init` to write one (or `credproc import` to convert the profiles of your "
+                               "~/.aws/config), or start from examples/config.toml in credproc's source (one block "
+                               "per identity source); or pass --config PATH") from None
     except OSError as e:
         raise ConfigError(f"cannot read {path}: {e.strerror}") from None
     # The config names commands that are run (mfa_command, password_command, keys_command): one
@@ -277,4 +361,12 @@ def load(path, source=None):
         fix = f"chown $USER '{where}'" if "belongs to" in why else f"chmod go-w '{where}'"
         raise LocalFileError(f"{path}: refusing a configuration other users can change: {why} (it names commands "
                              "credproc runs)", hint=f"make it yours alone: {fix}")
-    return parse(os.fspath(path), raw)
+    return parse(os.fspath(path), raw, include_loader=_load_include)
+
+
+def _load_include(spec):
+    from .core import include, paths
+
+    if "url" in spec:
+        return include.read_pinned(spec["url"], spec["sha256"], paths.cache_dir(), "[settings] include")
+    return include.read_local(spec["path"], "[settings] include")

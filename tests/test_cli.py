@@ -50,3 +50,13 @@ def test_the_fast_path_exit_code_for_a_closed_stdout_is_the_documented_one():
     from credproc.core.errors import OutputClosed
 
     assert _entry.OUTPUT_CLOSED == OutputClosed.exit_code
+
+
+def test_a_trailing_comment_on_the_credential_process_line_is_named(capsys):
+    """botocore shlex-splits `credproc --role admin # mine` into ['--role', 'admin', '#', 'mine']."""
+    from credproc import cli
+
+    assert cli.main(["--role", "admin", "#", "mine"]) == 2
+    err = capsys.readouterr().err
+    assert "'# mine' looks like a trailing comment on the credential_process line" in err
+    assert cli._comment_words(["exec", "admin", "--", "sh", "-c", "# not ours"]) == []

@@ -179,3 +179,25 @@ def test_values_with_a_trailing_newline_or_a_broken_url_are_config_errors(fragme
     text = b'[idp.corp]\ntype = "iam"\nprofile = "p"\n' + fragment
     with pytest.raises(ConfigError, match=where):
         config.parse("c.toml", text)
+
+
+def test_missing_default_file_names_init_and_the_example(tmp_path):
+    with pytest.raises(ConfigError) as e:
+        config.load(str(tmp_path / "nope.toml"))
+    assert "credproc init" in e.value.hint and "examples/config.toml" in e.value.hint
+
+
+def test_examples_config_toml_is_valid_with_and_without_its_commented_blocks():
+    """examples/config.toml parses as shipped (the iam block active), and with every commented block
+    uncommented: one block per registered source, each a valid idp and role."""
+    import re
+    from pathlib import Path
+
+    from credproc import sources
+
+    text = (Path(__file__).resolve().parent.parent / "examples" / "config.toml").read_text()
+    config.parse("examples/config.toml", text.encode())
+    everything = re.sub(r"^# (\[|[a-z_]+ = )", r"\1", text, flags=re.M)
+    cfg = config.parse("examples/config.toml (uncommented)", everything.encode())
+    assert {idp["type"] for idp in cfg.idps.values()} == set(sources.names())
+    assert all(any(r.get("idp") == name for r in cfg.roles.values()) for name in cfg.idps)

@@ -42,12 +42,26 @@ class FakeContext:
     terminal = FakeTerminal()
 
 
+class FakeConfig:
+    """The role's and [settings]' region, as export reads them (none unless a test sets one)."""
+
+    def __init__(self, region=None):
+        self.settings = {"region": region}
+
+    def role(self, name):
+        return {"name": name, "region": None}
+
+    def region_for(self, role):
+        return self.settings["region"]
+
+
 @pytest.fixture
 def export(monkeypatch, capsys):
     """export(creds, *args) -> (exit code, stdout, stderr) of `credproc export --role admin *args`,
     with `creds` standing for what the role's chain returns."""
 
-    def run(creds, *args):
+    def run(creds, *args, region=None):
+        monkeypatch.setattr(app, "load_config", lambda args: FakeConfig(region))
         monkeypatch.setattr(app, "context", lambda *a, **kw: FakeContext())
         monkeypatch.setattr(app, "credentials", lambda ctx, role: creds)
         code = cli.main(["export", "--role", "admin", *args])
@@ -211,3 +225,20 @@ def test_an_unknown_format_is_a_usage_error(export):
     with pytest.raises(SystemExit) as e:
         export(STS_CREDS, "--format", "yaml")
     assert e.value.code == 2
+
+
+@pytest.mark.parametrize("fmt", ["env", "env-no-export", "fish", "powershell", "windows-cmd"])
+def test_shell_formats_add_the_configured_region_as_exec_does_unless_no_region(export, fmt):
+    code, out, _ = export(STS_CREDS, "--format", fmt, region="eu-west-1")
+    assert code == 0
+    lines = out.splitlines()
+    assert len(lines) == 6 and "AWS_REGION" in lines[4] and "AWS_DEFAULT_REGION" in lines[5]
+    assert all("eu-west-1" in line for line in lines[4:])
+    code, out, _ = export(STS_CREDS, "--format", fmt, "--no-region", region="eu-west-1")
+    assert code == 0 and "REGION" not in out
+
+
+def test_process_and_credentials_formats_never_carry_the_region(export):
+    for fmt in ("process", "credentials"):
+        code, out, _ = export(STS_CREDS, "--format", fmt, region="eu-west-1")
+        assert code == 0 and "eu-west-1" not in out

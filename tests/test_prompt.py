@@ -13,6 +13,16 @@ def test_no_terminal_means_login_required_with_the_command(monkeypatch):
     assert not t.available()
     with pytest.raises(LoginRequired) as e:
         t.ask("MFA code: ", what="an MFA code")
+    # first-hour.md item 15: at a real terminal too, the reason is the variable, not "no terminal"
+    assert str(e.value) == ("an MFA code is needed and prompts are turned off by CREDPROC_NO_PROMPT; "
+                            "unset CREDPROC_NO_PROMPT and run: credproc login --role admin")
+
+
+def test_a_terminal_that_is_not_interactive_says_there_is_no_terminal(monkeypatch):
+    monkeypatch.setenv("CREDPROC_NO_PROMPT", "1")
+    t = Terminal("credproc login --role admin", interactive=False)
+    with pytest.raises(LoginRequired) as e:
+        t.ask("MFA code: ", what="an MFA code")
     assert str(e.value) == "an MFA code is needed and there is no terminal to ask on; run in a terminal: credproc login --role admin"
 
 

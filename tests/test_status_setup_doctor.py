@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from credproc.core.errors import ConfigError
 from credproc import cli, config
 from credproc.core import log
 from credproc.core.cache import Entry
@@ -415,7 +416,8 @@ def test_doctor_with_bad_permissions_and_bad_profiles(env, capsys, http_peer, fa
     with open(env.aws_config, "a") as f:
         f.write("[profile rel]\ncredential_process = credproc --role admin\n"
                 f"[profile nosuch]\ncredential_process = {exe} --role nosuch\n"
-                f"[profile hash]\ncredential_process = {exe} --role admin # comment\n")
+                f"[profile hash]\ncredential_process = {exe} --role admin # comment\n"
+                f"[profile relcfg]\ncredential_process = {exe} --role admin --config work/credproc.toml\n")
     code, out, err = run(capsys, "doctor")
     assert code == 12
     assert f"✗ cache key {env.key_path}: has mode 0644" in out and f"chmod 600 '{env.key_path}'" in out
@@ -423,10 +425,12 @@ def test_doctor_with_bad_permissions_and_bad_profiles(env, capsys, http_peer, fa
     assert "✓ data directory" in out
     assert "✗ profile rel in" in out and "'credproc' is not an absolute path" in out
     assert "✗ profile nosuch in" in out and "--role nosuch: no such role" in out
-    assert "✗ profile hash in" in out and "'#' or ';'" in out
+    assert "✗ profile hash in" in out and "ends with a comment ('# comment')" in out
+    assert "move the comment to a line of its own" in out and "install credproc under a path" not in out
+    assert "✗ profile relcfg in" in out and "--config work/credproc.toml is not an absolute path" in out
     assert "✓ profile admin in" in out
     # the warnings: no terminal, and the IAM keys in plain text (issue 10)
-    assert re.fullmatch(r"credproc: \d+ checks: 5 failed, 2 warnings, \d+ passed\n", err)
+    assert re.fullmatch(r"credproc: \d+ checks: 6 failed, 2 warnings, \d+ passed\n", err)
 
 
 def test_doctor_names_an_unreachable_sts_endpoint(env, capsys, fake_exe, dead_url):
@@ -464,3 +468,72 @@ def test_a_profile_name_with_a_line_break_is_refused_not_written(env, capsys, fa
     code, out, err = run(capsys, "setup", "--role", "admin", "--profile-name", "good")
     assert code == 0, err
     assert "[profile good]\n" in env.aws_config.read_text()
+
+
+def test_doctor_fails_a_command_key_whose_program_is_missing(tmp_path):
+    from credproc.commands import doctor
+
+    idp = {"name": "campus", "type": "cas", "password_command": "no-such-password-manager show x",
+           "mfa_command": f"{sys.executable} -c pass", "username": "alice"}
+    checks = list(doctor.command_checks(idp))
+    assert [c.status for c in checks] == ["ok", "fail"]
+    assert "idp.campus.password_command" in checks[1].what and "'no-such-password-manager' is not found" in checks[1].problem
+
+
+@pytest.mark.parametrize("version, extra", [(b"aws-cli/2.9.19 Python/3.11.2 Linux/6.1 source/x86_64.debian.12\n", True),
+                                            (b"aws-cli/2.15.0 Python/3.11.6\n", False),
+                                            (b"aws-cli/1.33.0 Python/3.11.7 botocore/1.35.0\n", False)])
+def test_setups_try_it_line_adds_the_endpoint_for_an_aws_cli_that_ignores_services(tmp_path, monkeypatch, version, extra):
+    from credproc.commands import setup
+
+    fake = tmp_path / "aws"
+    fake.write_bytes(b"#!/bin/sh\nprintf '" + version.rstrip(b"\n") + b"\\n'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    line = setup.try_it("admin", "http://127.0.0.1:5000")
+    assert line.startswith("try it: aws sts get-caller-identity --profile admin")
+    assert ("--endpoint-url http://127.0.0.1:5000" in line) is extra
+    assert setup.try_it("admin", None) == "try it: aws sts get-caller-identity --profile admin"
+
+
+# -- first-hour.md item 18: small message and help nits ---------------------------------------------
+def test_a_utf8_bom_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="byte order mark"):
+        config.parse("c.toml", b"\xef\xbb\xbf[settings]\nregion = \"eu-west-1\"\n")
+
+
+def test_status_shows_the_account_an_sso_role_names_before_any_call(env, capsys):
+    env.write_config('[idp.corp-sso]\ntype = "sso"\nstart_url = "https://my-org.awsapps.com/start"\n'
+                     'region = "eu-west-1"\n\n[role.prod]\nidp = "corp-sso"\naccount_id = "111111111111"\n'
+                     'role_name = "Admin"\n')
+    code, out, _ = run(capsys, "status")
+    assert code == 0
+    row = next(line for line in out.splitlines() if line.startswith("prod "))
+    assert row.split()[-1] == "111111111111"
+
+
+@pytest.mark.parametrize("action", ["add", "import", "rotate", "remove"])
+def test_every_keys_action_has_examples_in_its_help(capsys, action):
+    with pytest.raises(SystemExit):
+        cli.main(["keys", action, "--help"])
+    out = capsys.readouterr().out
+    assert "examples:\n  credproc keys " + action in out
+
+
+def test_a_mistyped_keys_profile_gets_did_you_mean(env):
+    from credproc.sources.iam.static_keys import StaticKeysProvider
+
+    env.aws_credentials.parent.mkdir(parents=True, exist_ok=True)
+    env.aws_credentials.write_text("[corp-user]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = x\n")
+    with pytest.raises(ConfigError) as e:
+        StaticKeysProvider("corp-usr", "corp").retrieve()
+    assert e.value.hint == "did you mean corp-user?"
+
+
+def test_doctor_warns_about_a_mistyped_region():
+    from credproc.commands import doctor
+
+    cfg = config.parse("c.toml", b'[settings]\nregion = "eu-wset-1"\n\n[idp.corp]\ntype = "iam"\nprofile = "p"\n\n'
+                                 b'[role.admin]\nidp = "corp"\nregion = "us-east-1"\n')
+    [check] = list(doctor.region_checks(cfg))
+    assert check.status == "warn" and check.what == "settings.region = eu-wset-1" and check.fix == "did you mean eu-west-1?"

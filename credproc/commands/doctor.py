@@ -133,10 +133,61 @@ def config_checks(cfg):
                        f"{name} --debug")
     for idp in cfg.idps.values():
         yield from idp_registry.source_for(idp).doctor_checks(cfg, idp)
+        yield from command_checks(idp)
+    yield from region_checks(cfg)
     if cfg.settings.get("cache_key") == "keyring":
         from ..core import keywrap
 
         yield Check(*keywrap.doctor_check(cfg))
+
+
+def region_checks(cfg):
+    """A region the config names that botocore's endpoint data does not know is most likely a typo
+    (eu-wset-1), which would surface only as 'cannot reach STS at https://sts.eu-wset-1...'. A warning:
+    a region newer than this botocore is possible."""
+    try:
+        import botocore.session
+
+        session = botocore.session.get_session()
+        known = set()
+        for partition in session.get_available_partitions():
+            known |= set(session.get_available_regions("sts", partition))
+    except Exception:  # noqa: BLE001 - no data: nothing to check against
+        return
+    named = {}
+    for where, region in ([("settings.region", cfg.settings.get("region"))]
+                          + [(f"role.{n}.region", r.get("region")) for n, r in cfg.roles.items()]
+                          + [(f"idp.{n}.region", i.get("region")) for n, i in cfg.idps.items()]):
+        if isinstance(region, str) and region and known and region not in known:
+            named.setdefault(region, where)
+    for region, where in sorted(named.items()):
+        import difflib
+
+        close = difflib.get_close_matches(region, sorted(known), n=1, cutoff=0.7)
+        yield warn(f"{where} = {region}", "is not a region this botocore knows",
+                   f"did you mean {close[0]}?" if close else "check the spelling (e.g. eu-west-1)")
+
+
+def command_checks(idp):
+    """Every *_command key of an idp (mfa_command, password_command, keys_command, ...) names a
+    program that exists: otherwise the first refresh fails, at the worst moment."""
+    import shutil
+
+    for key, value in sorted(idp.items()):
+        if not key.endswith("_command") or not isinstance(value, str) or not value.strip():
+            continue
+        where = f"idp.{idp['name']}.{key}"
+        try:
+            program = shlex.split(value)[0]
+        except (ValueError, IndexError):
+            yield fail(where, "cannot be split into a program and its arguments", "check the quotes")
+            continue
+        found = (os.path.isfile(program) and os.access(program, os.X_OK)) if os.sep in program else shutil.which(program)
+        if found:
+            yield ok(f"{where}: {program} is installed")
+        else:
+            yield fail(where, f"its program {program!r} is not found or not executable"
+                              f"{'' if os.sep in program else ' on PATH'}", f"install {program}, or fix {key}")
 
 
 # -- files and permissions ------------------------------------------------------------------------------
@@ -334,7 +385,12 @@ def aws_profile_checks(cfg, config_path):
 def _profile_problems(value, configs):
     problems, fixes = [], []
     setup_fix = "rewrite it with: credproc setup --role ROLE (after removing the old stanza)"
-    if "#" in value or ";" in value:
+    comment = _trailing_comment(value)
+    if comment:
+        problems.append(f"the line ends with a comment ({comment!r}): botocore passes it to credproc as arguments, "
+                        "and the Go SDK cuts the line there")
+        fixes.append("move the comment to a line of its own, above the credential_process line")
+    elif "#" in value or ";" in value:
         problems.append("the credential_process line contains '#' or ';' (the Go SDK cuts the line there)")
         fixes.append("install credproc under a path without them, then " + setup_fix)
     if "\n" in value:
@@ -359,6 +415,10 @@ def _profile_problems(value, configs):
             problems.append(f"{exe} does not exist or is not executable")
             fixes.append(setup_fix)
     role, config = _option(argv, "--role"), _option(argv, "--config")
+    if config and not os.path.isabs(config):
+        problems.append(f"--config {config} is not an absolute path (the SDKs start credproc in whatever directory "
+                        "the program runs in, with no shell to expand ~)")
+        fixes.append(setup_fix)
     if role is None:
         problems.append("it names no --role")
         fixes.append(setup_fix)
@@ -379,6 +439,15 @@ def _profile_problems(value, configs):
         problems.append(f"--role {role}: no such role in {cpath} (configured: {', '.join(cfg.roles) or 'none'})")
         fixes.append(f"add [role.{role}] or correct the profile")
     return problems, fixes
+
+
+def _trailing_comment(value):
+    """The ' # ...' or ' ; ...' at the end of a credential_process line (as the README warns), or None."""
+    for marker in (" #", "\t#", " ;", "\t;"):
+        i = value.find(marker)
+        if i > 0:
+            return value[i:].strip()
+    return None
 
 
 def _option(argv, name):

@@ -19,6 +19,9 @@ role or [settings] sets a region. Variables that would make an SDK pick other cr
 removed: AWS_PROFILE, AWS_DEFAULT_PROFILE, AWS_SECURITY_TOKEN, AWS_CONTAINER_*,
 AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN, AWS_ROLE_SESSION_NAME. credproc replaces itself with
 COMMAND, so COMMAND's exit status and signals are its own. A COMMAND that is not found exits 127.
+Without COMMAND, your $SHELL (else /bin/sh) is started, as aws-vault does. COMMAND also gets
+CREDPROC_ROLE (the role's name, for shell prompts); an exec inside it is refused (exit 2): the
+inner one would drop the outer credentials without a word.
 
 The keys stop working when they expire (after the role's duration at most). For commands that run
 longer, --server gives COMMAND a container-credentials endpoint on 127.0.0.1 instead of keys, from
@@ -27,6 +30,7 @@ SIGTERM, SIGHUP, SIGUSR1 and SIGUSR2 (and SIGINT and SIGQUIT, unless typed at th
 already sent them to COMMAND), and exits with COMMAND's status, or 128+N if signal N ended it."""
 EXAMPLES = """\
   credproc exec --role admin -- aws sts get-caller-identity
+  credproc exec admin                                         # a shell with the credentials; exit to leave
   credproc exec --role admin -- terraform plan
   credproc exec --role admin --server -- terraform apply     # long runs: credentials refreshed as needed
   credproc exec --role admin -- sh -c 'echo "$AWS_ACCESS_KEY_ID"'"""
@@ -58,14 +62,19 @@ def run(args):
     argv = list(args.argv)
     if argv and argv[0] == "--":
         argv = argv[1:]
+    active = os.environ.get("CREDPROC_ROLE")
+    if active:
+        raise UsageError(f"already inside `credproc exec` for role {active} (CREDPROC_ROLE is set); nested exec "
+                         "is refused", hint="leave that shell (exit) first, or unset CREDPROC_ROLE")
     if not argv:
-        raise UsageError("no command given; usage: credproc exec --role NAME [--server] -- COMMAND [ARGS...]")
+        argv = [os.environ.get("SHELL") or "/bin/sh"]
     _check_found(argv[0])  # before any prompt
     cfg = app.load_config(args)
     creds = app.role_credentials(args, cfg=cfg)
     role = cfg.role(args.role)
     region = cfg.region_for(role) if (role.get("region") or cfg.settings.get("region")) else None
     env = child_env(os.environ, region=region)
+    env["CREDPROC_ROLE"] = role["name"]
     if args.server:
         return _run_with_server(args, argv, env)
     env.update(key_variables(creds))

@@ -24,7 +24,9 @@ a block for ~/.aws/credentials. The output holds the secret key: it goes to stdo
 asked for it.
 
 Variables, in this order: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, then AWS_SESSION_TOKEN and
-AWS_CREDENTIAL_EXPIRATION when present. Values that are not plain base64 are quoted for the shell
+AWS_CREDENTIAL_EXPIRATION when present, then (as `credproc exec` and `serve` set them, and as
+aws-vault and granted users expect) AWS_REGION and AWS_DEFAULT_REGION when the role or [settings]
+sets a region; --no-region leaves them out (the AWS CLI's exact output). Values that are not plain base64 are quoted for the shell
 at hand; windows-cmd refuses values it cannot carry safely (%, ", !, line breaks, non-ASCII)."""
 EXAMPLES = """\
   eval "$(credproc export --role admin --format env)"          # bash, zsh
@@ -49,29 +51,39 @@ def add_arguments(parser):
     parser.add_argument("--role", metavar="NAME", required=True, help="the role whose credentials to print")
     parser.add_argument("--format", choices=FORMATS, default="process", metavar="FORMAT",  # not an idp type
                         help="one of: " + ", ".join(FORMATS) + " (default: process)")
+    parser.add_argument("--no-region", action="store_true",
+                        help="leave out AWS_REGION and AWS_DEFAULT_REGION (shell formats)")
     parser.add_argument("--profile-name", metavar="P",
                         help="the [P] section name for --format credentials (default: the role name)")
 
 
 def run(args):
+    region = None
+    if not args.no_region and args.format not in ("process", "credentials"):  # not an idp type: export formats
+        cfg = app.load_config(args)
+        role = cfg.role(args.role)
+        region = cfg.region_for(role) if (role.get("region") or cfg.settings.get("region")) else None
     creds = app.role_credentials(args)
-    text = render(creds, args.format, args.role if args.profile_name is None else args.profile_name)  # raises before anything is written
+    # raises before anything is written
+    text = render(creds, args.format, args.role if args.profile_name is None else args.profile_name, region)
     sys.stdout.write(text)
     sys.stdout.flush()
     return 0
 
 
-def variables(creds):
-    """[(name, value)] in the AWS CLI's order."""
+def variables(creds, region=None):
+    """[(name, value)] in the AWS CLI's order, then the region (exec's two variables) when given."""
     pairs = [("AWS_ACCESS_KEY_ID", creds.access_key_id), ("AWS_SECRET_ACCESS_KEY", creds.secret_access_key)]
     if creds.session_token:
         pairs.append(("AWS_SESSION_TOKEN", creds.session_token))
     if creds.expiration is not None:
         pairs.append(("AWS_CREDENTIAL_EXPIRATION", format_expiration(creds.expiration)))
+    if region:
+        pairs += [("AWS_REGION", region), ("AWS_DEFAULT_REGION", region)]
     return pairs
 
 
-def render(creds, fmt, profile_name=None):
+def render(creds, fmt, profile_name=None, region=None):
     """The whole output for one format, ending in a newline."""
     if fmt == "process":  # not an idp type: the format
         return json.dumps(creds.to_process_dict(), indent=4) + "\n"
@@ -79,7 +91,7 @@ def render(creds, fmt, profile_name=None):
         return _ini_block(creds, profile_name)
     line = _LINES[fmt]
     out = []
-    for name, value in variables(creds):
+    for name, value in variables(creds, region):
         if "\x00" in value:  # no environment variable can hold a NUL, in any shell
             raise UsageError(f"{name} contains a NUL character, which no environment variable can hold")
         out.append(line(name, value))

@@ -37,8 +37,16 @@ def add_arguments(parser):
         "rotate": "replace the access key with a new one (IAM), never leaving none",
         "remove": "delete the idp's keys from the keyring",
     }
+    examples = {
+        "add": "  credproc keys add --idp corp          # asks for the key id and the secret (echo off)",
+        "import": "  credproc keys import --idp corp --from-profile corp-user\n"
+                  "  credproc keys import --idp corp --from-profile corp-user --yes",
+        "rotate": "  credproc keys rotate --idp corp",
+        "remove": "  credproc keys remove --idp corp\n  credproc keys remove --idp corp --yes",
+    }
     for action, text in specs.items():
-        p = sub.add_parser(action, help=text, description=text)
+        p = sub.add_parser(action, help=text, description=text, epilog="examples:\n" + examples[action],
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
         p.add_argument("--idp", metavar="NAME", required=True, help="the [idp.NAME] (of type iam)")
         p.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help="configuration file")
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="diagnostics on stderr")
@@ -162,7 +170,7 @@ def _rotate(args, cfg, idp, terminal):
     if keysource.mode(idp) != "keyring":
         raise UsageError(f"[idp.{idp['name']}] takes its keys from {keysource.where(idp)}; credproc rotates keys it "
                          "keeps in the OS keyring",
-                         hint=f"move them there first: credproc keys import --idp {idp['name']} --from-profile PROFILE"
+                         hint=f"move them there first: credproc keys import --idp {idp['name']} --from-profile {idp.get('profile') or 'PROFILE'}"
                          if keysource.mode(idp) == "profile" else "rotate them with your password manager's tools")
     source = keysource.KeyringKeysProvider(idp["name"])
     current = source.retrieve()

@@ -198,5 +198,33 @@ def _write(stanzas):
         print(f"added {header_for(profile)}{extra} to {shown}")
     if backup:
         print(f"backup of the previous file: {backup}")
-    print(f"try it: aws sts get-caller-identity --profile {new[0][0]}")
+    print(try_it(new[0][0], new[0][3]))
     return 0
+
+
+def aws_cli_version():
+    """(major, minor) of the `aws` on PATH, or None (none there, or no answer within 5 s)."""
+    import subprocess
+
+    exe = shutil.which("aws")
+    if not exe:
+        return None
+    try:
+        out = subprocess.run([exe, "--version"], capture_output=True, timeout=5, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    m = re.search(rb"aws-cli/(\d+)\.(\d+)", out.stdout + out.stderr)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def try_it(profile, sts_endpoint):
+    """The command that checks the new profile. With a custom STS endpoint the profile's [services]
+    section carries it, which AWS CLI v2 reads only from 2.13 on: older ones would ask real AWS."""
+    line = f"try it: aws sts get-caller-identity --profile {profile}"
+    if not sts_endpoint:
+        return line
+    version = aws_cli_version()
+    if version and version[0] == 2 and version[1] < 13:
+        return (f"{line} --endpoint-url {sts_endpoint}   (your AWS CLI {version[0]}.{version[1]} ignores the "
+                "profile's [services] section, read from 2.13 on: without --endpoint-url it would ask real AWS)")
+    return line

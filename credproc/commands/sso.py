@@ -1,23 +1,43 @@
 """credproc sso roles --idp NAME: every account and role an IAM Identity Center sign-in reaches, each
-with the [role.*] block to paste into the config."""
+with the [role.*] block to paste into the config. credproc sso sync --idp NAME: the same written into
+the config (and the profiles into ~/.aws/config) as generated roles, marked so that the next sync
+adds the new ones and prunes those no longer granted, leaving hand-written roles alone."""
 
 import re
 
 from .. import app
 from ..core.errors import ConfigError, UsageError
 
-HELP = "IAM Identity Center: list every account and role you can reach (sso roles --idp NAME)"
+HELP = "IAM Identity Center: list (sso roles) or write (sso sync) every account and role you can reach"
 DESCRIPTION = ("Sign in to the IAM Identity Center [idp.NAME] if needed (or use its cached sign-in), then list every "
                "account and role (permission set) it gives you, from ListAccounts and ListAccountRoles, each with "
-               "the [role.*] block to paste into your credproc config.")
+               "the [role.*] block to paste into your credproc config.\n\n"
+               "sso sync writes them instead: between two marker comments in config.toml (one region per idp; "
+               "nothing outside it is changed), named by --template from {account_name}, {account_id} and "
+               "{role_name} (made valid role and profile names whatever the portal returns), with a profile each in "
+               "~/.aws/config. A later sync adds the roles granted since and removes (prunes) the generated ones no "
+               "longer granted, and their profiles; a role you wrote yourself is never touched, and an account and "
+               "role it already covers is not generated again. It shows the diff and asks first (--yes: no "
+               "question; --dry-run: the diff only). Both files are backed up first.")
 EXAMPLES = """\
   credproc sso roles --idp corp-sso
-  credproc sso roles --idp corp-sso >> ~/.config/credproc/config.toml   # then rename the roles you keep"""
+  credproc sso roles --idp corp-sso >> ~/.config/credproc/config.toml   # then rename the roles you keep
+  credproc sso sync --idp corp-sso --dry-run
+  credproc sso sync --idp corp-sso --template "{account_name}-{role_name}" --yes"""
+
+DEFAULT_TEMPLATE = "{account_name}-{role_name}"
 
 
 def add_arguments(parser):
-    parser.add_argument("action", choices=["roles"], help="what to do (roles: list accounts and roles)")
+    parser.add_argument("action", choices=["roles", "sync"],
+                        help="roles: list accounts and roles; sync: write them as generated roles and profiles")
     parser.add_argument("--idp", required=True, metavar="NAME", help="the [idp.NAME] (IAM Identity Center)")
+    parser.add_argument("--template", metavar="T", default=DEFAULT_TEMPLATE,
+                        help="sync: role and profile names, from {account_name}, {account_id}, {role_name} "
+                             f"(default: {DEFAULT_TEMPLATE})".replace("%", "%%"))
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--dry-run", action="store_true", help="sync: show the diff, write nothing")
+    group.add_argument("--yes", action="store_true", help="sync: write without asking")
 
 
 def block_name(account_name, account_id, role_name):
@@ -86,12 +106,23 @@ def run(args):
     idp = cfg.idps.get(args.idp)
     if idp is None or source_for(idp) is not SOURCE:
         known = ", ".join(sorted(n for n, i in cfg.idps.items() if source_for(i) is SOURCE)) or "none"
-        raise UsageError(f"no IAM Identity Center [idp.{args.idp}] in {cfg.path} (configured: {known})")
+        kind = f"; idp {args.idp} is of type {idp['type']}" if idp is not None else ""
+        raise UsageError(f"no IAM Identity Center [idp.{args.idp}] in {cfg.path}{kind} (IAM Identity Center idps "
+                         f"configured: {known})")
+    if args.action == "sync":
+        _check_template(args.template)
     command = f"credproc sso roles --idp {args.idp}"
     terminal = Terminal(command)
     try:
         ctx = Context(cfg, app.store(cfg), terminal)
         session = SsoSession(ctx, idp)
+        if args.action == "sync":
+            grants = session.with_token(lambda token: [(account_id, name, role_name)
+                                                       for account_id, name in session.client.accounts(token)
+                                                       for role_name in session.client.roles(token, account_id)])
+            from .sso_sync import sync
+
+            return sync(args, cfg, idp, grants, terminal)
         blocks = session.with_token(lambda token: _blocks(session.client, token, args.idp))
     finally:
         terminal.close()
@@ -99,3 +130,11 @@ def run(args):
         raise ConfigError(f"IAM Identity Center ({idp['start_url']}) gives you no account and role")
     print("\n".join(blocks), end="")
     return 0
+
+
+def _check_template(template):
+    try:
+        template.format(account_name="a", account_id="111111111111", role_name="r")
+    except (KeyError, IndexError, ValueError) as e:
+        raise UsageError(f"--template {template!r} is not usable ({type(e).__name__}: {e})",
+                         hint="use {account_name}, {account_id} and {role_name}, e.g. " + DEFAULT_TEMPLATE) from None

@@ -71,7 +71,9 @@ def _account(entry, role):
                 return account
         except (ValueError, AttributeError):
             pass
-    return account_from_arn(role.get("arn"))
+    # a role that names its account (an IAM Identity Center role's account_id) before any call
+    named = role.get("account_id")
+    return account_from_arn(role.get("arn")) or (named if isinstance(named, str) and named.isdigit() else None)
 
 
 def _role_choice(store, name):

@@ -69,6 +69,34 @@ def section_headers(text):
     return {m.group(1).strip() for m in (_SECTION.match(line.strip()) for line in text.splitlines()) if m}
 
 
+def parse_sections(text):
+    """[(header, {key: value})] of every section of an AWS config file's text, in file order, with
+    parse_profiles' rules (headers as written between the brackets: "profile x", "sso-session y")."""
+    result = []
+    current = None
+    key = None
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped[0] in "#;":
+            continue
+        if line[:1] in (" ", "\t") and current is not None and key is not None:
+            current[key] += "\n" + stripped
+            continue
+        m = _SECTION.match(stripped)
+        if m:
+            current = {}
+            result.append((m.group(1).strip(), current))
+            key = None
+            continue
+        if current is None:
+            continue
+        k, sep, v = _split_option(stripped)
+        if sep:
+            key = k.strip().lower()
+            current[key] = v.strip()
+    return result
+
+
 def parse_profiles(text):
     """{profile: {key: value}} of an AWS config file's text (configparser's rules, as botocore:
     '#'/';' comment lines, key = value or key: value, indented continuation lines, keys lowercased)."""

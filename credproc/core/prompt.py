@@ -89,6 +89,9 @@ class Terminal:
 
     def require(self, what):
         if self._tty() is None and self.gui is None:
+            if self.interactive and os.environ.get("CREDPROC_NO_PROMPT"):
+                raise LoginRequired(f"{what} is needed and prompts are turned off by CREDPROC_NO_PROMPT",
+                                    hint=f"unset CREDPROC_NO_PROMPT and run: {self.login_command}")
             raise LoginRequired(f"{what} is needed and there is no terminal to ask on",
                                 hint=f"run in a terminal: {self.login_command}")
 

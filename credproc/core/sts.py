@@ -299,7 +299,7 @@ def call(sts_client, operation, context, deadline=None, **params):
         raise error from None
     except (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ReadTimeoutError, bx.SSLError,
             bx.ProxyConnectionError, bx.ConnectionClosedError) as e:
-        raise NetworkError(f"cannot reach STS at {sts_client.meta.endpoint_url}: {_reason(e)}",
+        raise NetworkError(f"cannot reach STS at {sts_client.meta.endpoint_url}: {connection_reason(e)}",
                            hint="check the network, proxy, and sts_endpoint_url") from None
     except bx.ParamValidationError:
         # botocore's message can quote a parameter's value (an MFA code, a token): never shown
@@ -310,7 +310,7 @@ def call(sts_client, operation, context, deadline=None, **params):
         raise ServiceError(f"STS {operation} failed: {type(e).__name__}") from None
 
 
-def _reason(e):
+def connection_reason(e):
     """Why a connection failed, as the operating system says it ("Connection refused", "Name or
     service not known"), found under botocore's and urllib3's wrappers; else the wrapper's name."""
     import socket

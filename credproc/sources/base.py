@@ -129,6 +129,12 @@ class IdentitySource:
     #: network or file is touched when they are parsed and the chain is built.
     example_idp = {}
     example_role = {"arn": "arn:aws:iam::123456789012:role/Example"}
+    #: the keys `credproc init` asks about, in order (each is also its --KEY flag): the facts a first
+    #: configuration needs; empty: the required keys
+    init_keys = ()
+    #: True when the source can list every role a sign-in reaches (`credproc sso sync`): `credproc
+    #: init` then offers to write them all instead of asking for one role
+    lists_roles = False
 
     # -- configuration (config.parse) ------------------------------------------------------------
     def key_names(self):
@@ -225,6 +231,28 @@ class IdentitySource:
         to be served; `status` reports them expired below that. The providers the chain builds
         say the same through their `min_remaining` attribute (see cached.CachedProvider). None:
         the SDKs' usual 15 minutes (core.credentials.MIN_REMAINING)."""
+        return None
+
+    # -- credproc init -------------------------------------------------------------------------
+    def init_suggest(self, key_name, idp, settings):
+        """`credproc init`: a suggested value for key_name (one of init_keys) given the keys answered
+        so far (idp, without "type") and the [settings] keys (region, sts_endpoint_url), or None. The one hook allowed a network call outside doctor
+        and the chain (5-second timeouts; any failure is None), e.g. the IAM user's MFA device from
+        ListMFADevices. Default: none."""
+        return None
+
+    # -- credproc import -----------------------------------------------------------------------
+    def adopt_profile(self, name, profile, aws):
+        """`credproc import`: this source standing in for an AWS config profile. name: the profile's
+        name; profile: its {key: value} (keys lowercased); aws: the files read, with .sso_sessions
+        ({name: {key: value}} of the [sso-session X] sections), .credentials ({profile: {key: value}}
+        of ~/.aws/credentials) and .has_static_keys(name). Returns None when the profile is not of this
+        source's kind; a str saying why this source cannot express it; or a dict:
+          {"key": what identifies the idp (profiles with equal keys share one idp),
+           "idp_name": the idp's suggested name, "idp": the [idp.*] keys (without "type"),
+           "role": the role keys beyond those of a role_arn (arn, duration, ...; the command adds them),
+           "keys_profile": the profile holding plain-text keys the idp reads, or absent}
+        No file is read, nothing written. Default: not this source's kind."""
         return None
 
     # -- other commands ----------------------------------------------------------------------

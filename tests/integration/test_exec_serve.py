@@ -150,9 +150,21 @@ def test_a_command_that_is_not_found_exits_127_before_any_authentication(admin, 
     assert sts.actions == []
 
 
-def test_no_command_is_a_usage_error(admin):
-    r = admin.run("exec", "--role", "admin", "--", timeout=TIMEOUT)
-    assert r.returncode == 2 and r.stdout == b"" and b"no command given" in r.stderr
+def test_no_command_starts_the_shell_with_the_credentials_and_credproc_role(admin, tmp_path):
+    """As aws-vault: `credproc exec admin` opens $SHELL (here a script standing for it)."""
+    shell = tmp_path / "fake-shell"
+    shell.write_text("#!/bin/sh\necho \"$CREDPROC_ROLE ${AWS_ACCESS_KEY_ID%${AWS_ACCESS_KEY_ID#????}}\"\n")
+    shell.chmod(0o755)
+    for argv in (("exec", "admin"), ("exec", "--role", "admin", "--")):
+        r = admin.run(*argv, timeout=TIMEOUT, env={"SHELL": str(shell)})
+        assert r.returncode == 0 and r.stdout == b"admin ASIA\n", r.stderr
+
+
+def test_a_nested_exec_is_refused_before_any_authentication(admin, sts):
+    r = admin.run("exec", "admin", "--", sys.executable, "-c", "print('x')", timeout=TIMEOUT,
+                  env={"CREDPROC_ROLE": "audit"})
+    assert r.returncode == 2 and r.stdout == b"" and b"already inside `credproc exec` for role audit" in r.stderr
+    assert sts.actions == []
 
 
 SELF_TERM = "import os, signal; os.kill(os.getpid(), signal.SIGTERM)"

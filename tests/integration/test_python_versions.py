@@ -42,8 +42,23 @@ def find_interpreter(version):
 
 def run(argv, timeout, **kw):
     r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kw)
-    assert r.returncode == 0, f"{' '.join(argv)} exited {r.returncode}\n{r.stdout[-6000:]}\n{r.stderr[-6000:]}"
+    if r.returncode != 0:
+        # a nested pytest: its FAILED/ERROR lines first, so the failing test is not buried in the output
+        failures = [line for line in r.stdout.splitlines() if line.startswith(("FAILED ", "ERROR "))]
+        head = ("failing inside: " + "; ".join(failures) + "\n") if failures else ""
+        raise AssertionError(f"{' '.join(argv)} exited {r.returncode}\n{head}{r.stdout[-6000:]}\n{r.stderr[-6000:]}")
     return r
+
+
+@pytest.fixture
+def progress(request):
+    """say(text): a line on the terminal now, even under -q and output capture (a smoke run takes minutes)."""
+    reporter = request.config.pluginmanager.getplugin("terminalreporter")
+
+    def say(text):
+        if reporter is not None:
+            reporter.write_line(f"  [smoke] {text}")
+    return say
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +73,10 @@ def wheel(tmp_path_factory):
 
 
 @pytest.mark.parametrize("version", claimed_versions())
-def test_smoke_run_on_every_claimed_python(version, wheel):
+def test_smoke_run_on_every_claimed_python(version, wheel, progress):
+    import time
+
+    started = time.monotonic()
     exe = find_interpreter(version)
     if not exe:
         reason = f"Python {version} is claimed by requires-python but not installed here (pyenv install {version})"
@@ -69,6 +87,7 @@ def test_smoke_run_on_every_claimed_python(version, wheel):
     py = os.path.join(venv, "bin", "python")
     if not os.path.exists(py):
         run([exe, "-m", "venv", venv], 300)
+    progress(f"Python {version}: installing the wheel and the test dependencies into {venv}")
     pip = [py, "-m", "pip", "--disable-pip-version-check", "--quiet"]
     run(pip + ["install", f"{wheel}[test]"], 1200)
     run(pip + ["install", "--force-reinstall", "--no-deps", wheel], 300)  # this build, even at the same version
@@ -76,5 +95,8 @@ def test_smoke_run_on_every_claimed_python(version, wheel):
     assert f"({version.replace('.', ', ')})" in r.stdout and "site-packages" in r.stdout, r.stdout
     # unit tests, then the cold chain and the cache hit through this venv's console script
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    progress(f"Python {version}: the unit tests (about 4 min on 2 busy cores)")
     run([py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not integration", "tests"], 1800, cwd=ROOT, env=env)
+    progress(f"Python {version}: the cold chain and the cache hit against moto")
     run([py, "-m", "pytest", "-q", "-p", "no:cacheprovider", *SMOKE_MOTO], 600, cwd=ROOT, env=env)
+    progress(f"Python {version}: passed ({time.monotonic() - started:.0f} s)")

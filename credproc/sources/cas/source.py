@@ -11,6 +11,7 @@ class CasSource(IdentitySource):
     type_name = "cas"
     title = "Apereo CAS `awsSts` endpoint"
     example_idp = {"url": "https://sso.example.edu/cas"}
+    init_keys = ("url", "username", "mfa")
     keys = (
         Key("url", str, required=True, check=secure_url, hint=" (the CAS prefix, e.g. https://sso.example.edu/cas)",
             doc="The CAS prefix, e.g. `https://sso.example.edu/cas`. credproc POSTs to `URL/actuator/awsSts`. "
@@ -45,6 +46,33 @@ class CasSource(IdentitySource):
 
     def doctor_probes(self, idp):
         return [("the CAS server", idp["url"], idp.get("ca_bundle"))]
+
+    def doctor_network_checks(self, cfg, idp):
+        return [(_endpoint_check, f"idp {idp['name']}", idp)]
+
+
+def _endpoint_check(label, idp):
+    """doctor: URL/actuator/awsSts exists (any answer but 404; nothing is sent). A wrong prefix
+    (the login page's URL, a missing /cas) answers 404 there, and every login would fail."""
+    from ...core.diagnose import TIMEOUT as DOCTOR_TIMEOUT
+    from ...core.diagnose import fail, ok
+    from ...core.errors import CredprocError
+    from ...core.http import request
+
+    endpoint = idp["url"].rstrip("/") + "/actuator/awsSts"
+    what = f"{label}: the CAS awsSts endpoint {endpoint}"
+    try:
+        resp = request("GET", endpoint, timeout=DOCTOR_TIMEOUT, ca_bundle=idp.get("ca_bundle"), what="the CAS server",
+                       follow_redirects=False, max_bytes=64 * 1024)
+    except CredprocError as e:
+        return fail(what, e.message, e.hint or "check the URL, the network and any proxy")
+    except Exception as e:  # noqa: BLE001 - a diagnostic must not crash doctor
+        return fail(what, f"the check failed ({type(e).__name__})", "run credproc --debug login to see more")
+    if resp.status == 404:
+        return fail(what, "answers HTTP 404: there is no awsSts endpoint there",
+                    "url must be the CAS prefix (e.g. https://sso.example.edu/cas), and the server must have the "
+                    "awsSts actuator endpoint enabled")
+    return ok(f"{what} exists (HTTP {resp.status})")
 
 
 SOURCE = CasSource()

@@ -21,6 +21,7 @@ class IamSource(IdentitySource):
     type_name = "iam"
     title = "long-lived IAM user keys"
     example_idp = {"profile": "corp-user"}
+    init_keys = ("profile", "mfa_serial")
     # keys added with issue 10: at their defaults they leave the fingerprints as they were
     unfingerprinted = {"keys": "profile", "keys_command": None, "iam_endpoint_url": NEVER}
     holds_user_keys = True
@@ -129,6 +130,51 @@ class IamSource(IdentitySource):
             return []
         region, url = _session_endpoint(cfg)
         return [url or f"https://sts.{region}.amazonaws.com"]
+
+    def init_suggest(self, key_name, idp, settings):
+        """mfa_serial: the IAM user's MFA device (GetCallerIdentity for the user's name, then
+        ListMFADevices, with the profile's keys), when the user is allowed to list it."""
+        if key_name != "mfa_serial" or not idp.get("profile"):
+            return None
+        try:
+            import botocore.config
+
+            from ...core.sts import botocore_session
+            from .rotation import iam_client
+            from .static_keys import StaticKeysProvider
+
+            keys = StaticKeysProvider(idp["profile"], "init").retrieve()
+            region = settings.get("region") or "us-east-1"
+            sts = botocore_session().create_client(
+                "sts", region_name=region, endpoint_url=settings.get("sts_endpoint_url"),
+                config=botocore.config.Config(connect_timeout=5, read_timeout=5, retries={"total_max_attempts": 1}),
+                aws_access_key_id=keys.access_key_id, aws_secret_access_key=keys.secret_access_key)
+            arn = sts.get_caller_identity()["Arn"]
+            if ":user/" not in arn:
+                return None
+            user = arn.rsplit("/", 1)[1]
+            devices = iam_client(keys, idp.get("iam_endpoint_url")).list_mfa_devices(UserName=user).get("MFADevices") or []
+        except Exception:  # noqa: BLE001 - no keys yet, no permission, no network: nothing to suggest
+            return None
+        serials = [d.get("SerialNumber") for d in devices if isinstance(d.get("SerialNumber"), str)]
+        return serials[0] if len(serials) >= 1 and MFA_SERIAL_RE.match(serials[0]) else None
+
+    def adopt_profile(self, name, profile, aws):
+        """role_arn + source_profile (or a profile that is its own source) over static keys, with
+        the profile's mfa_serial: the IAM user's keys, an MFA session when mfa_serial is set."""
+        holder = profile.get("source_profile")
+        if not profile.get("role_arn") or not holder or profile.get("credential_source"):
+            return None
+        if not aws.has_static_keys(holder):
+            return None  # a chain over another role profile (the command's part), or nothing usable
+        mfa = profile.get("mfa_serial")
+        if mfa and not MFA_SERIAL_RE.match(mfa):
+            return f"mfa_serial {mfa!r} is not an MFA device ARN or serial"
+        idp = {"profile": holder}
+        if mfa:
+            idp["mfa_serial"] = mfa
+        return {"key": (self.type_name, holder, mfa), "idp_name": holder, "idp": idp, "role": {},
+                "keys_profile": holder}
 
     def console_refusal(self, cfg, role, idp):
         if role.get("arn"):

@@ -36,8 +36,13 @@ class StaticKeysProvider:
             if section.get("aws_access_key_id") and section.get("aws_secret_access_key"):
                 return Credentials(section["aws_access_key_id"].strip(), section["aws_secret_access_key"].strip(),
                                    (section.get("aws_session_token") or "").strip() or None)
+        import difflib
+
+        known = sorted(set(awsfiles.sections(creds_path)) | {
+            awsfiles.profile_of_section(h) for h in awsfiles.sections(config_path)} - {None, self.profile})
+        close = difflib.get_close_matches(self.profile, known, n=1, cutoff=0.6)
         raise ConfigError(f"{where}: no access keys for that profile in {creds_path} or {config_path}",
-                          hint=f"run: aws configure --profile {self.profile}")
+                          hint=f"did you mean {close[0]}?" if close else f"run: aws configure --profile {self.profile}")
 
 
 def label(profile, creds):

@@ -22,6 +22,7 @@ class OidcSource(IdentitySource):
     type_name = "oidc"
     title = "OpenID Connect"
     example_idp = {"issuer": "https://example.okta.com", "client_id": "0oa1b2c3d4"}
+    init_keys = ("issuer", "client_id", "flow")
     keys = (
         Key("issuer", str, required=True, check=secure_url, hint=" (e.g. https://example.okta.com)",
             type_doc="https URL (http only to loopback)",

@@ -25,6 +25,7 @@ class SamlSource(IdentitySource):
     type_name = "saml"
     title = "SAML 2.0 (ECP or the IdP-initiated sign-on form)"
     example_idp = {"url": "https://idp.example.edu/idp/profile/SAML2/SOAP/ECP"}
+    init_keys = ("url", "flow", "username")
     keys = (
         Key("flow", str, default="ecp", choices=["ecp", "form", "browser"],
             doc="`ecp`: a SOAP AuthnRequest with HTTP Basic credentials to the IdP's ECP endpoint; `form`: the "

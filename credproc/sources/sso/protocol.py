@@ -131,7 +131,9 @@ class SsoClient:
             log.debug("%s %s: %s", service, operation, code)
             return None, code
         except (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ReadTimeoutError, bx.ConnectionClosedError) as e:
-            raise NetworkError(f"cannot reach IAM Identity Center ({service}) at {url}: {type(e).__name__}",
+            from ...core.sts import connection_reason
+
+            raise NetworkError(f"cannot reach IAM Identity Center ({service}) at {url}: {connection_reason(e)}",
                                hint="check the region, the network and any proxy") from None
         except bx.BotoCoreError as e:
             raise ServiceError(f"IAM Identity Center ({service}) at {url}: {operation} failed: {type(e).__name__}") from None

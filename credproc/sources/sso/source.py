@@ -21,6 +21,8 @@ class SsoSource(IdentitySource):
     type_name = "sso"
     title = "AWS IAM Identity Center"
     example_idp = {"start_url": "https://my-org.awsapps.com/start", "region": "eu-west-1"}
+    init_keys = ("start_url", "region", "flow")
+    lists_roles = True
     example_role = {"account_id": "123456789012", "role_name": "AdministratorAccess"}
     keys = (
         Key("start_url", str, required=True, check=secure_url,
@@ -77,6 +79,40 @@ class SsoSource(IdentitySource):
         from .provider import SsoRoleProvider
 
         return SsoRoleProvider(ctx, SsoSession(ctx, idp), role)
+
+    # -- credproc import -------------------------------------------------------------------------
+    def adopt_profile(self, name, profile, aws):
+        """sso_session / sso_start_url profiles (the AWS CLI's) and granted's granted_sso_* ones."""
+        if profile.get("role_arn"):
+            return None  # a role assumed from an sso profile: a source_role chain, the command's part
+        prefix = "granted_sso_" if profile.get("granted_sso_start_url") else "sso_"
+        if prefix == "sso_" and not (profile.get("sso_session") or profile.get("sso_start_url")):
+            return None
+        session_name = profile.get("sso_session") if prefix == "sso_" else None
+        if session_name:
+            session = aws.sso_sessions.get(session_name)
+            if session is None:
+                return f"names [sso-session {session_name}], which is not in the file"
+            start, region, scopes = (session.get("sso_start_url"), session.get("sso_region"),
+                                     session.get("sso_registration_scopes"))
+        else:
+            start, region, scopes = (profile.get(prefix + "start_url"), profile.get(prefix + "region"),
+                                     profile.get(prefix + "registration_scopes"))
+        if not (start and region):
+            return "an IAM Identity Center profile without a start URL and region"
+        if not REGION_RE.match(region) or not start.startswith("https://"):
+            return f"IAM Identity Center region {region!r} or start URL {start!r} is not usable"
+        account, role = profile.get(prefix + "account_id"), profile.get(prefix + "role_name")
+        idp = {"start_url": start, "region": region}
+        if scopes:
+            idp["scopes"] = [x.strip() for x in scopes.split(",") if x.strip()]
+        host = start.split("://", 1)[1].split("/")[0].split(".")[0] or "portal"
+        result = {"key": (self.type_name, start, region), "idp_name": session_name or f"sso-{host}", "idp": idp}
+        if not (account and role):
+            return {**result, "role": None}  # a sign-in only profile (aws sso login): the idp, no role
+        if not ACCOUNT_ID_RE.match(account) or not PERMISSION_SET_RE.match(role):
+            return f"account {account!r} or permission set {role!r} is not usable"
+        return {**result, "role": {"account_id": account, "role_name": role}}
 
     # -- status ------------------------------------------------------------------------------------
     def sessions(self, cfg, store, idp, now):
