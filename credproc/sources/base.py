@@ -280,6 +280,18 @@ def entry_state(entry, fingerprint, now, min_remaining=None, present=False):
     return "valid"
 
 
+def entry_json(entry):
+    """The JSON object a source keeps in a cache.Entry (a sign-in's state), or {} without an entry or
+    when its body is not a JSON object (status and logout must not fail on a damaged entry)."""
+    if entry is None:
+        return {}
+    try:
+        state = json.loads(entry.body)
+    except ValueError:
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
 def entry_times(entry, now):
     """(expires_at as "YYYY-mm-ddTHH:MM:SSZ", seconds left), or (None, None) without an entry."""
     if entry is None:

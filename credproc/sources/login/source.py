@@ -4,10 +4,9 @@ session). One sign-in is cached per idp as "login:NAME" and shared by every role
 without `arn` gets the console identity's own (15-minute) credentials, one with `arn` assumes that
 role from them. Protocol and session: protocol.py; the provider: provider.py."""
 
-import json
 import re
 
-from ..base import IdentitySource, Key
+from ..base import IdentitySource, Key, entry_json
 from ..checks import matches, secure_url
 
 REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}\Z")
@@ -81,14 +80,7 @@ class LoginSource(IdentitySource):
 
         name = idp["name"]
         entry = store.get(_identity(name))
-        state = {}
-        if entry is not None:
-            try:
-                state = json.loads(entry.body)
-            except ValueError:
-                state = {}
-        if not isinstance(state, dict):
-            state = {}
+        state = entry_json(entry)
         summary = session_summary(state, now)
         if entry is None:
             st = "none"
@@ -120,13 +112,8 @@ class LoginSource(IdentitySource):
 
         identity = _identity(idp["name"])
         entry = store.get(identity)
-        state = {}
-        if entry is not None:
-            try:
-                state = json.loads(entry.body)
-            except ValueError:
-                state = {}
-        session = (state.get("login_session") if isinstance(state, dict) else None) or idp.get("login_session")
+        state = entry_json(entry)
+        session = state.get("login_session") or idp.get("login_session")
         where = f"the AWS console sign-in of idp {idp['name']!r}"
         removed = remove(identity, where)
         shared = CliLoginCache(idp).delete(session) if isinstance(session, str) else False

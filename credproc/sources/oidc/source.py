@@ -6,7 +6,7 @@ provider: provider.py."""
 import json
 import os
 
-from ..base import IdentitySource, Key, entry_times
+from ..base import IdentitySource, Key, entry_json, entry_times
 from ..checks import all_of, in_range, readable_file, secure_url, str_list
 
 
@@ -87,14 +87,7 @@ class OidcSource(IdentitySource):
         name = idp["name"]
         identity = _identity(name)
         entry = store.get(identity)
-        state = {}
-        if entry is not None:
-            try:
-                state = json.loads(entry.body)
-            except ValueError:
-                state = {}
-        if not isinstance(state, dict):
-            state = {}
+        state = entry_json(entry)
         exp = (state.get("claims") or {}).get("exp") if isinstance(state.get("claims"), dict) else None
         id_left = int(exp) - now if isinstance(exp, (int, float)) and state.get("id_token") else None
         has_refresh = bool(state.get("refresh_token"))

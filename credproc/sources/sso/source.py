@@ -3,11 +3,10 @@ authorization code flow with PKCE, as the AWS CLI v2's `sso login`) is cached pe
 "sso:NAME" and shared by every role over it; each role's credentials come from the portal's
 GetRoleCredentials. Protocol and session: protocol.py; the provider: provider.py."""
 
-import json
 import os
 import re
 
-from ..base import IdentitySource, Key
+from ..base import IdentitySource, Key, entry_json
 from ..checks import ACCOUNT_ID_RE, PERMISSION_SET_RE, in_range, matches, secure_url, str_list
 
 REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}\Z")
@@ -120,14 +119,7 @@ class SsoSource(IdentitySource):
 
         name = idp["name"]
         entry = store.get(_identity(name))
-        state = {}
-        if entry is not None:
-            try:
-                state = json.loads(entry.body)
-            except ValueError:
-                state = {}
-        if not isinstance(state, dict):
-            state = {}
+        state = entry_json(entry)
         token_exp = state.get("expires_at") if state.get("access_token") and isinstance(state.get("expires_at"), int) else None
         reg = state.get("registration") if isinstance(state.get("registration"), dict) else {}
         reg_exp = reg.get("expires_at") if isinstance(reg.get("expires_at"), int) else None
