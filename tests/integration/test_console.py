@@ -76,7 +76,8 @@ def test_gui_prompt_answers_the_mfa_code_without_a_terminal(sandbox, sts, zenity
     assert r.returncode == 0, r.stderr.decode()
     doc = json.loads(r.stdout)
     assert doc["AccountId"] == "111111111111" and doc["SessionToken"]
-    assert sts.actions == ["GetSessionToken", "AssumeRole"]
+    # STS is seen to answer before the MFA code is asked for (issue 20, item 17)
+    assert sts.actions == ["GetCallerIdentity", "GetSessionToken", "AssumeRole"]
     (argv,) = calls()
     assert argv[0] == "--entry" and f"--text=MFA code for {SERIAL}:" in argv
     assert not any("987654" in a for a in argv)

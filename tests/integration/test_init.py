@@ -73,8 +73,8 @@ def test_init_walk_through_on_a_terminal_asks_each_question_then_the_mfa_code(sa
     started = time.monotonic()
     p = PtyProcess([credproc_exe(), "init", "--sts-endpoint-url", sts.url], sandbox.env)
     p.expect("Which identity source gives you AWS access?")
-    p.expect("Choose 1-5: ")
-    p.send("2")  # cas, iam, oidc, saml, sso
+    p.expect("Choose 1-7: ")
+    p.send("2")  # cas, iam, login, oidc, process, saml, sso
     p.expect("Name for this identity source in credproc [work]: ")
     p.send("corp")
     p.expect("AWS region (e.g. eu-west-1) (empty: none): ")

@@ -73,10 +73,12 @@ class OidcSession:
             if got:
                 return got
             state = {} if self.ctx.force else self._load()
+            refused = False
             if state.get("refresh_token") and not state.get(NO_ID_TOKEN):
                 got = self._refresh(state)
                 if got:
                     return got
+                refused = True  # or answered without an ID token (NO_ID_TOKEN, then in the state)
                 state = self._load()
             terminal = self.ctx.terminal
             possible = terminal.browser_possible() if self.idp["flow"] == "browser" else terminal.available()
@@ -85,7 +87,7 @@ class OidcSession:
                     why = (f"{self.idp['issuer']} refreshed the sign-in but sent no new ID token (OpenID Connect allows "
                            "that; credproc needs an ID token for AWS); sign in again, and there is no terminal to "
                            "sign in on")
-                elif state.get("refresh_token"):
+                elif refused or state.get("refresh_token"):
                     why = (f"your sign-in at {self.idp['issuer']} has ended (the refresh token was refused) and "
                            "there is no terminal to sign in again on")
                 else:
