@@ -201,8 +201,9 @@ def test_doctor_against_moto_cas_and_oidc(sandbox, sts, moto_server, op, dead_ur
         assert "✓ profile admin in" in out and "✓ profile campus in" in out
         assert "! no terminal for prompts" in out
         assert STATIC_SECRET not in out and STATIC_KEY_ID not in out
-        # reachability only: a plain GET (no Action), no authentication anywhere
-        assert cas.post_count == 0 and set(sts.actions) <= {"?"}
+        # no authentication anywhere: STS only gets doctor's probe, a GetCallerIdentity signed with a key that
+        # does not exist (issue 20, item 9: a real call whose answer proves it is STS)
+        assert cas.post_count == 0 and set(sts.actions) == {"GetCallerIdentity"}
         # an unreachable STS endpoint fails the run and is named
         sandbox.write_config(_all_peers_config(dead_url, cas.url, op))
         r = sandbox.run("doctor")
