@@ -126,6 +126,11 @@ def parse_profiles(text):
     return profiles
 
 
+# RawConfigParser's documented defaults, as botocore uses it: full-line comments start with these,
+# options are `name = value` or `name: value` (its public OPTCRE)
+COMMENT_PREFIXES = ("#", ";")
+
+
 def classify_lines(lines):
     """What each line of a shared AWS file is, read exactly as configparser reads it for botocore
     (RawConfigParser's defaults: `=` or `:`, option names case-insensitive, full-line `#`/`;`
@@ -140,7 +145,7 @@ def classify_lines(lines):
     indent = 0
     for line in lines:
         value = line.strip()
-        if value.startswith(tuple(cp._comment_prefixes)):
+        if value.startswith(COMMENT_PREFIXES):
             out.append((section, None, "comment"))  # belongs to no value and ends none
             continue
         if not value:
@@ -157,7 +162,7 @@ def classify_lines(lines):
             section, option = m.group("header"), None
             out.append((section, None, "header"))
             continue
-        m = cp._optcre.match(value) if section is not None else None
+        m = cp.OPTCRE.match(value) if section is not None else None
         if m and m.group("option"):
             option = cp.optionxform(m.group("option").rstrip())
             out.append((section, option, "option"))

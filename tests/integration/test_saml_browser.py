@@ -151,16 +151,28 @@ def test_twenty_callers_and_two_roles_one_browser_window(sandbox, idp, sts, brow
 
 
 def test_a_closed_window_fails_within_seconds(sandbox, idp, sts, browser, scripted):
-    sandbox.write_config(config(sts.url, scripted.start_url(close=1), browser.path))
-    started = time.monotonic()
-    r = sandbox.run("--role", "admin", env=DESKTOP)
-    took = time.monotonic() - started
-    err = r.stderr.decode()
-    assert r.returncode == 5, err
-    assert "browser window for the SAML IdP at" in err and "was closed before the sign-in finished" in err
-    assert took < 40, took  # not the sign-in's 300 s limit
-    assert "Traceback" not in err and sts.calls == []
+    """The user quits the browser without signing in (here: SIGTERM to it once the sign-on page has
+    loaded, as closing its last window does; a page's own window.close() is not always allowed, so it
+    cannot stand in for the user). The closed page target itself is covered with a scripted browser
+    in tests/test_saml_browser.py."""
+    import signal
+
+    sandbox.write_config(config(sts.url, scripted.start_url(delay=600), browser.path, extra="signin_timeout = 120\n"))
+    proc = sandbox.popen("--role", "admin", env=DESKTOP)
+    deadline = time.monotonic() + 60
+    while scripted.starts == 0 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert scripted.starts == 1, proc.communicate(timeout=10)[1]
     [(pid, _)] = browser.launches()
+    closed = time.monotonic()
+    os.kill(pid, signal.SIGTERM)
+    out, err = proc.communicate(timeout=90)
+    took = time.monotonic() - closed
+    err = err.decode()
+    assert proc.returncode == 5, err
+    assert "browser window for the SAML IdP at" in err and "was closed before the sign-in finished" in err
+    assert took < 40, took  # at once, not at the sign-in's 120 s limit
+    assert "Traceback" not in err and out == b"" and sts.calls == []
     assert chromium.process_group(pid) == []
 
 
