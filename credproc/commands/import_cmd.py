@@ -13,7 +13,8 @@ import shlex
 import time
 
 from ..core import paths
-from ..core.awsfiles import backup, parse_sections, profile_of_section, read_file, sections, shared_files, write_atomic
+from ..core.awsfiles import (parse_sections, profile_of_section, read_file, replace_backed_up, sections,
+                             shared_files, write_atomic)
 from ..core.errors import ConfigError, LocalFileError, UsageError
 from ..core.names import config_name, toml_key
 
@@ -418,17 +419,7 @@ def run(args):
     record = []
     try:
         for path, old, new, private in ((config_path, cfg_old, cfg_new, True), (aws_path, aws_old, aws_new, False)):
-            directory = os.path.dirname(path)
-            if not os.path.isdir(directory):
-                os.makedirs(directory, mode=0o700, exist_ok=True)
-            if old is not None:
-                import stat
-
-                mode = stat.S_IMODE(os.stat(path).st_mode)
-                saved = backup(path, old)
-            else:
-                mode, saved = 0o600, None
-            write_atomic(path, new, mode, old)
+            saved = replace_backed_up(path, old, new)
             record.append({"path": path, "backup": saved, "written": _digest(new)})
             print(f"wrote {path}" + (f" (backup: {saved})" if saved else " (new file)"))
     finally:

@@ -10,15 +10,12 @@ import os
 import re
 import shlex
 import shutil
-import stat
 import sys
 
 from .. import app
 from ..core import paths
-from ..core.awsfiles import backup as _backup_file
 from ..core.awsfiles import config_path as aws_config_path  # noqa: F401 (doctor's too)
-from ..core.awsfiles import parse_profiles, read_file, section_headers
-from ..core.awsfiles import write_atomic as _replace
+from ..core.awsfiles import parse_profiles, read_file, replace_backed_up, section_headers
 from ..core.errors import ConfigError, LocalFileError, UsageError
 
 HELP = "add [profile NAME] stanzas for credproc to ~/.aws/config"
@@ -181,16 +178,8 @@ def _write(stanzas):
     if data and not data.endswith(nl + nl) and data.strip():
         data += nl
     data += nl.join(nl.join(line.encode() for line in stanza(*s)) + nl for s in new)
-    directory = os.path.dirname(path)
     try:
-        if not os.path.isdir(directory):
-            os.makedirs(directory, mode=0o700, exist_ok=True)
-        if old is not None:
-            mode = stat.S_IMODE(os.stat(path).st_mode)
-            backup = _backup_file(path, old)
-        else:
-            mode, backup = 0o600, None
-        _replace(path, data, mode, old)
+        backup = replace_backed_up(path, old, data)
     except OSError as e:
         raise LocalFileError(f"cannot update {shown}: {e.strerror}") from None
     for profile, _, _, sts_endpoint in new:

@@ -99,30 +99,13 @@ def parse_sections(text):
 
 def parse_profiles(text):
     """{profile: {key: value}} of an AWS config file's text (configparser's rules, as botocore:
-    '#'/';' comment lines, key = value or key: value, indented continuation lines, keys lowercased)."""
+    '#'/';' comment lines, key = value or key: value, indented continuation lines, keys lowercased);
+    a profile whose section appears twice has the keys of both, the later winning."""
     profiles = {}
-    current = None
-    key = None
-    for line in text.splitlines():
-        stripped = line.strip()
-        if not stripped or stripped[0] in "#;":
-            continue
-        if line[:1] in (" ", "\t") and current is not None and key is not None:
-            current[key] += "\n" + stripped
-            continue
-        m = _SECTION.match(stripped)
-        if m:
-            name = profile_of_section(m.group(1))
-            current = profiles.setdefault(name, {}) if name is not None else None
-            key = None
-            continue
-        if current is None:
-            key = None
-            continue
-        k, sep, v = _split_option(stripped)
-        if sep:
-            key = k.strip().lower()
-            current[key] = v.strip()
+    for header, values in parse_sections(text):
+        name = profile_of_section(header)
+        if name is not None:
+            profiles.setdefault(name, {}).update(values)
     return profiles
 
 
@@ -219,6 +202,24 @@ def write_atomic(path, data, mode, expected_old):
                                  hint="run credproc setup again")
 
     atomic_write(path, data, mode, before_replace=unchanged)
+
+
+def replace_backed_up(path, old, new):
+    """Write new at path: a backup of old first (None: there was no file, the new one is 0600), the
+    same mode kept, the directory made (0700) when missing, and refused if the file changed from old
+    meanwhile. Returns the backup's path, or None."""
+    import stat
+
+    directory = os.path.dirname(path)
+    if not os.path.isdir(directory):
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+    if old is not None:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+        saved = backup(path, old)
+    else:
+        mode, saved = 0o600, None
+    write_atomic(path, new, mode, old)
+    return saved
 
 
 def read_file(path):

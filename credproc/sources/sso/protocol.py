@@ -25,6 +25,7 @@ from ...core import log
 from ...core.cache import Entry
 from ...core.credentials import Credentials
 from ...core.errors import AccessDenied, AuthenticationFailed, LockTimeout, LoginRequired, NetworkError, ServiceError
+from ..base import entry_json
 from ..checks import ACCOUNT_ID_RE, PERMISSION_SET_RE, secure_url
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
@@ -461,11 +462,7 @@ class SsoSession:
         entry = self.ctx.store.get(self.identity)
         if entry is None or entry.fingerprint != self.ctx.config.idp_fingerprint(self.idp["name"]):
             return {}
-        try:
-            state = json.loads(entry.body)
-        except ValueError:
-            return {}
-        return state if isinstance(state, dict) else {}
+        return entry_json(entry)
 
     def _save(self, state):
         state = {k: state[k] for k in ("registration", "access_token", "expires_at", "refresh_token") if k in state}
